@@ -1,0 +1,1 @@
+"""Entry points of podnet's processes; each is a thin adapter over the packages."""

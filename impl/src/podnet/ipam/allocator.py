@@ -1,0 +1,220 @@
+"""Pod-IP allocation inside one node's pod CIDR (in memory).
+
+Usable addresses exclude the network address (and the broadcast address for
+IPv4). The node's router IP (the container's gateway; Cilium's `cilium_host`
+address) is reserved on construction and counted as in use. Every allocation
+records an owner; an allocation may carry an expiry, after which it is
+released unless `confirm` was called (Cilium's "expiration" for IPs handed to
+a CNI/docker call that may never create its endpoint).
+
+Candidates rotate like the CIDR set's, so a just-released IP is not reused at
+once (stale ARP and conntrack entries on peers point at it for a while).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from podnet.ipam.cidr import Address, Network, parse_address, parse_cidr
+from podnet.ipam.errors import (
+    AlreadyAllocatedError,
+    InvalidCIDRError,
+    IPAMError,
+    NotInRangeError,
+    PodCIDRExhaustedError,
+)
+
+#: Pod CIDRs larger than this (IPv6 /64s) use only their first MAX_ADDRESSES addresses.
+MAX_ADDRESSES = 1 << 20
+ROUTER_OWNER = "router"
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Allocation:
+    ip: Address
+    owner: str
+    expires_at: float | None = None  # None: held until released
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ip": str(self.ip), "owner": self.owner, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Allocation:
+        expires = data.get("expires_at")
+        return cls(parse_address(data["ip"]), str(data["owner"]), None if expires is None else float(expires))
+
+
+def usable_range(pod_cidr: Network) -> tuple[int, int]:
+    """First usable address (as int) and how many there are (capped)."""
+    first = int(pod_cidr.network_address) + 1
+    last = int(pod_cidr.broadcast_address) - (1 if pod_cidr.version == 4 else 0)
+    return first, max(0, min(last - first + 1, MAX_ADDRESSES))
+
+
+def pod_ip_capacity(pod_cidr: Network) -> int:
+    """How many pod IPs a pod CIDR gives (usable addresses minus the router IP)."""
+    return max(0, usable_range(pod_cidr)[1] - 1)
+
+
+def validate_owner(owner: object) -> str:
+    if not isinstance(owner, str) or not owner.strip() or len(owner) > 512:
+        raise IPAMError(f"invalid IP owner {owner!r}: expected a non-empty string of at most 512 characters")
+    return owner
+
+
+class NodeAllocator:
+    def __init__(
+        self,
+        pod_cidr: Network | str,
+        *,
+        router_ip: Address | str | None = None,
+        clock: Clock = time.time,
+    ):
+        cidr = parse_cidr(pod_cidr, what="pod CIDR").network if isinstance(pod_cidr, str) else pod_cidr
+        self.pod_cidr: Network = cidr
+        self._first, self.capacity = usable_range(cidr)
+        if self.capacity < 2:
+            raise InvalidCIDRError(
+                f"pod CIDR {cidr} is too small: it needs room for the router IP and at least one pod "
+                f"(use at most /{cidr.max_prefixlen - 2 if cidr.version == 4 else cidr.max_prefixlen - 1})"
+            )
+        self._clock = clock
+        self._used_map = bytearray(self.capacity)
+        self._records: dict[int, Allocation] = {}
+        self._expiring: set[int] = set()
+        self._next = 0
+        router = ipaddress.ip_address(self._first) if router_ip is None else self._as_address(router_ip, "router IP")
+        self.router_ip: Address = router
+        self.allocate_ip(router, ROUTER_OWNER)
+
+    # -- helpers ----------------------------------------------------------
+    def _as_address(self, ip: Address | str, what: str = "IP address") -> Address:
+        address = parse_address(ip, what=what) if isinstance(ip, str) else ip
+        self._index(address)
+        return address
+
+    def _index(self, address: Address) -> int:
+        index = int(address) - self._first
+        if address.version != self.pod_cidr.version or not 0 <= index < self.capacity:
+            first = ipaddress.ip_address(self._first)
+            last = ipaddress.ip_address(self._first + self.capacity - 1)
+            raise NotInRangeError(f"{address} is not in range of pod CIDR {self.pod_cidr} (usable {first}-{last})")
+        return index
+
+    def _take(self, index: int, allocation: Allocation) -> Allocation:
+        if not self._used_map[index]:
+            self._used_map[index] = 1
+        self._records[index] = allocation
+        if allocation.expires_at is None:
+            self._expiring.discard(index)
+        else:
+            self._expiring.add(index)
+        return allocation
+
+    def _expiry(self, expires_in: float | None) -> float | None:
+        if expires_in is None:
+            return None
+        if expires_in <= 0:
+            raise IPAMError(f"invalid expiration {expires_in!r}: must be a positive number of seconds")
+        return self._clock() + expires_in
+
+    # -- queries ----------------------------------------------------------
+    @property
+    def used(self) -> int:
+        return len(self._records)
+
+    @property
+    def pod_capacity(self) -> int:
+        return self.capacity - 1
+
+    def is_full(self) -> bool:
+        return self.used >= self.capacity
+
+    def get(self, ip: Address | str) -> Allocation | None:
+        return self._records.get(self._index(self._as_address(ip)))
+
+    def allocations(self) -> list[Allocation]:
+        return [self._records[i] for i in sorted(self._records)]
+
+    def exhausted_error(self) -> PodCIDRExhaustedError:
+        return PodCIDRExhaustedError(f"pod CIDR {self.pod_cidr} is exhausted ({self.used}/{self.capacity} in use)")
+
+    # -- operations -------------------------------------------------------
+    def allocate(self, owner: str, *, expires_in: float | None = None) -> Allocation:
+        validate_owner(owner)
+        self.expire()
+        if self.is_full():
+            raise self.exhausted_error()
+        index = self._used_map.find(0, self._next)
+        if index < 0:
+            index = self._used_map.find(0, 0, self._next)
+        self._next = (index + 1) % self.capacity
+        return self._take(index, Allocation(ipaddress.ip_address(self._first + index), owner, self._expiry(expires_in)))
+
+    def allocate_ip(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
+        validate_owner(owner)
+        address = self._as_address(ip)
+        index = self._index(address)
+        self.expire()
+        held = self._records.get(index)
+        if held is not None:
+            what = "the node's router IP" if held.owner == ROUTER_OWNER else f"owner {held.owner!r}"
+            raise AlreadyAllocatedError(f"{address} is already allocated in pod CIDR {self.pod_cidr} (held by {what})")
+        return self._take(index, Allocation(address, owner, self._expiry(expires_in)))
+
+    def release(self, ip: Address | str) -> Allocation | None:
+        """Free `ip`; None when it was not allocated (not an error)."""
+        address = self._as_address(ip)
+        index = self._index(address)
+        if address == self.router_ip:
+            raise IPAMError(f"{address} is the node's router IP in pod CIDR {self.pod_cidr}; it cannot be released")
+        record = self._records.pop(index, None)
+        self._used_map[index] = 0
+        self._expiring.discard(index)
+        return record
+
+    def confirm(self, ip: Address | str) -> Allocation:
+        """Keep an expiring allocation for good (its endpoint now exists)."""
+        address = self._as_address(ip)
+        record = self._records.get(self._index(address))
+        if record is None:
+            raise IPAMError(f"{address} is not allocated in pod CIDR {self.pod_cidr}; nothing to confirm")
+        if record.expires_at is None:
+            return record
+        return self._take(self._index(address), replace(record, expires_at=None))
+
+    def expired(self, now: float | None = None) -> list[Allocation]:
+        now = self._clock() if now is None else now
+        return [
+            self._records[i]
+            for i in sorted(self._expiring)
+            if (at := self._records[i].expires_at) is not None and at <= now
+        ]
+
+    def expire(self, now: float | None = None) -> list[Allocation]:
+        """Release every allocation whose expiry has passed; returns them."""
+        gone = self.expired(now)
+        for record in gone:
+            self.release(record.ip)
+        return gone
+
+    def restore(self, allocations: Iterable[Allocation]) -> None:
+        """Load persisted allocations (overwriting what is held for the same IP)."""
+        for allocation in allocations:
+            index = self._index(self._as_address(allocation.ip))
+            if allocation.ip == self.router_ip and allocation.owner != ROUTER_OWNER:
+                raise AlreadyAllocatedError(
+                    f"persisted allocation of {allocation.ip} to {allocation.owner!r} collides with the router IP"
+                )
+            self._take(index, allocation)
+
+    def forget(self, ip: Address | str) -> None:
+        """Drop local knowledge of `ip` (another process released it)."""
+        if self._as_address(ip) != self.router_ip:
+            self.release(ip)

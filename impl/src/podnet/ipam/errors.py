@@ -1,0 +1,41 @@
+"""IPAM errors: each names the object and the numbers a user needs to act."""
+
+from __future__ import annotations
+
+from podnet.errors import PodnetError
+
+
+class IPAMError(PodnetError):
+    """Base of every IPAM error."""
+
+
+class InvalidCIDRError(IPAMError, ValueError):
+    """Text that is not a usable CIDR (or address) for what it was given as."""
+
+
+class SubnetTooBigError(IPAMError, ValueError):
+    """A cluster CIDR / mask size pair whose subnet bitmap would be unreasonable."""
+
+
+class OverlappingCIDRsError(IPAMError, ValueError):
+    """Two cluster CIDRs share addresses."""
+
+
+class CIDRSetExhaustedError(IPAMError):
+    """Every node-sized subnet of one cluster CIDR is in use."""
+
+
+class ClusterPoolExhaustedError(IPAMError):
+    """Every cluster CIDR is full: a node cannot get a pod CIDR."""
+
+
+class PodCIDRExhaustedError(IPAMError):
+    """Every pod IP of a node's pod CIDR is in use."""
+
+
+class NotInRangeError(IPAMError, ValueError):
+    """An address or CIDR outside the range it was asked of."""
+
+
+class AlreadyAllocatedError(IPAMError):
+    """A specific address was asked for but someone holds it."""

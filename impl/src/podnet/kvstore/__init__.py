@@ -1,0 +1,48 @@
+"""podnet's state store: one interface, an embedded SQLite and an etcd backend.
+
+Pick one with a URL:
+
+- ``sqlite:///var/lib/podnet/state.db`` (default; one node, several processes)
+- ``sqlite:///PATH?synchronous=full`` (fsync every commit; survives power loss)
+- ``etcd://10.0.0.1:2379`` (several nodes; Debian's ``etcd-server``)
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from podnet.kvstore.base import Entry, KVStore, KVStoreError
+
+__all__ = ["Entry", "KVStore", "KVStoreError", "open_store", "DEFAULT_URL"]
+
+DEFAULT_URL = "sqlite:///var/lib/podnet/state.db"
+_EXPECTED = "expected sqlite:///ABSOLUTE/PATH or etcd://HOST:PORT"
+
+
+def open_store(url: str) -> KVStore:
+    """Open the store a URL names; a bad URL is a `KVStoreError` saying why."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        from podnet.kvstore.sqlite import SQLiteStore
+
+        if parts.netloc or not parts.path.startswith("/"):
+            raise KVStoreError(f"invalid kvstore URL {url!r}: the path must be absolute ({_EXPECTED})")
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"synchronous"}
+        if unknown:
+            raise KVStoreError(f"invalid kvstore URL {url!r}: unknown option(s) {', '.join(sorted(unknown))}")
+        synchronous = query.get("synchronous", ["normal"])[-1]
+        return SQLiteStore(parts.path, synchronous=synchronous)
+    if parts.scheme == "etcd":
+        from podnet.kvstore.etcd import EtcdStore
+
+        endpoints: list[tuple[str, int]] = []
+        for item in filter(None, parts.netloc.split(",")):
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise KVStoreError(f"invalid kvstore URL {url!r}: endpoint {item!r} is not HOST:PORT")
+            endpoints.append((host.strip("[]"), int(port)))
+        if not endpoints or parts.path not in ("", "/"):
+            raise KVStoreError(f"invalid kvstore URL {url!r}: {_EXPECTED}")
+        return EtcdStore(endpoints)
+    raise KVStoreError(f"unsupported kvstore URL {url!r}: {_EXPECTED}")

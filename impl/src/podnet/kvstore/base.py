@@ -1,0 +1,86 @@
+"""The key-value store interface every piece of podnet state goes through.
+
+Keys are `/`-separated strings, values are bytes. Every write bumps a
+store-wide revision; each entry remembers the revision that created it and the
+one that last modified it, so callers can do compare-and-swap without locks
+(etcd's model, reproduced by the SQLite backend).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from podnet.errors import PodnetError
+
+
+class KVStoreError(PodnetError):
+    """The store could not be opened or did not answer."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+class KVStore(abc.ABC):
+    """get / put / delete / list-prefix / create / compare-and-swap."""
+
+    url: str
+
+    @abc.abstractmethod
+    def get(self, key: str) -> Entry | None:
+        """The entry at `key`, or None."""
+
+    @abc.abstractmethod
+    def put(self, key: str, value: bytes | str) -> int:
+        """Write unconditionally; returns the new store revision."""
+
+    @abc.abstractmethod
+    def create(self, key: str, value: bytes | str) -> int:
+        """Write only if `key` does not exist.
+
+        Returns the entry's new mod revision, or 0 when the key exists.
+        """
+
+    @abc.abstractmethod
+    def compare_and_swap(self, key: str, value: bytes | str, *, mod_revision: int) -> int:
+        """Write only if `key` was last modified at `mod_revision` (0: absent).
+
+        Returns the entry's new mod revision, or 0 when the condition failed.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: str, *, mod_revision: int | None = None) -> bool:
+        """Delete `key` (only if unchanged since `mod_revision`, when given).
+
+        True if something was deleted; deleting an absent key is not an error.
+        """
+
+    @abc.abstractmethod
+    def list_prefix(self, prefix: str) -> list[Entry]:
+        """Every entry whose key starts with `prefix`, sorted by key."""
+
+    @abc.abstractmethod
+    def revision(self) -> int:
+        """The store-wide revision: it changes whenever anything is written.
+
+        Cheap to poll; this is how watchers notice changes on every backend.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store object is unusable afterwards."""
+
+    def __enter__(self) -> KVStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

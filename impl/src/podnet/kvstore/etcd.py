@@ -1,0 +1,109 @@
+"""etcd v3 backend (through etcd's grpc-gateway JSON API, with etcd3gw).
+
+Used when several nodes share one store (the multi-node lab runs Debian's
+`etcd-server` on the control node). Conditional writes are etcd transactions
+comparing a key's mod revision, so they are atomic cluster-wide.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from etcd3gw import exceptions as etcd_exceptions
+from etcd3gw.client import Etcd3Client
+
+from podnet.kvstore.base import Entry, KVStore, KVStoreError, as_bytes
+
+T = TypeVar("T")
+
+
+def _b64(data: bytes | str) -> str:
+    return base64.b64encode(as_bytes(data)).decode()
+
+
+def _prefix_end(prefix: str) -> str:
+    raw = bytearray(prefix.encode())
+    while raw and raw[-1] == 0xFF:
+        raw.pop()
+    if not raw:
+        return _b64(b"\0")  # whole keyspace
+    raw[-1] += 1
+    return _b64(bytes(raw))
+
+
+class EtcdStore(KVStore):
+    def __init__(self, endpoints: list[tuple[str, int]], *, timeout_s: float = 10.0):
+        if not endpoints:
+            raise KVStoreError("etcd kvstore URL names no endpoint (expected etcd://HOST:PORT)")
+        host, port = endpoints[0]
+        self.url = "etcd://" + ",".join(f"{h}:{p}" for h, p in endpoints)
+        self._endpoints = endpoints
+        self._client = Etcd3Client(host=host, port=port, timeout=timeout_s, api_path="/v3/")
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (etcd_exceptions.ConnectionFailedError, etcd_exceptions.ConnectionTimeoutError) as err:
+            raise KVStoreError(f"kvstore {self.url} is unreachable ({what}): {err}") from err
+        except etcd_exceptions.Etcd3Exception as err:
+            raise KVStoreError(f"kvstore {self.url} refused {what}: {err.detail_text or err}") from err
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        client = self._client
+        result: dict[str, Any] = self._call(path, lambda: client.post(client.get_url(path), json=payload))
+        return result
+
+    @staticmethod
+    def _entry(kv: dict[str, Any]) -> Entry:
+        return Entry(
+            key=base64.b64decode(kv["key"]).decode(),
+            value=base64.b64decode(kv.get("value", "")),
+            create_revision=int(kv.get("create_revision", 0)),
+            mod_revision=int(kv.get("mod_revision", 0)),
+        )
+
+    def get(self, key: str) -> Entry | None:
+        result = self._post("/kv/range", {"key": _b64(key)})
+        kvs = result.get("kvs", [])
+        return self._entry(kvs[0]) if kvs else None
+
+    def put(self, key: str, value: bytes | str) -> int:
+        result = self._post("/kv/put", {"key": _b64(key), "value": _b64(value)})
+        return int(result["header"]["revision"])
+
+    def create(self, key: str, value: bytes | str) -> int:
+        return self.compare_and_swap(key, value, mod_revision=0)
+
+    def _txn(self, key: str, mod_revision: int, success: dict[str, Any]) -> int:
+        """Run `success` if `key`'s mod revision matches; the new revision, or 0."""
+        txn = {
+            "compare": [{"key": _b64(key), "result": "EQUAL", "target": "MOD", "mod_revision": mod_revision}],
+            "success": [success],
+            "failure": [],
+        }
+        result = self._post("/kv/txn", txn)
+        return int(result["header"]["revision"]) if result.get("succeeded", False) else 0
+
+    def compare_and_swap(self, key: str, value: bytes | str, *, mod_revision: int) -> int:
+        return self._txn(key, mod_revision, {"request_put": {"key": _b64(key), "value": _b64(value)}})
+
+    def delete(self, key: str, *, mod_revision: int | None = None) -> bool:
+        request = {"key": _b64(key)}
+        if mod_revision is None:
+            return int(self._post("/kv/deleterange", request).get("deleted", 0)) > 0
+        if mod_revision == 0:
+            return False
+        return self._txn(key, mod_revision, {"request_delete_range": request}) > 0
+
+    def list_prefix(self, prefix: str) -> list[Entry]:
+        result = self._post("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix), "sort_order": "ASCEND"})
+        return [self._entry(kv) for kv in result.get("kvs", [])]
+
+    def revision(self) -> int:
+        result = self._post("/kv/range", {"key": _b64("\0"), "count_only": True})
+        return int(result["header"]["revision"])
+
+    def close(self) -> None:
+        self._client.session.close()

@@ -1,0 +1,138 @@
+"""Embedded SQLite backend: the default store for a single node.
+
+WAL journal, one transaction per write, and a store-wide revision counter kept
+in the same transaction, so a process killed at any point leaves either the
+whole write or none of it. Several processes may share one file: writers take
+SQLite's write lock with `BEGIN IMMEDIATE` and wait up to `busy_timeout`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from podnet.kvstore.base import Entry, KVStore, KVStoreError, as_bytes
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    mod_revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
+"""
+
+SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
+
+
+class SQLiteStore(KVStore):
+    def __init__(self, path: str | Path, *, synchronous: str = "normal", busy_timeout_s: float = 30.0):
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise KVStoreError(
+                f"invalid sqlite synchronous mode {synchronous!r} (expected one of {', '.join(SYNCHRONOUS_MODES)})"
+            )
+        self.path = Path(path)
+        self.url = f"sqlite://{self.path.resolve()}"
+        self._lock = threading.RLock()
+        if not self.path.parent.is_dir():
+            raise KVStoreError(f"cannot open kvstore {self.url}: directory {self.path.parent} does not exist")
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            with self._write():
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    self._db.execute(statement)
+        except sqlite3.Error as err:
+            raise KVStoreError(f"cannot open kvstore {self.url}: {err}") from err
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: committed on success, rolled back on error."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _bump(self, db: sqlite3.Connection) -> int:
+        row = db.execute("UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value").fetchone()
+        return int(row[0])
+
+    def get(self, key: str) -> Entry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, value, create_revision, mod_revision FROM kv WHERE key = ?", (key,)
+            ).fetchone()
+        return Entry(row[0], bytes(row[1]), row[2], row[3]) if row else None
+
+    def put(self, key: str, value: bytes | str) -> int:
+        with self._lock, self._write() as db:
+            rev = self._bump(db)
+            db.execute(
+                "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision",
+                (key, as_bytes(value), rev, rev),
+            )
+            return rev
+
+    def create(self, key: str, value: bytes | str) -> int:
+        return self.compare_and_swap(key, value, mod_revision=0)
+
+    def compare_and_swap(self, key: str, value: bytes | str, *, mod_revision: int) -> int:
+        with self._lock, self._write() as db:
+            row = db.execute("SELECT mod_revision FROM kv WHERE key = ?", (key,)).fetchone()
+            current = row[0] if row else 0
+            if current != mod_revision:
+                return 0
+            rev = self._bump(db)
+            if row:
+                db.execute("UPDATE kv SET value = ?, mod_revision = ? WHERE key = ?", (as_bytes(value), rev, key))
+            else:
+                db.execute(
+                    "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?)",
+                    (key, as_bytes(value), rev, rev),
+                )
+            return rev
+
+    def delete(self, key: str, *, mod_revision: int | None = None) -> bool:
+        with self._lock, self._write() as db:
+            if mod_revision is None:
+                cur = db.execute("DELETE FROM kv WHERE key = ?", (key,))
+            else:
+                cur = db.execute("DELETE FROM kv WHERE key = ? AND mod_revision = ?", (key, mod_revision))
+            if cur.rowcount:
+                self._bump(db)
+            return cur.rowcount > 0
+
+    def list_prefix(self, prefix: str) -> list[Entry]:
+        # Range scan on the primary key: [prefix, prefix + U+10FFFF).
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+                (prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [Entry(r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+
+    def revision(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+        return int(row[0])
+
+    def integrity_check(self) -> str:
+        """SQLite's own verdict on the file ('ok' when sound)."""
+        with self._lock:
+            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
