@@ -14,6 +14,7 @@ once (stale ARP and conntrack entries on peers point at it for a while).
 from __future__ import annotations
 
 import ipaddress
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -213,6 +214,10 @@ class NodeAllocator:
                     f"persisted allocation of {allocation.ip} to {allocation.owner!r} collides with the router IP"
                 )
             self._take(index, allocation)
+
+    def scatter(self) -> None:
+        """Continue from a random candidate (after losing a race to another writer)."""
+        self._next = random.randrange(self.capacity)
 
     def forget(self, ip: Address | str) -> None:
         """Drop local knowledge of `ip` (another process released it)."""

@@ -139,7 +139,9 @@ class DurableNodeAllocator:
                 continue
             if self._write_new(candidate):
                 return candidate
-            self._learn(candidate.ip)  # lost the race: now we know who holds it
+            # Lost the race: learn who holds it, and get out of the other writers' way.
+            self._learn(candidate.ip)
+            self.mem.scatter()
 
     def allocate_ip(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
         address = parse_address(ip) if isinstance(ip, str) else ip

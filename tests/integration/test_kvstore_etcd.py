@@ -1,0 +1,31 @@
+"""The KVStore contract against a real etcd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator
+from podnet.kvstore import KVStore, open_store
+from tests.kvstore_contract import KVStoreContract
+
+
+class TestEtcdStore(KVStoreContract):
+    @pytest.fixture
+    def store(self, etcd_url: str) -> Iterator[KVStore]:
+        with open_store(etcd_url) as store:
+            yield store
+
+
+def test_ipam_state_lives_in_etcd(etcd_url: str) -> None:
+    with open_store(etcd_url) as store:
+        pool = DurableClusterPool(store, ClusterPool(["10.20.30.40/24", "50.60.70.80/24"], 26))
+        assert [str(pool.allocate(f"node{i}")) for i in (1, 2)] == ["10.20.30.0/26", "10.20.30.64/26"]
+        alloc = DurableNodeAllocator(store, pool.cidrs_of("node1")[0])
+        first = alloc.allocate("docker/app1")
+    with open_store(etcd_url) as store:
+        again = DurableClusterPool(store, ClusterPool(["10.20.30.40/24", "50.60.70.80/24"], 26))
+        assert str(again.allocate("node3")) == "10.20.30.128/26"
+        restored = DurableNodeAllocator(store, "10.20.30.0/26")
+        assert restored.get(first.ip) == first
