@@ -27,7 +27,9 @@ def test_excludes_network_and_broadcast_and_reserves_router() -> None:
     with pytest.raises(PodCIDRExhaustedError, match=r"pod CIDR 10.20.30.0/30 is exhausted \(2/2 in use\)"):
         a.allocate("pod-b")
     for bad in ("10.20.30.0", "10.20.30.3"):
-        with pytest.raises(NotInRangeError, match=rf"{bad} is not in range of pod CIDR 10.20.30.0/30 \(usable 10.20.30.1-10.20.30.2\)"):
+        with pytest.raises(
+            NotInRangeError, match=rf"{bad} is not in range of pod CIDR 10.20.30.0/30 \(usable 10.20.30.1-10.20.30.2\)"
+        ):
             a.allocate_ip(bad, "x")
 
 
@@ -68,7 +70,10 @@ def test_allocate_specific_ip() -> None:
     a = NodeAllocator("10.0.0.0/24")
     got = a.allocate_ip("10.0.0.77", "docker/app")
     assert got.ip == ip("10.0.0.77")
-    with pytest.raises(AlreadyAllocatedError, match=r"10.0.0.77 is already allocated in pod CIDR 10.0.0.0/24 \(held by owner 'docker/app'\)"):
+    with pytest.raises(
+        AlreadyAllocatedError,
+        match=r"10.0.0.77 is already allocated in pod CIDR 10.0.0.0/24 \(held by owner 'docker/app'\)",
+    ):
         a.allocate_ip("10.0.0.77", "other")
     with pytest.raises(AlreadyAllocatedError, match=r"held by the node's router IP"):
         a.allocate_ip("10.0.0.1", "other")

@@ -8,7 +8,16 @@ import pytest
 
 from podnet.cli import main
 
-SEED_ARGS = ["ipam", "plan", "--cluster-cidr", "10.20.30.40/24", "--cluster-cidr", "50.60.70.80/24", "--mask-size", "26"]
+SEED_ARGS = [
+    "ipam",
+    "plan",
+    "--cluster-cidr",
+    "10.20.30.40/24",
+    "--cluster-cidr",
+    "50.60.70.80/24",
+    "--mask-size",
+    "26",
+]
 
 
 def test_seed_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,8 +57,10 @@ def test_seed_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cluster-cidr", "10.0.0.0/16", "--cluster-cidr", "10.0.1.0/24", "--mask-size", "24", "--nodes", "1"],
-         "podnet: error: cluster CIDRs 10.0.0.0/16 and 10.0.1.0/24 overlap"),
+        (
+            ["--cluster-cidr", "10.0.0.0/16", "--cluster-cidr", "10.0.1.0/24", "--mask-size", "24", "--nodes", "1"],
+            "podnet: error: cluster CIDRs 10.0.0.0/16 and 10.0.1.0/24 overlap",
+        ),
         (["--cluster-cidr", "10.0.0.0/8", "--mask-size", "30", "--nodes", "1"], "has 2^22 node subnets"),
         (["--cluster-cidr", "10.0.0.0", "--mask-size", "24", "--nodes", "1"], "missing prefix length"),
     ],
@@ -62,7 +73,19 @@ def test_errors_are_one_line_exit_1(args: list[str], message: str, capsys: pytes
 
 def test_usage_errors_exit_2_and_the_real_binary_prints_no_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "podnet.cli", "ipam", "plan", "--cluster-cidr", "x/8", "--mask-size", "24", "--nodes", "0"],
+        [
+            sys.executable,
+            "-m",
+            "podnet.cli",
+            "ipam",
+            "plan",
+            "--cluster-cidr",
+            "x/8",
+            "--mask-size",
+            "24",
+            "--nodes",
+            "0",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -70,7 +93,19 @@ def test_usage_errors_exit_2_and_the_real_binary_prints_no_traceback() -> None:
     assert proc.returncode == 2
     assert "invalid node count 0" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run(
-        [sys.executable, "-m", "podnet.cli", "ipam", "plan", "--cluster-cidr", "x/8", "--mask-size", "24", "--nodes", "2"],
+        [
+            sys.executable,
+            "-m",
+            "podnet.cli",
+            "ipam",
+            "plan",
+            "--cluster-cidr",
+            "x/8",
+            "--mask-size",
+            "24",
+            "--nodes",
+            "2",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -25,9 +25,7 @@ def test_seed_example_gives_exactly_eight_node_cidrs_in_order() -> None:
     ]
     with pytest.raises(ClusterPoolExhaustedError) as err:
         pool.allocate()
-    assert str(err.value) == (
-        "cluster pool exhausted: 8 of 8 node CIDRs in use (10.20.30.0/24, 50.60.70.0/24 at /26)"
-    )
+    assert str(err.value) == ("cluster pool exhausted: 8 of 8 node CIDRs in use (10.20.30.0/24, 50.60.70.0/24 at /26)")
 
 
 def test_releasing_node2s_cidr_gives_it_to_the_next_node() -> None:
@@ -51,7 +49,9 @@ def test_overlap_is_refused_naming_both() -> None:
     with pytest.raises(OverlappingCIDRsError, match=r"cluster CIDRs 10.0.0.0/16 and 10.0.3.0/24 overlap;"):
         ClusterPool(["10.0.0.0/16", "172.16.0.0/16", "10.0.3.0/24"], 24)
     # masking can create an overlap: say so
-    with pytest.raises(OverlappingCIDRsError, match=r"10.0.0.5/24 and 10.0.0.0/25 overlap \(as 10.0.0.0/24 and 10.0.0.0/25\)"):
+    with pytest.raises(
+        OverlappingCIDRsError, match=r"10.0.0.5/24 and 10.0.0.0/25 overlap \(as 10.0.0.0/24 and 10.0.0.0/25\)"
+    ):
         ClusterPool(["10.0.0.5/24", "10.0.0.0/25"], 26)
 
 

@@ -92,7 +92,9 @@ def test_router_ip_collision_in_store(store: SQLiteStore) -> None:
 
 def test_corrupt_record_is_named(store: SQLiteStore) -> None:
     store.put("podnet/ipam/pods/10.0.0.0_24/10.0.0.5", b"{not json")
-    with pytest.raises(CorruptRecordError, match=r"kvstore record podnet/ipam/pods/10.0.0.0_24/10.0.0.5 is not valid JSON"):
+    with pytest.raises(
+        CorruptRecordError, match=r"kvstore record podnet/ipam/pods/10.0.0.0_24/10.0.0.5 is not valid JSON"
+    ):
         DurableNodeAllocator(store, "10.0.0.0/24")
 
 

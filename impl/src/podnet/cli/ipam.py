@@ -19,8 +19,13 @@ def register(commands: Any) -> None:
         description="Plan a cluster pool: run the operator's allocation on an empty pool and show, "
         "node by node, the pod CIDR it would get, how many pod IPs that gives, and which nodes get none.",
     )
-    plan.add_argument("--cluster-cidr", action="append", required=True, metavar="CIDR",
-                      help="a cluster CIDR (repeat, in order of use)")
+    plan.add_argument(
+        "--cluster-cidr",
+        action="append",
+        required=True,
+        metavar="CIDR",
+        help="a cluster CIDR (repeat, in order of use)",
+    )
     plan.add_argument("--mask-size", type=int, required=True, metavar="N", help="prefix length of each node's pod CIDR")
     group = plan.add_mutually_exclusive_group(required=True)
     group.add_argument("--nodes", type=_positive, metavar="N", help="plan for N nodes named node1 … nodeN")
@@ -51,15 +56,15 @@ def _plan(args: argparse.Namespace) -> int:
         f"cluster pool {pool.describe()}: {pool.capacity} node CIDRs",
         ["node", "pod CIDR", "from cluster CIDR", "pod IPs"],
         [
-            (n.node, n.pod_cidr, n.cluster_cidr, n.pod_ips)
-            if n.pod_cidr is not None
-            else (n.node, "none", "-", 0)
+            (n.node, n.pod_cidr, n.cluster_cidr, n.pod_ips) if n.pod_cidr is not None else (n.node, "none", "-", 0)
             for n in plan.nodes
         ],
     )
     unassigned = [n for n in plan.nodes if n.pod_cidr is None]
     assigned = len(plan.nodes) - len(unassigned)
-    print(f"{assigned} of {len(plan.nodes)} nodes get a pod CIDR; each pod CIDR leaves 1 address for the node's router IP.")
+    print(
+        f"{assigned} of {len(plan.nodes)} nodes get a pod CIDR; each pod CIDR leaves 1 address for the node's router IP."
+    )
     for n in unassigned:
         print(f"{n.node} gets no pod CIDR: {n.reason}")
     return 0

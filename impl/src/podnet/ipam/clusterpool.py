@@ -29,7 +29,7 @@ class ClusterPool:
             )
         for i, a in enumerate(parsed):
             for b in parsed[i + 1 :]:
-                if a.network.overlaps(b.network):  # type: ignore[arg-type]
+                if a.network.overlaps(b.network):
                     masked = f" (as {a.network} and {b.network})" if a.masked or b.masked else ""
                     raise OverlappingCIDRsError(
                         f"cluster CIDRs {a.given} and {b.given} overlap{masked}; "

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.ipam.allocator import ROUTER_OWNER, Address, Allocation, Clock, NodeAllocator, validate_owner
-from podnet.ipam.cidr import Network, cidr_key, parse_address, parse_cidr
+from podnet.ipam.allocator import ROUTER_OWNER, Allocation, Clock, NodeAllocator, validate_owner
+from podnet.ipam.cidr import Address, Network, cidr_key, parse_address, parse_cidr
 from podnet.ipam.clusterpool import ClusterPool
 from podnet.ipam.errors import AlreadyAllocatedError, IPAMError, NotInRangeError, PodCIDRExhaustedError
 from podnet.kvstore import Entry, KVStore
@@ -40,13 +40,22 @@ def _decode(entry: Entry) -> dict[str, Any]:
             raise ValueError("not an object")
         return data
     except ValueError as err:
-        raise CorruptRecordError(f"kvstore record {entry.key} is not valid JSON ({err}); remove it or restore a backup") from err
+        raise CorruptRecordError(
+            f"kvstore record {entry.key} is not valid JSON ({err}); remove it or restore a backup"
+        ) from err
 
 
 class DurableNodeAllocator:
     """A `NodeAllocator` whose every change is a kvstore transaction."""
 
-    def __init__(self, store: KVStore, pod_cidr: Network | str, *, router_ip: Address | str | None = None, clock: Clock = time.time):
+    def __init__(
+        self,
+        store: KVStore,
+        pod_cidr: Network | str,
+        *,
+        router_ip: Address | str | None = None,
+        clock: Clock = time.time,
+    ):
         self.store = store
         self._clock = clock
         self.mem = NodeAllocator(pod_cidr, router_ip=router_ip, clock=clock)
@@ -231,7 +240,9 @@ class DurableClusterPool:
             self._by_cidr[cidr] = node
 
     def node_cidrs(self) -> list[NodeCIDR]:
-        return sorted((NodeCIDR(n, c) for c, n in self._by_cidr.items()), key=lambda nc: (nc.node, int(nc.cidr.network_address)))
+        return sorted(
+            (NodeCIDR(n, c) for c, n in self._by_cidr.items()), key=lambda nc: (nc.node, int(nc.cidr.network_address))
+        )
 
     def cidrs_of(self, node: str) -> list[Network]:
         return [c for c, n in self._by_cidr.items() if n == node]

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from podnet.kvstore.base import Entry, KVStore, KVStoreError
 
-__all__ = ["Entry", "KVStore", "KVStoreError", "open_store", "DEFAULT_URL"]
+__all__ = ["DEFAULT_URL", "Entry", "KVStore", "KVStoreError", "open_store"]
 
 DEFAULT_URL = "sqlite:///var/lib/podnet/state.db"
 _EXPECTED = "expected sqlite:///ABSOLUTE/PATH or etcd://HOST:PORT"

@@ -98,7 +98,9 @@ class EtcdStore(KVStore):
         return self._txn(key, mod_revision, {"request_delete_range": request}) > 0
 
     def list_prefix(self, prefix: str) -> list[Entry]:
-        result = self._post("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix), "sort_order": "ASCEND"})
+        result = self._post(
+            "/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix), "sort_order": "ASCEND"}
+        )
         return [self._entry(kv) for kv in result.get("kvs", [])]
 
     def revision(self) -> int:

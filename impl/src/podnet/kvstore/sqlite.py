@@ -42,9 +42,7 @@ class SQLiteStore(KVStore):
         if not self.path.parent.is_dir():
             raise KVStoreError(f"cannot open kvstore {self.url}: directory {self.path.parent} does not exist")
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             with self._write():
