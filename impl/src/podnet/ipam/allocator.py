@@ -17,7 +17,7 @@ import ipaddress
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from podnet.ipam.cidr import Address, Network, parse_address, parse_cidr
@@ -36,7 +36,7 @@ ROUTER_OWNER = "router"
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Allocation:
     ip: Address
     owner: str
@@ -86,9 +86,11 @@ class NodeAllocator:
                 f"(use at most /{cidr.max_prefixlen - 2 if cidr.version == 4 else cidr.max_prefixlen - 1})"
             )
         self._clock = clock
+        # One byte per address (0 free, 1 used) for C-speed `find`; owners and
+        # expiries by address index. Allocation objects are built on demand.
         self._used_map = bytearray(self.capacity)
-        self._records: dict[int, Allocation] = {}
-        self._expiring: set[int] = set()
+        self._owners: dict[int, str] = {}
+        self._expires: dict[int, float] = {}
         self._next = 0
         router = ipaddress.ip_address(self._first) if router_ip is None else self._as_address(router_ip, "router IP")
         self.router_ip: Address = router
@@ -108,15 +110,16 @@ class NodeAllocator:
             raise NotInRangeError(f"{address} is not in range of pod CIDR {self.pod_cidr} (usable {first}-{last})")
         return index
 
-    def _take(self, index: int, allocation: Allocation) -> Allocation:
-        if not self._used_map[index]:
-            self._used_map[index] = 1
-        self._records[index] = allocation
-        if allocation.expires_at is None:
-            self._expiring.discard(index)
+    def _record(self, index: int) -> Allocation:
+        return Allocation(ipaddress.ip_address(self._first + index), self._owners[index], self._expires.get(index))
+
+    def _take(self, index: int, owner: str, expires_at: float | None) -> None:
+        self._used_map[index] = 1
+        self._owners[index] = owner
+        if expires_at is None:
+            self._expires.pop(index, None)
         else:
-            self._expiring.add(index)
-        return allocation
+            self._expires[index] = expires_at
 
     def _expiry(self, expires_in: float | None) -> float | None:
         if expires_in is None:
@@ -128,7 +131,7 @@ class NodeAllocator:
     # -- queries ----------------------------------------------------------
     @property
     def used(self) -> int:
-        return len(self._records)
+        return len(self._owners)
 
     @property
     def pod_capacity(self) -> int:
@@ -138,10 +141,11 @@ class NodeAllocator:
         return self.used >= self.capacity
 
     def get(self, ip: Address | str) -> Allocation | None:
-        return self._records.get(self._index(self._as_address(ip)))
+        index = self._index(self._as_address(ip))
+        return self._record(index) if index in self._owners else None
 
     def allocations(self) -> list[Allocation]:
-        return [self._records[i] for i in sorted(self._records)]
+        return [self._record(i) for i in sorted(self._owners)]
 
     def exhausted_error(self) -> PodCIDRExhaustedError:
         return PodCIDRExhaustedError(f"pod CIDR {self.pod_cidr} is exhausted ({self.used}/{self.capacity} in use)")
@@ -149,25 +153,31 @@ class NodeAllocator:
     # -- operations -------------------------------------------------------
     def allocate(self, owner: str, *, expires_in: float | None = None) -> Allocation:
         validate_owner(owner)
-        self.expire()
+        if self._expires:
+            self.expire()
         if self.is_full():
             raise self.exhausted_error()
         index = self._used_map.find(0, self._next)
         if index < 0:
             index = self._used_map.find(0, 0, self._next)
         self._next = (index + 1) % self.capacity
-        return self._take(index, Allocation(ipaddress.ip_address(self._first + index), owner, self._expiry(expires_in)))
+        expires_at = self._expiry(expires_in)
+        self._take(index, owner, expires_at)
+        return Allocation(ipaddress.ip_address(self._first + index), owner, expires_at)
 
     def allocate_ip(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
         validate_owner(owner)
         address = self._as_address(ip)
         index = self._index(address)
-        self.expire()
-        held = self._records.get(index)
+        if self._expires:
+            self.expire()
+        held = self._owners.get(index)
         if held is not None:
-            what = "the node's router IP" if held.owner == ROUTER_OWNER else f"owner {held.owner!r}"
+            what = "the node's router IP" if held == ROUTER_OWNER else f"owner {held!r}"
             raise AlreadyAllocatedError(f"{address} is already allocated in pod CIDR {self.pod_cidr} (held by {what})")
-        return self._take(index, Allocation(address, owner, self._expiry(expires_in)))
+        expires_at = self._expiry(expires_in)
+        self._take(index, owner, expires_at)
+        return Allocation(address, owner, expires_at)
 
     def release(self, ip: Address | str) -> Allocation | None:
         """Free `ip`; None when it was not allocated (not an error)."""
@@ -175,28 +185,27 @@ class NodeAllocator:
         index = self._index(address)
         if address == self.router_ip:
             raise IPAMError(f"{address} is the node's router IP in pod CIDR {self.pod_cidr}; it cannot be released")
-        record = self._records.pop(index, None)
+        if index not in self._owners:
+            return None
+        record = self._record(index)
+        del self._owners[index]
+        self._expires.pop(index, None)
         self._used_map[index] = 0
-        self._expiring.discard(index)
         return record
 
     def confirm(self, ip: Address | str) -> Allocation:
         """Keep an expiring allocation for good (its endpoint now exists)."""
-        address = self._as_address(ip)
-        record = self._records.get(self._index(address))
-        if record is None:
-            raise IPAMError(f"{address} is not allocated in pod CIDR {self.pod_cidr}; nothing to confirm")
-        if record.expires_at is None:
-            return record
-        return self._take(self._index(address), replace(record, expires_at=None))
+        index = self._index(self._as_address(ip))
+        if index not in self._owners:
+            raise IPAMError(f"{ip} is not allocated in pod CIDR {self.pod_cidr}; nothing to confirm")
+        self._expires.pop(index, None)
+        return self._record(index)
 
     def expired(self, now: float | None = None) -> list[Allocation]:
+        if not self._expires:
+            return []
         now = self._clock() if now is None else now
-        return [
-            self._records[i]
-            for i in sorted(self._expiring)
-            if (at := self._records[i].expires_at) is not None and at <= now
-        ]
+        return [self._record(i) for i, at in sorted(self._expires.items()) if at <= now]
 
     def expire(self, now: float | None = None) -> list[Allocation]:
         """Release every allocation whose expiry has passed; returns them."""
@@ -213,7 +222,7 @@ class NodeAllocator:
                 raise AlreadyAllocatedError(
                     f"persisted allocation of {allocation.ip} to {allocation.owner!r} collides with the router IP"
                 )
-            self._take(index, allocation)
+            self._take(index, allocation.owner, allocation.expires_at)
 
     def scatter(self) -> None:
         """Continue from a random candidate (after losing a race to another writer)."""
