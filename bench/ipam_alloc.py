@@ -197,7 +197,9 @@ def podnet_one_shot_latencies(n: int) -> list[float]:
         times = []
         for i in range(n):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", ONE_SHOT, f"{tmp}/state.db", f"bench{i}"], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-c", ONE_SHOT, f"{tmp}/state.db", f"bench{i}"], check=True, capture_output=True
+            )
             times.append(time.perf_counter() - t0)
         return times
 
@@ -225,7 +227,7 @@ def main() -> int:
     calls = 20 if args.quick else 100
     results: dict[str, Any] = {}
 
-    table = Table(title=f"bulk allocation (each case in a fresh process; peak RSS above interpreter start)")
+    table = Table(title="bulk allocation (each case in a fresh process; peak RSS above interpreter start)")
     for column in ("case", "allocations", "seconds", "allocations/s", "peak RSS MiB", "speed vs naive", "RSS vs naive"):
         table.add_column(column, justify="right" if column != "case" else "left")
     for group, n, members in (

@@ -106,9 +106,10 @@ def kill_one_mid_run(url: str) -> None:
     assert victim.stdout is not None
     printed = [victim.stdout.readline().strip() for _ in range(50)]
     os.kill(victim.pid, signal.SIGKILL)
-    rest, _ = victim.communicate()
+    # Read through the same buffered reader as above (communicate() would skip its buffer).
+    printed += victim.stdout.read().split()
+    victim.wait()
     assert victim.returncode == -signal.SIGKILL, "the worker finished before it could be killed mid-run"
-    printed += rest.split()
     assert len(printed) < PER_WORKER
     survivors = [finish(p) for i, p in enumerate(procs) if i != 3]
     owners = stored_owners(url)
