@@ -1,11 +1,96 @@
-"""Entry point of podnet-agent (not implemented yet: issue 3)."""
+"""podnet-agent: serve the agent API for this node.
 
+    podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
+                 [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
+                 [--router-ip IP] [--mtu N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
 import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from podnet.agent.config import load_config
+from podnet.agent.server import make_app, serve
+from podnet.agent.service import Agent
+from podnet.datapath.veth import VethDatapath
+from podnet.errors import PodnetError
+from podnet.kvstore import open_store
+
+log = logging.getLogger("podnet.agent")
 
 
-def main() -> int:
-    print("podnet-agent: not implemented yet (tracked in issue 3)", file=sys.stderr)
-    return 2
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="podnet-agent", description="the podnet node agent")
+    p.add_argument("--config", metavar="FILE", help="TOML file with the settings below (flags override it)")
+    p.add_argument("--node-name")
+    p.add_argument("--socket", metavar="PATH", help="API socket (default /var/run/podnet/podnet.sock)")
+    p.add_argument("--store", metavar="URL", help="kvstore URL (default sqlite:///var/lib/podnet/state.db)")
+    p.add_argument("--cluster-cidr", dest="cluster_cidrs", action="append", metavar="CIDR")
+    p.add_argument("--mask-size", type=int)
+    p.add_argument("--pod-cidr", metavar="CIDR", help="use this pod CIDR instead of one from the cluster pool")
+    p.add_argument("--router-ip", metavar="IP")
+    p.add_argument("--mtu", type=int)
+    p.add_argument("--ip-expiration", dest="ip_expiration_s", type=float, metavar="SECONDS")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+async def run(agent: Agent, socket_path: str) -> None:
+    app, api = make_app(agent)
+    runner = await serve(app, socket_path)
+    log.info("serving the agent API on %s", socket_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), agent.config.gc_interval_s)
+        try:
+            await api.call(agent.gc)
+        except PodnetError as err:
+            log.error("garbage collection failed: %s", err)
+    log.info("stopping")
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "log_level")}
+    try:
+        config = load_config(args.config, overrides)
+        _ensure_store_dir(config.store)
+        store = open_store(config.store)
+        datapath = VethDatapath(mtu=config.mtu)
+        agent = Agent(config, store, datapath)
+        agent.start()
+    except PodnetError as err:
+        print(f"podnet-agent: error: {err}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(run(agent, config.socket))
+    except PodnetError as err:
+        print(f"podnet-agent: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ensure_store_dir(url: str) -> None:
+    """The default SQLite store lives in a directory that may not exist yet."""
+    parts = urlsplit(url)
+    path = parts.path
+    if parts.scheme == "sqlite" and path.startswith("/"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,16 @@ class NodeAllocator:
             raise NotInRangeError(f"{address} is not in range of pod CIDR {self.pod_cidr} (usable {first}-{last})")
         return index
 
+    def _bounds(self, within: Network) -> tuple[int, int]:
+        """The index range [lo, hi) of the usable addresses inside `within`."""
+        if within.version != self.pod_cidr.version or not within.subnet_of(self.pod_cidr):  # type: ignore[arg-type]
+            raise NotInRangeError(f"pool {within} is not inside pod CIDR {self.pod_cidr}")
+        lo = max(0, int(within.network_address) - self._first)
+        hi = min(self.capacity, int(within.broadcast_address) - self._first + 1)
+        if hi <= lo:
+            raise NotInRangeError(f"pool {within} has no usable address in pod CIDR {self.pod_cidr}")
+        return lo, hi
+
     def _record(self, index: int) -> Allocation:
         return Allocation(ipaddress.ip_address(self._first + index), self._owners[index], self._expires.get(index))
 
@@ -151,16 +161,26 @@ class NodeAllocator:
         return PodCIDRExhaustedError(f"pod CIDR {self.pod_cidr} is exhausted ({self.used}/{self.capacity} in use)")
 
     # -- operations -------------------------------------------------------
-    def allocate(self, owner: str, *, expires_in: float | None = None) -> Allocation:
+    def allocate(self, owner: str, *, expires_in: float | None = None, within: Network | None = None) -> Allocation:
+        """The next free IP (inside `within`, a sub-range of the pod CIDR, when given)."""
         validate_owner(owner)
         if self._expires:
             self.expire()
-        if self.is_full():
-            raise self.exhausted_error()
-        index = self._used_map.find(0, self._next)
-        if index < 0:
-            index = self._used_map.find(0, 0, self._next)
-        self._next = (index + 1) % self.capacity
+        if within is None:
+            if self.is_full():
+                raise self.exhausted_error()
+            index = self._used_map.find(0, self._next)
+            if index < 0:
+                index = self._used_map.find(0, 0, self._next)
+            self._next = (index + 1) % self.capacity
+        else:
+            lo, hi = self._bounds(within)
+            index = self._used_map.find(0, lo, hi)
+            if index < 0:
+                used = hi - lo - self._used_map.count(0, lo, hi)
+                raise PodCIDRExhaustedError(
+                    f"pool {within} (in pod CIDR {self.pod_cidr}) is exhausted ({used}/{hi - lo} in use)"
+                )
         expires_at = self._expiry(expires_in)
         self._take(index, owner, expires_at)
         return Allocation(ipaddress.ip_address(self._first + index), owner, expires_at)
@@ -199,6 +219,15 @@ class NodeAllocator:
         if index not in self._owners:
             raise IPAMError(f"{ip} is not allocated in pod CIDR {self.pod_cidr}; nothing to confirm")
         self._expires.pop(index, None)
+        return self._record(index)
+
+    def reassign(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
+        """Give an allocated IP a new owner and expiry (None: keep for good)."""
+        validate_owner(owner)
+        index = self._index(self._as_address(ip))
+        if index not in self._owners:
+            raise IPAMError(f"{ip} is not allocated in pod CIDR {self.pod_cidr}; nothing to reassign")
+        self._take(index, owner, self._expiry(expires_in))
         return self._record(index)
 
     def expired(self, now: float | None = None) -> list[Allocation]:

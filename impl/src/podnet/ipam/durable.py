@@ -133,13 +133,13 @@ class DurableNodeAllocator:
                 self._learn(record.ip)
         return gone
 
-    def allocate(self, owner: str, *, expires_in: float | None = None) -> Allocation:
+    def allocate(self, owner: str, *, expires_in: float | None = None, within: Network | None = None) -> Allocation:
         validate_owner(owner)
         refreshed = False
         while True:
             self.expire()
             try:
-                candidate = self.mem.allocate(owner, expires_in=expires_in)
+                candidate = self.mem.allocate(owner, expires_in=expires_in, within=within)
             except PodCIDRExhaustedError:
                 if refreshed:
                     raise
@@ -173,20 +173,37 @@ class DurableNodeAllocator:
         return record or Allocation.from_json(_decode(stored))
 
     def confirm(self, ip: Address | str) -> Allocation:
+        """Keep an expiring allocation for good."""
+        address = parse_address(ip) if isinstance(ip, str) else ip
+        current = self._learn(address)
+        if current is None:
+            raise IPAMError(f"{address} is not allocated in pod CIDR {self.pod_cidr}; nothing to confirm")
+        if current.expires_at is None:
+            return current
+        return self.claim(address, current.owner)
+
+    def claim(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
+        """Make `owner` the holder of `ip` (allocating it if free), with a new expiry.
+
+        How an endpoint takes over the IP its runtime asked for (an expiring
+        allocation becomes permanent), and how a deleted endpoint hands it back
+        to expiry until the runtime releases it.
+        """
         address = parse_address(ip) if isinstance(ip, str) else ip
         for _ in range(5):
             current = self._learn(address)
             if current is None:
-                raise IPAMError(f"{address} is not allocated in pod CIDR {self.pod_cidr}; nothing to confirm")
-            if current.expires_at is None:
-                return current
-            confirmed = self.mem.confirm(address)
-            value = json.dumps(confirmed.to_json())
+                try:
+                    return self.allocate_ip(address, owner, expires_in=expires_in)
+                except AlreadyAllocatedError:
+                    continue
+            updated = self.mem.reassign(address, owner, expires_in=expires_in)
+            value = json.dumps(updated.to_json())
             revision = self.store.compare_and_swap(self._key(address), value, mod_revision=self._revs[address])
             if revision:
                 self._revs[address] = revision
-                return confirmed
-        raise IPAMError(f"{address} in pod CIDR {self.pod_cidr} kept changing while being confirmed; try again")
+                return updated
+        raise IPAMError(f"{address} in pod CIDR {self.pod_cidr} kept changing while being claimed; try again")
 
     def get(self, ip: Address | str) -> Allocation | None:
         return self.mem.get(ip)

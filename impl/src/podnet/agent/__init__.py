@@ -1,0 +1,1 @@
+"""podnet-agent: the per-node daemon (IPAM, endpoints, datapath, REST API)."""

@@ -1,0 +1,87 @@
+"""Agent configuration: command-line flags and/or a TOML file, validated."""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from podnet.errors import PodnetError
+from podnet.ipam.cidr import parse_address, parse_cidr
+
+DEFAULT_SOCKET = "/var/run/podnet/podnet.sock"
+DEFAULT_STORE = "sqlite:///var/lib/podnet/state.db"
+
+
+class ConfigError(PodnetError):
+    pass
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node_name: str = Field(default_factory=socket.gethostname)
+    socket: str = DEFAULT_SOCKET
+    store: str = DEFAULT_STORE
+    cluster_cidrs: list[str] = Field(default_factory=lambda: ["10.20.0.0/16"], min_length=1)
+    mask_size: int = Field(default=24, ge=1, le=32)
+    pod_cidr: str | None = None
+    router_ip: str | None = None
+    mtu: int = Field(default=1500, ge=576, le=65535)
+    ip_expiration_s: float = Field(default=120.0, gt=0, description="how long an unclaimed IP is held")
+    endpoint_release_grace_s: float = Field(
+        default=60.0, gt=0, description="how long a deleted endpoint's IP waits for the runtime's release"
+    )
+    gc_interval_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("cluster_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            parse_cidr(cidr, what="cluster CIDR")
+        return value
+
+    @field_validator("pod_cidr")
+    @classmethod
+    def _pod_cidr(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_cidr(value, what="pod CIDR")
+        return value
+
+    @field_validator("router_ip")
+    @classmethod
+    def _router(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_address(value, what="router IP")
+        return value
+
+
+def describe_validation_error(err: ValidationError, what: str) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        message = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return f"{what}: " + "; ".join(parts)
+
+
+def load_config(path: str | None, overrides: dict[str, Any]) -> AgentConfig:
+    data: dict[str, Any] = {}
+    source = "command line"
+    if path:
+        source = path
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read agent configuration {path}: {err.strerror}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"invalid agent configuration {path}: {err}") from err
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return AgentConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, f"invalid agent configuration ({source})")) from None

@@ -1,0 +1,66 @@
+"""Endpoint records: one kvstore key per endpoint of this node."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import ValidationError
+
+from podnet.api.models import Endpoint, EndpointLogEntry, EndpointState
+from podnet.errors import PodnetError
+from podnet.kvstore import KVStore
+
+MAX_LOG = 20
+
+
+class EndpointNotFoundError(PodnetError):
+    pass
+
+
+class EndpointExistsError(PodnetError):
+    pass
+
+
+class EndpointStore:
+    def __init__(self, store: KVStore, node: str):
+        self.store = store
+        self.prefix = f"podnet/nodes/{node}/endpoints/"
+        self._cache: dict[str, Endpoint] = {}
+        self.corrupt: list[str] = []
+
+    def load(self) -> list[Endpoint]:
+        self._cache.clear()
+        self.corrupt = []
+        for entry in self.store.list_prefix(self.prefix):
+            try:
+                endpoint = Endpoint.model_validate_json(entry.value)
+            except ValidationError:
+                self.corrupt.append(entry.key)
+                continue
+            self._cache[endpoint.id] = endpoint
+        return self.list()
+
+    def list(self) -> list[Endpoint]:
+        return sorted(self._cache.values(), key=lambda e: (e.created_at, e.id))
+
+    def get(self, endpoint_id: str) -> Endpoint:
+        try:
+            return self._cache[endpoint_id]
+        except KeyError:
+            raise EndpointNotFoundError(f"endpoint {endpoint_id} not found") from None
+
+    def find(self, endpoint_id: str) -> Endpoint | None:
+        return self._cache.get(endpoint_id)
+
+    def save(self, endpoint: Endpoint) -> None:
+        self.store.put(self.prefix + endpoint.id, endpoint.model_dump_json(by_alias=True))
+        self._cache[endpoint.id] = endpoint
+
+    def remove(self, endpoint_id: str) -> None:
+        self.store.delete(self.prefix + endpoint_id)
+        self._cache.pop(endpoint_id, None)
+
+
+def transition(endpoint: Endpoint, state: EndpointState, message: str) -> Endpoint:
+    entry = EndpointLogEntry(timestamp=time.time(), state=state, message=message)
+    return endpoint.model_copy(update={"state": state, "log": [*endpoint.log, entry][-MAX_LOG:]})

@@ -1,0 +1,251 @@
+"""The agent's REST API on a unix socket (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from podnet.agent.config import describe_validation_error
+from podnet.agent.endpoints import EndpointExistsError, EndpointNotFoundError
+from podnet.agent.service import Agent, BadRequestError
+from podnet.api import models as m
+from podnet.api.openapi import build as build_openapi
+from podnet.api.routes import ROUTES
+from podnet.datapath.errors import DatapathError
+from podnet.errors import PodnetError
+from podnet.ipam import AlreadyAllocatedError, IPAMError, PodCIDRExhaustedError
+from podnet.kvstore import KVStoreError
+
+log = logging.getLogger("podnet.agent.api")
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Most specific first: the first matching class decides the HTTP status.
+STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (EndpointNotFoundError, 404),
+    (EndpointExistsError, 409),
+    (AlreadyAllocatedError, 409),
+    (PodCIDRExhaustedError, 503),
+    (KVStoreError, 503),
+    (DatapathError, 500),
+    (BadRequestError, 400),
+    (IPAMError, 400),
+    (PodnetError, 500),
+)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response(m.Error(code=status, message=message).wire(), status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 404:
+            text = f"no such API path: {request.method} {request.path}"
+        elif exc.status == 405:
+            text = f"method {request.method} not allowed on {request.path}"
+        return error_response(exc.status, text or exc.reason)
+    except ValidationError as err:
+        return error_response(400, describe_validation_error(err, f"invalid request body ({request.method} {request.path})"))
+    except PodnetError as err:
+        status = next(code for cls, code in STATUS_BY_ERROR if isinstance(err, cls))
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.path, err)
+        return error_response(status, str(err))
+    except Exception as err:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, f"internal error: {type(err).__name__}: {err} (see the agent log)")
+
+
+def _json(model: BaseModel | list[Any], status: int = 200) -> web.Response:
+    if isinstance(model, list):
+        return web.json_response([x.wire() for x in model], status=status)
+    return web.json_response(model.wire(), status=status)
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError as err:
+        raise BadRequestError(f"request body is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise BadRequestError(f"request body must be a JSON object, got {type(data).__name__}")
+    return model.model_validate(data)
+
+
+def _owner(request: web.Request) -> str:
+    owner = request.query.get("owner", "").strip()
+    if not owner:
+        raise BadRequestError("missing query parameter owner (who holds the IP, e.g. owner=default/app1)")
+    return owner
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequestError(f"invalid {name} {value!r}: expected true or false")
+
+
+def _endpoint_id(request: web.Request) -> str:
+    try:
+        return m.validate_endpoint_id(request.match_info["id"])
+    except ValueError as err:
+        raise BadRequestError(str(err)) from None
+
+
+class AgentAPI:
+    """HTTP handlers. Every agent call runs on one worker thread, in order:
+    that serialises state changes, and keeps pyroute2's own event loop out of
+    aiohttp's."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.worker, partial(fn, *args, **kwargs))
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.healthz))
+
+    async def config(self, request: web.Request) -> web.Response:
+        c = self.agent.config
+        view = m.AgentConfigView(
+            node_name=c.node_name,
+            socket=c.socket,
+            store=self.agent.store.url,
+            cluster_cidrs=c.cluster_cidrs,
+            mask_size=c.mask_size,
+            pod_cidr=self.agent.pod_cidr,
+            router_ip=self.agent.router_ip,
+            mtu=c.mtu,
+            datapath="routes",
+            ip_expiration_s=c.ip_expiration_s,
+            notes=self.agent.pool.notes,
+        )
+        return _json(view)
+
+    async def node(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.node_info))
+
+    async def ipam_allocate(self, request: web.Request) -> web.Response:
+        expiration = _flag(request.headers.get("Expiration"), "Expiration header")
+        result = await self.call(
+            self.agent.ipam_allocate,
+            _owner(request),
+            family=request.query.get("family", "ipv4"),
+            expiration=expiration,
+            pool=request.query.get("pool") or None,
+        )
+        return _json(result, 201)
+
+    async def ipam_state(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.ipam_state))
+
+    async def ipam_allocate_ip(self, request: web.Request) -> web.Response:
+        expiration = _flag(request.headers.get("Expiration"), "Expiration header")
+        owner = _owner(request)
+        result = await self.call(self.agent.ipam_allocate_ip, request.match_info["ip"], owner, expiration=expiration)
+        return _json(result, 201)
+
+    async def ipam_release(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.ipam_release, request.match_info["ip"]))
+
+    async def endpoint_list(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.endpoint_list))
+
+    async def endpoint_get(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.endpoint_get, _endpoint_id(request)))
+
+    async def endpoint_create(self, request: web.Request) -> web.Response:
+        endpoint_id = _endpoint_id(request)
+        body = await _body(request, m.EndpointChangeRequest)
+        return _json(await self.call(self.agent.endpoint_create, endpoint_id, body), 201)
+
+    async def endpoint_patch(self, request: web.Request) -> web.Response:
+        endpoint_id = _endpoint_id(request)
+        body = await _body(request, m.EndpointChangeRequest)
+        return _json(await self.call(self.agent.endpoint_patch, endpoint_id, body))
+
+    async def endpoint_delete(self, request: web.Request) -> web.Response:
+        endpoint_id = _endpoint_id(request)
+        release = _flag(request.query.get("release-ip"), "release-ip")
+        return _json(await self.call(self.agent.endpoint_delete, endpoint_id, release_ip=release))
+
+    async def network_list(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.network_list))
+
+    async def network_put(self, request: web.Request) -> web.Response:
+        body = await _body(request, m.Network)
+        if body.id != request.match_info["id"]:
+            raise BadRequestError(f"network id in the body ({body.id}) differs from the path")
+        return _json(await self.call(self.agent.network_put, body), 201)
+
+    async def network_delete(self, request: web.Request) -> web.Response:
+        await self.call(self.agent.network_delete, request.match_info["id"])
+        return web.Response(status=204)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(build_openapi())
+
+
+def make_app(agent: Agent) -> tuple[web.Application, AgentAPI]:
+    api = AgentAPI(agent)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, getattr(api, route.name))
+    app.router.add_get("/v1/openapi.json", api.openapi)
+    return app, api
+
+
+def claim_socket(path: str) -> None:
+    """Make way for our socket; refuse if another agent answers on it."""
+    sock_path = Path(path)
+    sock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if sock_path.exists():
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(path)
+        except OSError:
+            sock_path.unlink()
+        else:
+            raise PodnetError(f"another agent is already serving {path}; stop it first")
+        finally:
+            probe.close()
+
+
+async def serve(app: web.Application, path: str) -> web.AppRunner:
+    claim_socket(path)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    old = os.umask(0o077)
+    try:
+        await web.UnixSite(runner, path).start()
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return runner

@@ -1,0 +1,1 @@
+"""The agent's REST API: pydantic models, the OpenAPI document, a client."""

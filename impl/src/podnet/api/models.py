@@ -1,0 +1,239 @@
+"""Request and response bodies of the agent API (Cilium-shaped, JSON).
+
+Field names on the wire are Cilium's (`host-addressing`, `alloc-range`,
+`interface-name`, …); Python code uses the snake_case attribute names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _alias(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=_alias, populate_by_name=True, extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+
+_ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def validate_endpoint_id(value: str) -> str:
+    if not _ENDPOINT_ID.match(value):
+        raise ValueError(
+            f"invalid endpoint id {value!r}: 1-128 characters of letters, digits, '_', '.', ':' and '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _label(value: str) -> str:
+    if not value or len(value) > 253 or any(c.isspace() for c in value):
+        raise ValueError(f"invalid label {value!r}: expected key=value (or key) without spaces")
+    return value
+
+
+Label = Annotated[str, AfterValidator(_label)]
+
+
+class Error(Model):
+    code: int = Field(description="the HTTP status")
+    message: str
+
+
+# -- IPAM --------------------------------------------------------------------
+
+
+class AddressPair(Model):
+    ipv4: str | None = None
+
+
+class HostAddressingFamily(Model):
+    ip: str = Field(description="the node's router IP")
+    alloc_range: str = Field(description="the node's pod CIDR")
+    enabled: bool = True
+
+
+class NodeAddressing(Model):
+    ipv4: HostAddressingFamily | None = None
+
+
+class IPAMAddressResponse(Model):
+    ip: str
+    gateway: str
+    cidrs: list[str]
+    owner: str | None = None
+    expires_at: float | None = None
+
+
+class IPAMResponse(Model):
+    address: AddressPair
+    host_addressing: NodeAddressing
+    ipv4: IPAMAddressResponse | None = None
+
+
+class IPAMAllocation(Model):
+    ip: str
+    owner: str
+    expires_at: float | None = None
+
+
+class IPAMState(Model):
+    pod_cidr: str
+    router_ip: str
+    capacity: int
+    used: int
+    allocations: list[IPAMAllocation]
+
+
+class IPAMRelease(Model):
+    ip: str
+    released: bool
+    owner: str | None = None
+
+
+# -- endpoints -----------------------------------------------------------------
+
+
+class EndpointState(str, Enum):
+    waiting_for_identity = "waiting-for-identity"
+    ready = "ready"
+    not_ready = "not-ready"
+    disconnecting = "disconnecting"
+
+
+class EndpointAddressing(Model):
+    ipv4: IPv4
+
+
+class EndpointChangeRequest(Model):
+    """PUT /v1/endpoint/{id} (create) and PATCH (update)."""
+
+    addressing: EndpointAddressing | None = None
+    container_id: str | None = Field(default=None, max_length=256)
+    container_name: str | None = Field(default=None, max_length=256)
+    docker_endpoint_id: str | None = Field(default=None, max_length=128)
+    docker_network_id: str | None = Field(default=None, max_length=128)
+    pod_name: str | None = Field(default=None, max_length=512)
+    netns: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="create the container side inside this network namespace (path); "
+        "without it the container side waits in the node namespace for the runtime to move it",
+    )
+    interface_name: str | None = Field(default=None, max_length=15, description="container-side name with netns")
+    sandbox_key: str | None = Field(default=None, max_length=4096)
+    labels: list[Label] | None = None
+
+
+class EndpointNetworking(Model):
+    addressing: list[AddressPair]
+    interface_name: str
+    interface_index: int
+    host_mac: str
+    mac: str
+    container_interface_name: str
+    router_ip: str
+
+
+class EndpointCounters(Model):
+    """Host-side veth counters: rx is what the container sent, tx what it received."""
+
+    rx_packets: int
+    rx_bytes: int
+    tx_packets: int
+    tx_bytes: int
+    rx_dropped: int
+    tx_dropped: int
+
+
+class EndpointLogEntry(Model):
+    timestamp: float
+    state: EndpointState
+    message: str
+
+
+class Endpoint(Model):
+    id: str
+    state: EndpointState
+    container_id: str | None = None
+    container_name: str | None = None
+    docker_endpoint_id: str | None = None
+    docker_network_id: str | None = None
+    pod_name: str | None = None
+    sandbox_key: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    identity: int | None = None
+    networking: EndpointNetworking
+    counters: EndpointCounters | None = None
+    created_at: float
+    log: list[EndpointLogEntry] = Field(default_factory=list)
+
+
+# -- node, health, config ----------------------------------------------------------
+
+
+class NodeInfo(Model):
+    name: str
+    node_ip: str | None = None
+    pod_cidrs: list[str]
+    router_ip: str
+    cluster_pool: str
+
+
+class ComponentHealth(Model):
+    state: str = Field(description="ok, degraded or failure")
+    message: str
+
+
+class Healthz(Model):
+    state: str
+    node: str
+    pod_cidr: str | None
+    store: ComponentHealth
+    datapath: ComponentHealth
+    ipam: ComponentHealth
+    endpoints: int
+    uptime_s: float
+
+
+class AgentConfigView(Model):
+    node_name: str
+    socket: str
+    store: str
+    cluster_cidrs: list[str]
+    mask_size: int
+    pod_cidr: str
+    router_ip: str
+    mtu: int
+    datapath: str
+    ip_expiration_s: float
+    notes: list[str]
+
+
+class Network(Model):
+    """A docker network backed by podnet (recorded by the docker plugin)."""
+
+    id: str = Field(max_length=128)
+    pool: str
+    gateway: str
+    options: dict[str, Any] = Field(default_factory=dict)

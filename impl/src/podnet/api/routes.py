@@ -1,0 +1,89 @@
+"""The agent API's route table: one source for the server and the OpenAPI document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from podnet.api import models as m
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    name: str
+    summary: str
+    response: type[BaseModel] | None
+    status: int = 200
+    request: type[BaseModel] | None = None
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    errors: tuple[int, ...] = field(default=(400, 500))
+    list_response: bool = False
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/healthz", "healthz", "health of the agent, its store, datapath and IPAM", m.Healthz),
+    Route("GET", "/v1/config", "config", "the agent's effective configuration", m.AgentConfigView),
+    Route("GET", "/v1/node", "node", "this node: name, pod CIDRs, router IP", m.NodeInfo),
+    Route(
+        "POST",
+        "/v1/ipam",
+        "ipam_allocate",
+        "allocate the next free pod IP",
+        m.IPAMResponse,
+        201,
+        query=(
+            ("family", "address family (ipv4)"),
+            ("owner", "who holds the IP (required)"),
+            ("pool", "allocate inside this sub-range of the pod CIDR"),
+        ),
+        headers=(("Expiration", "true: release the IP unless an endpoint claims it in time"),),
+        errors=(400, 503),
+    ),
+    Route("GET", "/v1/ipam", "ipam_state", "every allocation of this node's pod CIDR", m.IPAMState),
+    Route(
+        "POST",
+        "/v1/ipam/{ip}",
+        "ipam_allocate_ip",
+        "allocate a specific pod IP",
+        m.IPAMResponse,
+        201,
+        query=(("owner", "who holds the IP (required)"),),
+        headers=(("Expiration", "true: release the IP unless an endpoint claims it in time"),),
+        errors=(400, 409),
+    ),
+    Route("DELETE", "/v1/ipam/{ip}", "ipam_release", "release a pod IP (unknown IPs: a no-op)", m.IPAMRelease,
+          errors=(400, 409)),
+    Route("GET", "/v1/endpoint", "endpoint_list", "every endpoint of this node", m.Endpoint, list_response=True),
+    Route("GET", "/v1/endpoint/{id}", "endpoint_get", "one endpoint", m.Endpoint, errors=(400, 404)),
+    Route(
+        "PUT",
+        "/v1/endpoint/{id}",
+        "endpoint_create",
+        "create an endpoint: veth pair, /32 route, IP claimed",
+        m.Endpoint,
+        201,
+        request=m.EndpointChangeRequest,
+        errors=(400, 409, 500),
+    ),
+    Route("PATCH", "/v1/endpoint/{id}", "endpoint_patch", "update an endpoint's container data and labels",
+          m.Endpoint, request=m.EndpointChangeRequest, errors=(400, 404)),
+    Route(
+        "DELETE",
+        "/v1/endpoint/{id}",
+        "endpoint_delete",
+        "delete an endpoint; its IP is released now with release-ip=true, else after a grace period",
+        m.Endpoint,
+        query=(("release-ip", "true: release the endpoint's IP now"),),
+        errors=(400, 404, 500),
+    ),
+    Route("GET", "/v1/docker/network", "network_list", "docker networks backed by podnet", m.Network,
+          list_response=True),
+    Route("PUT", "/v1/docker/network/{id}", "network_put", "record a docker network", m.Network, 201,
+          request=m.Network),
+    Route("DELETE", "/v1/docker/network/{id}", "network_delete", "forget a docker network", None, 204,
+          errors=(400, 404)),
+)

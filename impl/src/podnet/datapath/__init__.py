@@ -1,0 +1,1 @@
+"""Kernel plumbing: veth pairs, routes, sysctls, forwarding rules (pyroute2)."""

@@ -1,0 +1,255 @@
+"""Endpoints as veth pairs, and the node's host device, with pyroute2.
+
+An endpoint is a veth pair: the host side `lxc<hash>` stays in the node's
+network namespace with a /32 route to the pod IP; the other side either waits
+in the node namespace under a temporary name for the runtime to move it
+(dockerd does that after Join), or is created directly in the pod's namespace
+and configured there (the CNI path). The router IP lives on the host device
+`podnet_host` (a veth pair: this kernel has no `dummy` module); containers
+reach it as a connected /32 and use it as their default gateway, and the node
+answers their ARP for it on every `lxc` device (a local address, weak host
+model; proxy ARP is on with no delay for any other on-link address).
+
+Every multi-step operation undoes what it did when a later step fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from podnet.datapath import firewall, sysctl
+from podnet.datapath.errors import DatapathError
+from podnet.datapath.names import host_ifname, mac_for, temp_ifname
+
+HOST_DEVICE = "podnet_host"
+HOST_DEVICE_PEER = "podnet_net"
+RT_SCOPE_LINK = 253
+RTPROT_PODNET = 200  # our routes are recognisable in `ip route` as "proto 200"
+
+
+@dataclass(frozen=True)
+class EndpointLink:
+    host_ifname: str
+    host_ifindex: int
+    host_mac: str
+    peer_ifname: str  # the container side's current name (temporary for docker)
+    peer_mac: str
+    moved: bool  # True when the peer was created inside the pod's namespace
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    rx_packets: int
+    rx_bytes: int
+    tx_packets: int
+    tx_bytes: int
+    rx_dropped: int
+    tx_dropped: int
+
+
+class Rollback:
+    """Undo steps in reverse order unless `commit` is called."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], Any]]] = []
+
+    def add(self, what: str, undo: Callable[[], Any]) -> None:
+        self._steps.append((what, undo))
+
+    def commit(self) -> None:
+        self._steps.clear()
+
+    def __enter__(self) -> Rollback:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            return
+        for _what, undo in reversed(self._steps):
+            try:
+                undo()
+            except (NetlinkError, OSError, DatapathError):
+                pass  # best effort: the original error is the one to report
+
+
+def _err(step: str, err: BaseException) -> DatapathError:
+    detail = err.args[1] if isinstance(err, NetlinkError) and len(err.args) > 1 else str(err)
+    return DatapathError(f"{step}: {detail}")
+
+
+class VethDatapath:
+    """The plain-route datapath of one node (the current network namespace)."""
+
+    def __init__(self, *, mtu: int = 1500):
+        self.mtu = mtu
+        self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    # -- lookups ------------------------------------------------------------
+    def index_of(self, ifname: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=ifname)
+        return int(found[0]) if found else None
+
+    def _mac_of(self, index: int) -> str:
+        return str(self.ipr.get_links(index)[0].get("address"))
+
+    def host_veths(self) -> list[str]:
+        return sorted(
+            name
+            for link in self.ipr.get_links()
+            if (name := str(link.get("ifname"))).startswith("lxc") and link.get("kind", None) in (None, "veth")
+        )
+
+    def counters(self, ifname: str) -> LinkCounters | None:
+        index = self.index_of(ifname)
+        if index is None:
+            return None
+        stats = self.ipr.get_links(index)[0].get("stats64") or {}
+        return LinkCounters(
+            rx_packets=int(stats.get("rx_packets", 0)),
+            rx_bytes=int(stats.get("rx_bytes", 0)),
+            tx_packets=int(stats.get("tx_packets", 0)),
+            tx_bytes=int(stats.get("tx_bytes", 0)),
+            rx_dropped=int(stats.get("rx_dropped", 0)),
+            tx_dropped=int(stats.get("tx_dropped", 0)),
+        )
+
+    def has_route(self, ip: str, ifname: str) -> bool:
+        index = self.index_of(ifname)
+        if index is None:
+            return False
+        routes = self.ipr.get_routes(family=2, dst=ip, dst_len=32, table=254)
+        return any(r.get("oif") == index for r in routes)
+
+    def ensure_route(self, ip: str, ifname: str) -> None:
+        """The /32 route of an endpoint whose veth exists (restore)."""
+        index = self.index_of(ifname)
+        if index is None:
+            raise DatapathError(f"cannot route {ip}/32: {ifname} does not exist")
+        self._route_to(ip, index)
+
+    def _route_to(self, ip: str, index: int) -> None:
+        self.ipr.route("replace", dst=ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK, proto=RTPROT_PODNET, table=254)
+
+    # -- node setup -----------------------------------------------------------
+    def ensure_host_device(self, router_ip: str) -> int:
+        """podnet_host carries the router IP; idempotent. Returns its ifindex."""
+        index = self.index_of(HOST_DEVICE)
+        try:
+            if index is None:
+                self.ipr.link("add", ifname=HOST_DEVICE, kind="veth", peer={"ifname": HOST_DEVICE_PEER})
+                index = self.index_of(HOST_DEVICE)
+                assert index is not None
+            peer = self.index_of(HOST_DEVICE_PEER)
+            self.ipr.link("set", index=index, state="up", mtu=self.mtu)
+            if peer is not None:
+                self.ipr.link("set", index=peer, state="up", mtu=self.mtu)
+            have = {a.get("IFA_ADDRESS") for a in self.ipr.get_addr(index=index, family=2)}
+            for stale in have - {router_ip}:
+                self.ipr.addr("del", index=index, address=stale, prefixlen=32)
+            if router_ip not in have:
+                self.ipr.addr("add", index=index, address=router_ip, prefixlen=32)
+        except NetlinkError as err:
+            raise _err(f"setting up host device {HOST_DEVICE} with router IP {router_ip}", err) from err
+        sysctl.write("net/ipv4/ip_forward", 1)
+        sysctl.write("net/ipv4/conf/all/rp_filter", 0)
+        firewall.ensure()
+        return index
+
+    # -- endpoints --------------------------------------------------------------
+    def create_endpoint(
+        self,
+        endpoint_id: str,
+        ip: str,
+        router_ip: str,
+        *,
+        netns: str | None = None,
+        ifname: str | None = None,
+    ) -> EndpointLink:
+        """Create an endpoint's veth pair and routes; all or nothing."""
+        host = host_ifname(endpoint_id)
+        peer = ifname if netns else temp_ifname(endpoint_id)
+        assert peer is not None
+        host_mac, peer_mac = mac_for(endpoint_id, "host"), mac_for(endpoint_id, "container")
+        if self.index_of(host) is not None:
+            raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists")
+        with Rollback() as undo:
+            peer_spec: dict[str, Any] = {"ifname": peer, "address": peer_mac, "mtu": self.mtu}
+            if netns:
+                peer_spec["net_ns_fd"] = netns
+            try:
+                self.ipr.link("add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, peer=peer_spec)
+            except NetlinkError as err:
+                where = f" in {netns}" if netns else ""
+                raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
+            undo.add("delete veth", lambda: self.ipr.link("del", ifname=host))
+            index = self.index_of(host)
+            assert index is not None
+            # Answer ARP for the router IP (and anything on-link) at once.
+            sysctl.set_interface(host, rp_filter=0, forwarding=1, proxy_arp=1)
+            sysctl.write(f"net/ipv4/neigh/{host}/proxy_delay", 0)
+            try:
+                self.ipr.link("set", index=index, state="up")
+                self._route_to(ip, index)
+            except NetlinkError as err:
+                raise _err(f"bringing up {host} and routing {ip}/32 to it", err) from err
+            undo.add("delete route", lambda: self._del_route(ip, index))
+            if netns:
+                assert ifname is not None
+                self._configure_peer(netns, ifname, ip, router_ip)
+            undo.commit()
+        return EndpointLink(host, index, host_mac, peer, peer_mac, moved=bool(netns))
+
+    def _configure_peer(self, netns: str, ifname: str, ip: str, router_ip: str) -> None:
+        try:
+            with IPRoute(netns=netns) as ns:
+                lo = ns.link_lookup(ifname="lo")
+                if lo:
+                    ns.link("set", index=lo[0], state="up")
+                index = ns.link_lookup(ifname=ifname)[0]
+                ns.addr("add", index=index, address=ip, prefixlen=32)
+                ns.link("set", index=index, state="up")
+                ns.route("add", dst=router_ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK)
+                ns.route("add", dst="0.0.0.0", dst_len=0, gateway=router_ip, oif=index)
+        except (NetlinkError, OSError, IndexError) as err:
+            raise _err(f"configuring {ifname} with {ip}/32 and a default route via {router_ip} in {netns}", err) from err
+
+    def _del_route(self, ip: str, index: int | None = None) -> None:
+        spec: dict[str, Any] = {"dst": ip, "dst_len": 32, "table": 254}
+        if index is not None:
+            spec["oif"] = index
+        try:
+            self.ipr.route("del", **spec)
+        except NetlinkError as err:
+            if err.code not in (3, 19):  # ESRCH, ENODEV: already gone
+                raise
+
+    def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool:
+        """Remove an endpoint's veth (both sides) and route; True if anything existed."""
+        host = host_ifname(endpoint_id)
+        index = self.index_of(host)
+        existed = index is not None
+        try:
+            if ip is not None and index is not None:
+                self._del_route(ip, index)
+            if index is not None:
+                self.ipr.link("del", index=index)
+            temp = self.index_of(temp_ifname(endpoint_id))
+            if temp is not None:  # the runtime never took it
+                self.ipr.link("del", index=temp)
+                existed = True
+        except NetlinkError as err:
+            raise _err(f"deleting endpoint {endpoint_id} ({host})", err) from err
+        return existed
+
+    def delete_link(self, ifname: str) -> None:
+        index = self.index_of(ifname)
+        if index is not None:
+            self.ipr.link("del", index=index)

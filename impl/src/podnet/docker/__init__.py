@@ -1,0 +1,1 @@
+"""podnet-docker: the libnetwork remote NetworkDriver + IpamDriver."""

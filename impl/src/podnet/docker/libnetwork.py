@@ -1,0 +1,300 @@
+"""The libnetwork remote API calls podnet answers, as plain functions of the request.
+
+Each handler takes the decoded JSON body and returns the JSON reply, raising
+`PluginError` with a message for the user (dockerd shows it at the CLI).
+Everything here is stateless: state lives in the agent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.api.client import AgentClient, AgentError
+from podnet.errors import PodnetError
+
+GATEWAY_TYPE = "com.docker.network.gateway"
+LOCAL_SPACE = "podnet-local"
+GLOBAL_SPACE = "podnet-global"
+POOL_PREFIX = "podnet:"
+IPAM_OWNER = "docker-ipam"
+ROUTE_NEXTHOP, ROUTE_CONNECTED = 0, 1
+
+
+class PluginError(PodnetError):
+    pass
+
+
+@dataclass(frozen=True)
+class PoolID:
+    """PoolID as podnet hands it to dockerd: `podnet:<pool>[|<sub-pool>]`."""
+
+    pool: ipaddress.IPv4Network
+    sub_pool: ipaddress.IPv4Network | None
+
+    def encode(self) -> str:
+        return POOL_PREFIX + str(self.pool) + (f"|{self.sub_pool}" if self.sub_pool else "")
+
+    @property
+    def allocation_range(self) -> ipaddress.IPv4Network:
+        return self.sub_pool or self.pool
+
+    @classmethod
+    def decode(cls, text: object) -> PoolID:
+        if not isinstance(text, str) or not text.startswith(POOL_PREFIX):
+            raise PluginError(f"unknown PoolID {text!r}: this pool was not created by podnet")
+        pool, _, sub = text.removeprefix(POOL_PREFIX).partition("|")
+        try:
+            return cls(ipaddress.IPv4Network(pool), ipaddress.IPv4Network(sub) if sub else None)
+        except ValueError:
+            raise PluginError(f"malformed PoolID {text!r}") from None
+
+
+def _field(body: Any, name: str, kind: type | tuple[type, ...] = str, *, required: bool = True) -> Any:
+    if not isinstance(body, dict):
+        raise PluginError(f"request body must be a JSON object, got {type(body).__name__}")
+    if name not in body or body[name] is None:
+        if required:
+            raise PluginError(f"missing field {name}")
+        return None
+    value = body[name]
+    if not isinstance(value, kind):
+        raise PluginError(f"field {name} has the wrong type ({type(value).__name__})")
+    return value
+
+
+class Handlers:
+    def __init__(self, agent: AgentClient):
+        self.agent = agent
+
+    def _agent(self, what: str, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return self.agent.request(method, path, **kwargs)
+        except AgentError as err:
+            raise PluginError(f"{what}: {err}") from None
+
+    def node(self) -> dict[str, Any]:
+        node: dict[str, Any] = self._agent("asking the agent for the node's pod CIDR", "GET", "/v1/node")
+        return node
+
+    # -- plugin & capabilities -------------------------------------------------------
+    def activate(self, body: Any) -> dict[str, Any]:
+        return {"Implements": ["NetworkDriver", "IpamDriver"]}
+
+    def network_capabilities(self, body: Any) -> dict[str, Any]:
+        return {"Scope": "local", "ConnectivityScope": "local"}
+
+    def ipam_capabilities(self, body: Any) -> dict[str, Any]:
+        return {"RequiresMACAddress": False, "RequiresRequestReplay": False}
+
+    def default_address_spaces(self, body: Any) -> dict[str, Any]:
+        return {"LocalDefaultAddressSpace": LOCAL_SPACE, "GlobalDefaultAddressSpace": GLOBAL_SPACE}
+
+    # -- IPAM -------------------------------------------------------------------------
+    def request_pool(self, body: Any) -> dict[str, Any]:
+        if _field(body, "V6", bool, required=False):
+            raise PluginError("podnet IPAM serves IPv4 only: create the network without --ipv6")
+        node = self.node()
+        pod_cidr = ipaddress.IPv4Network(node["pod-cidrs"][0])
+        router = node["router-ip"]
+        pool_text = _field(body, "Pool", required=False) or ""
+        sub_text = _field(body, "SubPool", required=False) or ""
+        if pool_text:
+            try:
+                pool = ipaddress.IPv4Network(pool_text)
+            except ValueError as err:
+                raise PluginError(f"invalid --subnet {pool_text!r}: {err}") from None
+            if not pool.subnet_of(pod_cidr):
+                raise PluginError(
+                    f"--subnet {pool} does not fit this node's pod CIDR {pod_cidr}: "
+                    f"omit --subnet, or give {pod_cidr} or a subnet inside it"
+                )
+        else:
+            pool = pod_cidr
+        sub_pool = None
+        if sub_text:
+            try:
+                sub_pool = ipaddress.IPv4Network(sub_text)
+            except ValueError as err:
+                raise PluginError(f"invalid --ip-range {sub_text!r}: {err}") from None
+            if not sub_pool.subnet_of(pool):
+                raise PluginError(f"--ip-range {sub_pool} is not inside --subnet {pool}")
+        return {
+            "PoolID": PoolID(pool, sub_pool).encode(),
+            "Pool": str(pool),
+            "Data": {GATEWAY_TYPE: f"{router}/32"},
+        }
+
+    def release_pool(self, body: Any) -> dict[str, Any]:
+        PoolID.decode(_field(body, "PoolID"))
+        return {}
+
+    def request_address(self, body: Any) -> dict[str, Any]:
+        pool = PoolID.decode(_field(body, "PoolID"))
+        wanted = _field(body, "Address", required=False) or ""
+        options = _field(body, "Options", dict, required=False) or {}
+        if options.get("RequestAddressType") == GATEWAY_TYPE:
+            router = self.node()["router-ip"]
+            if wanted and wanted != router:
+                raise PluginError(
+                    f"--gateway {wanted} is not possible: podnet routes every container through this node's "
+                    f"router IP {router}; use --gateway {router} or omit it"
+                )
+            return {"Address": f"{router}/32", "Data": {}}
+        if wanted:
+            try:
+                address = ipaddress.IPv4Address(wanted)
+            except ValueError:
+                raise PluginError(f"invalid --ip {wanted!r}: not an IPv4 address") from None
+            if address not in pool.allocation_range:
+                raise PluginError(f"--ip {address} is not inside the network's pool {pool.allocation_range}")
+            reply = self._agent(
+                f"allocating --ip {address}", "POST", f"/v1/ipam/{address}",
+                query={"owner": IPAM_OWNER}, headers={"Expiration": "true"},
+            )
+        else:
+            query = {"family": "ipv4", "owner": IPAM_OWNER}
+            node = self.node()
+            if str(pool.allocation_range) != node["pod-cidrs"][0]:
+                query["pool"] = str(pool.allocation_range)
+            reply = self._agent("allocating an IP", "POST", "/v1/ipam", query=query, headers={"Expiration": "true"})
+        return {"Address": f"{reply['address']['ipv4']}/32", "Data": {}}
+
+    def release_address(self, body: Any) -> dict[str, Any]:
+        PoolID.decode(_field(body, "PoolID"))
+        address = _field(body, "Address")
+        self._agent(f"releasing {address}", "DELETE", f"/v1/ipam/{address.split('/')[0]}")
+        return {}
+
+    # -- networks ------------------------------------------------------------------------
+    def create_network(self, body: Any) -> dict[str, Any]:
+        network_id = _field(body, "NetworkID")
+        options = _field(body, "Options", dict, required=False) or {}
+        if options.get("com.docker.network.enable_ipv6"):
+            raise PluginError("podnet networks are IPv4 only: create the network without --ipv6")
+        data = _field(body, "IPv4Data", list)
+        if len(data) != 1 or not isinstance(data[0], dict):
+            raise PluginError(f"a podnet network has exactly one IPv4 pool, got {len(data)}")
+        space = data[0].get("AddressSpace")
+        if space not in (LOCAL_SPACE, GLOBAL_SPACE):
+            raise PluginError(
+                f"the podnet network driver needs the podnet IPAM driver (address space {space!r}): "
+                "docker network create --driver podnet --ipam-driver podnet NAME"
+            )
+        generic = options.get("com.docker.network.generic") or {}
+        record = {"id": network_id, "pool": data[0].get("Pool", ""), "gateway": data[0].get("Gateway", ""),
+                  "options": generic if isinstance(generic, dict) else {}}
+        self._agent("recording the network", "PUT", f"/v1/docker/network/{network_id}", body=record)
+        return {}
+
+    def delete_network(self, body: Any) -> dict[str, Any]:
+        network_id = _field(body, "NetworkID")
+        try:
+            self.agent.request("DELETE", f"/v1/docker/network/{network_id}")
+        except AgentError as err:
+            if err.status != 404:
+                raise PluginError(f"forgetting network {network_id}: {err}") from None
+        return {}
+
+    # -- endpoints -----------------------------------------------------------------------
+    def create_endpoint(self, body: Any) -> dict[str, Any]:
+        endpoint_id = _field(body, "EndpointID")
+        network_id = _field(body, "NetworkID")
+        interface = _field(body, "Interface", dict, required=False) or {}
+        options = _field(body, "Options", dict, required=False) or {}
+        if options.get("com.docker.network.portmap"):
+            raise PluginError(
+                "podnet does not publish ports (-p/--publish): containers are routed, reach them at their own IP; "
+                "run without -p"
+            )
+        address = interface.get("Address") or ""
+        if not address:
+            raise PluginError("CreateEndpoint without an IPv4 address: create the network with --ipam-driver podnet")
+        if interface.get("AddressIPv6"):
+            raise PluginError("podnet endpoints are IPv4 only")
+        ip = address.split("/")[0]
+        self._agent(
+            f"creating endpoint {endpoint_id[:12]} with {ip}",
+            "PUT",
+            f"/v1/endpoint/{endpoint_id}",
+            body={"addressing": {"ipv4": ip}, "docker-endpoint-id": endpoint_id, "docker-network-id": network_id},
+        )
+        # libnetwork supplied the address: the reply's Interface must be empty.
+        return {"Interface": {}}
+
+    def endpoint_oper_info(self, body: Any) -> dict[str, Any]:
+        endpoint_id = _field(body, "EndpointID")
+        ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", "GET", f"/v1/endpoint/{endpoint_id}")
+        net = ep["networking"]
+        return {
+            "Value": {
+                "podnet.endpoint": ep["id"],
+                "podnet.state": ep["state"],
+                "podnet.host-interface": net["interface-name"],
+                "podnet.ipv4": net["addressing"][0].get("ipv4", ""),
+                "podnet.router-ip": net["router-ip"],
+            }
+        }
+
+    def delete_endpoint(self, body: Any) -> dict[str, Any]:
+        endpoint_id = _field(body, "EndpointID")
+        try:
+            self.agent.request("DELETE", f"/v1/endpoint/{endpoint_id}")
+        except AgentError as err:
+            if err.status != 404:  # already gone: deleting is idempotent
+                raise PluginError(f"deleting endpoint {endpoint_id[:12]}: {err}") from None
+        return {}
+
+    def join(self, body: Any) -> dict[str, Any]:
+        endpoint_id = _field(body, "EndpointID")
+        sandbox = _field(body, "SandboxKey", required=False)
+        ep = self._agent(f"joining endpoint {endpoint_id[:12]}", "GET", f"/v1/endpoint/{endpoint_id}")
+        if sandbox:
+            self._agent("recording the sandbox", "PATCH", f"/v1/endpoint/{endpoint_id}", body={"sandbox-key": sandbox})
+        router = ep["networking"]["router-ip"]
+        return {
+            "InterfaceName": {"SrcName": ep["networking"]["container-interface-name"], "DstPrefix": "eth"},
+            "Gateway": "",
+            "StaticRoutes": [
+                {"Destination": f"{router}/32", "RouteType": ROUTE_CONNECTED},
+                {"Destination": "0.0.0.0/0", "RouteType": ROUTE_NEXTHOP, "NextHop": router},
+            ],
+            "DisableGatewayService": True,
+        }
+
+    def leave(self, body: Any) -> dict[str, Any]:
+        _field(body, "EndpointID")
+        return {}
+
+    def nothing(self, body: Any) -> dict[str, Any]:
+        return {}
+
+    def unsupported(self, body: Any) -> dict[str, Any]:
+        raise PluginError("podnet is a local-scope driver: swarm network allocation is not supported")
+
+
+def method_table(h: Handlers) -> dict[str, Any]:
+    return {
+        "/Plugin.Activate": h.activate,
+        "/NetworkDriver.GetCapabilities": h.network_capabilities,
+        "/NetworkDriver.CreateNetwork": h.create_network,
+        "/NetworkDriver.DeleteNetwork": h.delete_network,
+        "/NetworkDriver.CreateEndpoint": h.create_endpoint,
+        "/NetworkDriver.EndpointOperInfo": h.endpoint_oper_info,
+        "/NetworkDriver.DeleteEndpoint": h.delete_endpoint,
+        "/NetworkDriver.Join": h.join,
+        "/NetworkDriver.Leave": h.leave,
+        "/NetworkDriver.ProgramExternalConnectivity": h.nothing,
+        "/NetworkDriver.RevokeExternalConnectivity": h.nothing,
+        "/NetworkDriver.DiscoverNew": h.nothing,
+        "/NetworkDriver.DiscoverDelete": h.nothing,
+        "/NetworkDriver.AllocateNetwork": h.unsupported,
+        "/NetworkDriver.FreeNetwork": h.unsupported,
+        "/IpamDriver.GetCapabilities": h.ipam_capabilities,
+        "/IpamDriver.GetDefaultAddressSpaces": h.default_address_spaces,
+        "/IpamDriver.RequestPool": h.request_pool,
+        "/IpamDriver.ReleasePool": h.release_pool,
+        "/IpamDriver.RequestAddress": h.request_address,
+        "/IpamDriver.ReleaseAddress": h.release_address,
+    }

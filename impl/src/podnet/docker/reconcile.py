@@ -1,0 +1,98 @@
+"""What dockerd never tells a remote driver, learned from dockerd's own API.
+
+- Labels: libnetwork does not pass container labels to the driver. After Join,
+  podnet asks dockerd which container holds the endpoint and records its id,
+  name and labels on the agent's endpoint (waiting-for-identity → ready), as
+  Cilium's docker watcher does.
+- Garbage: dockerd ignores errors from Leave/DeleteEndpoint/DeleteNetwork and
+  never replays them after a restart. Periodically, endpoints and networks the
+  agent holds but dockerd no longer knows are deleted (after a grace period,
+  so endpoints being set up right now are left alone), releasing their IPs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import docker
+from docker.errors import DockerException, NotFound
+
+from podnet.api.client import AgentClient
+from podnet.errors import PodnetError
+
+log = logging.getLogger("podnet.docker.reconcile")
+
+
+class DockerWatcher:
+    def __init__(self, agent: AgentClient, docker_host: str, *, grace_s: float = 60.0):
+        self.agent = agent
+        self.docker_host = docker_host
+        self.grace_s = grace_s
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.docker_host, timeout=10)
+        return self._client
+
+    def _container_of(self, network_id: str, endpoint_id: str) -> str | None:
+        network = self.client.api.inspect_network(network_id)
+        for container_id, info in (network.get("Containers") or {}).items():
+            if info.get("EndpointID") == endpoint_id:
+                return str(container_id)
+        return None
+
+    def resolve_labels(self, network_id: str, endpoint_id: str, *, timeout_s: float = 15.0) -> bool:
+        """Record the container behind an endpoint on the agent; True when found."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                container_id = self._container_of(network_id, endpoint_id)
+                if container_id:
+                    info = self.client.api.inspect_container(container_id)
+                    labels = info.get("Config", {}).get("Labels") or {}
+                    self.agent.endpoint_patch(
+                        endpoint_id,
+                        {
+                            "container-id": container_id,
+                            "container-name": str(info.get("Name", "")).lstrip("/"),
+                            "labels": [f"{k}={v}" if v else k for k, v in sorted(labels.items())],
+                        },
+                    )
+                    return True
+            except NotFound:
+                return False
+            except (DockerException, PodnetError) as err:
+                log.warning("resolving the container of endpoint %s: %s", endpoint_id[:12], err)
+                return False
+            time.sleep(0.2)
+        return False
+
+    def collect_garbage(self) -> dict[str, list[str]]:
+        removed: dict[str, list[str]] = {"endpoints": [], "networks": []}
+        try:
+            networks = {n["Id"]: n for n in self.client.api.networks() if n.get("Driver") == "podnet"}
+            live_endpoints = set()
+            for network_id in networks:
+                detail: dict[str, Any] = self.client.api.inspect_network(network_id)
+                live_endpoints |= {c.get("EndpointID") for c in (detail.get("Containers") or {}).values()}
+        except DockerException as err:
+            log.warning("garbage collection skipped: dockerd at %s: %s", self.docker_host, err)
+            return removed
+        now = time.time()
+        for endpoint in self.agent.request("GET", "/v1/endpoint"):
+            docker_id = endpoint.get("docker-endpoint-id")
+            if not docker_id or docker_id in live_endpoints or now - endpoint["created-at"] < self.grace_s:
+                continue
+            log.info("deleting endpoint %s: dockerd no longer knows it", docker_id[:12])
+            self.agent.endpoint_delete(endpoint["id"], release_ip=True)
+            removed["endpoints"].append(endpoint["id"])
+        for network in self.agent.request("GET", "/v1/docker/network"):
+            if network["id"] not in networks:
+                log.info("forgetting network %s: dockerd no longer knows it", network["id"][:12])
+                self.agent.request("DELETE", f"/v1/docker/network/{network['id']}")
+                removed["networks"].append(network["id"])
+        return removed
