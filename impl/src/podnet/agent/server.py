@@ -64,7 +64,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             text = f"method {request.method} not allowed on {request.path}"
         return error_response(exc.status, text or exc.reason)
     except ValidationError as err:
-        return error_response(400, describe_validation_error(err, f"invalid request body ({request.method} {request.path})"))
+        return error_response(
+            400, describe_validation_error(err, f"invalid request body ({request.method} {request.path})")
+        )
     except PodnetError as err:
         status = next(code for cls, code in STATUS_BY_ERROR if isinstance(err, cls))
         if status >= 500:
@@ -75,7 +77,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, f"internal error: {type(err).__name__}: {err} (see the agent log)")
 
 
-def _json(model: BaseModel | list[Any], status: int = 200) -> web.Response:
+def _json(model: m.Model | list[Any], status: int = 200) -> web.Response:
     if isinstance(model, list):
         return web.json_response([x.wire() for x in model], status=status)
     return web.json_response(model.wire(), status=status)
@@ -200,7 +202,7 @@ class AgentAPI:
         return _json(await self.call(self.agent.network_list))
 
     async def network_put(self, request: web.Request) -> web.Response:
-        body = await _body(request, m.Network)
+        body = await _body(request, m.DockerNetwork)
         if body.id != request.match_info["id"]:
             raise BadRequestError(f"network id in the body ({body.id}) differs from the path")
         return _json(await self.call(self.agent.network_put, body), 201)

@@ -12,6 +12,7 @@ from podnet.agent.endpoints import EndpointExistsError, EndpointNotFoundError, E
 from podnet.api.models import (
     AddressPair,
     ComponentHealth,
+    DockerNetwork,
     Endpoint,
     EndpointChangeRequest,
     EndpointCounters,
@@ -24,7 +25,6 @@ from podnet.api.models import (
     IPAMRelease,
     IPAMResponse,
     IPAMState,
-    Network,
     NodeAddressing,
     NodeInfo,
 )
@@ -115,8 +115,13 @@ class Agent:
             self.datapath_error = str(err)
             raise
         self.last_restore = self.restore()
-        log.info("node %s: pod CIDR %s, router IP %s; %s", self.config.node_name, self.pod_cidr, self.router_ip,
-                 self.last_restore.summary())
+        log.info(
+            "node %s: pod CIDR %s, router IP %s; %s",
+            self.config.node_name,
+            self.pod_cidr,
+            self.router_ip,
+            self.last_restore.summary(),
+        )
         return self.last_restore
 
     def restore(self) -> RestoreReport:
@@ -366,13 +371,13 @@ class Agent:
     def _network_key(self, network_id: str) -> str:
         return f"podnet/nodes/{self.config.node_name}/docker-networks/{network_id}"
 
-    def network_put(self, network: Network) -> Network:
+    def network_put(self, network: DockerNetwork) -> DockerNetwork:
         self.store.put(self._network_key(network.id), network.model_dump_json(by_alias=True))
         return network
 
-    def network_list(self) -> list[Network]:
+    def network_list(self) -> list[DockerNetwork]:
         prefix = self._network_key("")
-        return [Network.model_validate_json(e.value) for e in self.store.list_prefix(prefix)]
+        return [DockerNetwork.model_validate_json(e.value) for e in self.store.list_prefix(prefix)]
 
     def network_delete(self, network_id: str) -> None:
         if not self.store.delete(self._network_key(network_id)):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -114,7 +114,7 @@ class IPAMRelease(Model):
 # -- endpoints -----------------------------------------------------------------
 
 
-class EndpointState(str, Enum):
+class EndpointState(StrEnum):
     waiting_for_identity = "waiting-for-identity"
     ready = "ready"
     not_ready = "not-ready"
@@ -230,7 +230,7 @@ class AgentConfigView(Model):
     notes: list[str]
 
 
-class Network(Model):
+class DockerNetwork(Model):
     """A docker network backed by podnet (recorded by the docker plugin)."""
 
     id: str = Field(max_length=128)

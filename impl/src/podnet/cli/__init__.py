@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from podnet import __version__
-from podnet.cli import ipam
+from podnet.cli import agent_commands, ipam
 from podnet.errors import PodnetError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podnet", description="podnet: a Cilium-style container networking stack")
     parser.add_argument("--version", action="version", version=f"podnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    agent_commands.register(commands)
     ipam.register(commands)
     return parser
 

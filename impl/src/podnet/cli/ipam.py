@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from podnet.cli.agent_commands import register_ipam_list
 from podnet.cli.output import print_json, print_lines, print_table
 from podnet.ipam.plan import make_plan
 
@@ -32,6 +33,7 @@ def register(commands: Any) -> None:
     group.add_argument("--node", action="append", metavar="NAME", help="plan for these nodes, in order (repeat)")
     plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plan.set_defaults(handler=_plan)
+    register_ipam_list(sub)
 
 
 def _positive(text: str) -> int:

@@ -1,8 +1,8 @@
 """podnet-agent: serve the agent API for this node.
 
-    podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
-                 [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
-                 [--router-ip IP] [--mtu N]
+podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
+             [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
+             [--router-ip IP] [--mtu N]
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """podnet-docker: the libnetwork remote network + IPAM driver for dockerd.
 
-    podnet-docker [--socket /run/docker/plugins/podnet.sock]
-                  [--agent-socket /var/run/podnet/podnet.sock]
-                  [--docker-host unix:///var/run/docker.sock]
+podnet-docker [--socket /run/docker/plugins/podnet.sock]
+              [--agent-socket /var/run/podnet/podnet.sock]
+              [--docker-host unix:///var/run/docker.sock]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,11 @@ async def run(args: argparse.Namespace) -> None:
     watcher = DockerWatcher(agent, args.docker_host, grace_s=args.gc_grace)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Future[Any]] = set()
+    resolvers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="labels")
 
     def after_call(path: str, body: Any, result: Any) -> None:
         if path == "/NetworkDriver.Join" and isinstance(body, dict):
-            task = loop.run_in_executor(None, watcher.resolve_labels, body["NetworkID"], body["EndpointID"])
+            task = loop.run_in_executor(resolvers, watcher.resolve_labels, body["NetworkID"], body["EndpointID"])
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
@@ -72,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agent-socket", default=DEFAULT_SOCKET, help=f"agent API socket (default {DEFAULT_SOCKET})")
     p.add_argument("--docker-host", default="unix:///var/run/docker.sock", help="dockerd's API, for labels and GC")
     p.add_argument("--gc-interval", type=float, default=30.0, metavar="SECONDS")
-    p.add_argument("--gc-grace", type=float, default=60.0, metavar="SECONDS",
-                   help="leave endpoints younger than this alone")
+    p.add_argument(
+        "--gc-grace", type=float, default=60.0, metavar="SECONDS", help="leave endpoints younger than this alone"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
     logging.basicConfig(

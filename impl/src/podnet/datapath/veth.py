@@ -15,8 +15,10 @@ Every multi-step operation undoes what it did when a later step fails.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -71,10 +73,9 @@ class Rollback:
         if exc_type is None:
             return
         for _what, undo in reversed(self._steps):
-            try:
+            # Best effort: the original error is the one to report.
+            with contextlib.suppress(NetlinkError, OSError, DatapathError):
                 undo()
-            except (NetlinkError, OSError, DatapathError):
-                pass  # best effort: the original error is the one to report
 
 
 def _err(step: str, err: BaseException) -> DatapathError:
@@ -180,13 +181,15 @@ class VethDatapath:
         host_mac, peer_mac = mac_for(endpoint_id, "host"), mac_for(endpoint_id, "container")
         if self.index_of(host) is not None:
             raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists")
+        if netns and not Path(netns).exists():
+            raise DatapathError(f"creating veth {host} <-> {peer}: network namespace {netns} does not exist")
         with Rollback() as undo:
             peer_spec: dict[str, Any] = {"ifname": peer, "address": peer_mac, "mtu": self.mtu}
             if netns:
                 peer_spec["net_ns_fd"] = netns
             try:
                 self.ipr.link("add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, peer=peer_spec)
-            except NetlinkError as err:
+            except (NetlinkError, OSError) as err:
                 where = f" in {netns}" if netns else ""
                 raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
             undo.add("delete veth", lambda: self.ipr.link("del", ifname=host))
@@ -219,7 +222,9 @@ class VethDatapath:
                 ns.route("add", dst=router_ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK)
                 ns.route("add", dst="0.0.0.0", dst_len=0, gateway=router_ip, oif=index)
         except (NetlinkError, OSError, IndexError) as err:
-            raise _err(f"configuring {ifname} with {ip}/32 and a default route via {router_ip} in {netns}", err) from err
+            raise _err(
+                f"configuring {ifname} with {ip}/32 and a default route via {router_ip} in {netns}", err
+            ) from err
 
     def _del_route(self, ip: str, index: int | None = None) -> None:
         spec: dict[str, Any] = {"dst": ip, "dst_len": 32, "table": 254}

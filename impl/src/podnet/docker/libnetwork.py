@@ -150,8 +150,11 @@ class Handlers:
             if address not in pool.allocation_range:
                 raise PluginError(f"--ip {address} is not inside the network's pool {pool.allocation_range}")
             reply = self._agent(
-                f"allocating --ip {address}", "POST", f"/v1/ipam/{address}",
-                query={"owner": IPAM_OWNER}, headers={"Expiration": "true"},
+                f"allocating --ip {address}",
+                "POST",
+                f"/v1/ipam/{address}",
+                query={"owner": IPAM_OWNER},
+                headers={"Expiration": "true"},
             )
         else:
             query = {"family": "ipv4", "owner": IPAM_OWNER}
@@ -183,8 +186,12 @@ class Handlers:
                 "docker network create --driver podnet --ipam-driver podnet NAME"
             )
         generic = options.get("com.docker.network.generic") or {}
-        record = {"id": network_id, "pool": data[0].get("Pool", ""), "gateway": data[0].get("Gateway", ""),
-                  "options": generic if isinstance(generic, dict) else {}}
+        record = {
+            "id": network_id,
+            "pool": data[0].get("Pool", ""),
+            "gateway": data[0].get("Gateway", ""),
+            "options": generic if isinstance(generic, dict) else {},
+        }
         self._agent("recording the network", "PUT", f"/v1/docker/network/{network_id}", body=record)
         return {}
 

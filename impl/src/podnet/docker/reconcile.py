@@ -19,7 +19,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException, NotFound
 
-from podnet.api.client import AgentClient
+from podnet.api.client import AgentClient, AgentError
 from podnet.errors import PodnetError
 
 log = logging.getLogger("podnet.docker.reconcile")
@@ -45,11 +45,22 @@ class DockerWatcher:
                 return str(container_id)
         return None
 
+    def _endpoint_exists(self, endpoint_id: str) -> bool:
+        try:
+            self.agent.endpoint_get(endpoint_id)
+        except AgentError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
     def resolve_labels(self, network_id: str, endpoint_id: str, *, timeout_s: float = 15.0) -> bool:
         """Record the container behind an endpoint on the agent; True when found."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
+                if not self._endpoint_exists(endpoint_id):
+                    return False  # a short-lived container already left
                 container_id = self._container_of(network_id, endpoint_id)
                 if container_id:
                     info = self.client.api.inspect_container(container_id)

@@ -40,7 +40,9 @@ class PluginServer:
         path = request.path
         handler = self.methods.get(path)
         if handler is None:
-            return reply({"Err": f"podnet: unknown method {path} (this plugin implements NetworkDriver and IpamDriver)"}, 404)
+            return reply(
+                {"Err": f"podnet: unknown method {path} (this plugin implements NetworkDriver and IpamDriver)"}, 404
+            )
         if request.method != "POST":
             return reply({"Err": f"podnet: {path} takes POST, not {request.method}"}, 405)
         raw = await request.read()

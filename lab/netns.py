@@ -1,0 +1,301 @@
+"""A lab node as a network namespace plus a private mount namespace.
+
+`NetnsNode` owns everything it creates, all named after the lab's run id:
+the namespace `pn-<run>-<node>`, a directory tree under the lab root, its own
+dockerd (own data root, exec root, socket, plugin directory, /etc/docker and
+cgroup parent), and the podnet processes. `cmd()` runs a command in the node's
+network namespace (`nsenter --net`, never `ip netns exec`, which remounts /sys
+and hides bpffs and the cgroup tree); `destroy()` removes it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class NodeError(RuntimeError):
+    pass
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str, *, interval_s: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval_s)
+    raise NodeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+DOCKERD_SCRIPT = """\
+set -e
+# A private mount namespace: nothing below propagates back to the machine.
+mount --make-rprivate /
+mount --rbind /sys/fs/cgroup {cg}
+mount -t sysfs sysfs /sys
+mount --rbind {cg} /sys/fs/cgroup
+mkdir -p /run/docker/plugins /etc/docker
+mount --bind {plugins} /run/docker/plugins
+mount --bind {etc_docker} /etc/docker
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+exec dockerd --data-root {data} --exec-root {exec_root} -H unix://{sock} --pidfile {pidfile} \\
+  --cgroup-parent {cgroup_parent} --shutdown-timeout 2 --log-level warn
+"""
+
+
+@dataclass
+class NetnsNode:
+    name: str
+    run_id: str
+    root: Path
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    # -- names and paths ----------------------------------------------------------
+    @property
+    def netns(self) -> str:
+        return f"pn-{self.run_id}-{self.name}"
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    def path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.path("docker.sock")
+
+    @property
+    def plugin_dir(self) -> Path:
+        return self.path("plugins")
+
+    @property
+    def agent_sock(self) -> Path:
+        return self.path("run", "podnet.sock")
+
+    @property
+    def state_url(self) -> str:
+        return f"sqlite://{self.path('state', 'podnet.db')}"
+
+    @property
+    def cgroup_parent(self) -> str:
+        return self.netns
+
+    @property
+    def logs(self) -> Path:
+        return self.path("logs")
+
+    # -- life cycle -------------------------------------------------------------
+    def create(self) -> NetnsNode:
+        if Path(self.netns_path).exists():
+            raise NodeError(f"network namespace {self.netns} already exists: run `lab clean`")
+        for d in ("plugins", "etc-docker", "docker-data", "docker-exec", "run", "state", "logs", "cg", "cni"):
+            self.path(d).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
+        self.cmd("ip", "link", "set", "lo", "up")
+        return self
+
+    def cmd(
+        self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the node's network namespace."""
+        proc = subprocess.run(
+            ["nsenter", f"--net={self.netns_path}", *argv],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise NodeError(
+                f"{self.name}: `{shlex.join(argv)}` exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}"
+            )
+        return proc
+
+    def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None) -> Process:
+        """Start a long-running process in the node's network namespace."""
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                ["nsenter", f"--net={self.netns_path}", *argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        process = Process(name, popen, log)
+        self.processes[name] = process
+        return process
+
+    def stop(self, name: str, *, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.popen.poll() is not None:
+            return
+        process.popen.send_signal(sig)
+        try:
+            process.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+
+    def alive(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.popen.poll() is None
+
+    # -- dockerd --------------------------------------------------------------------
+    def start_dockerd(self, *, timeout_s: float = 60.0) -> None:
+        script = self.path("start-dockerd.sh")
+        script.write_text(
+            DOCKERD_SCRIPT.format(
+                cg=self.path("cg"),
+                plugins=self.plugin_dir,
+                etc_docker=self.path("etc-docker"),
+                data=self.path("docker-data"),
+                exec_root=self.path("docker-exec"),
+                sock=self.docker_sock,
+                pidfile=self.path("docker.pid"),
+                cgroup_parent=self.cgroup_parent,
+            )
+        )
+        self.start("dockerd", ["unshare", "-m", "-u", "bash", str(script)])
+
+        def up() -> bool:
+            if not self.alive("dockerd"):
+                raise NodeError(f"{self.name}: dockerd exited; see {self.logs / 'dockerd.log'}")
+            return self.docker("version", "--format", "{{.Server.Version}}", check=False).returncode == 0
+
+        wait_for(up, timeout_s, f"dockerd on {self.name} ({self.docker_sock})")
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [DOCKER_CLI, "-H", f"unix://{self.docker_sock}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise NodeError(f"{self.name}: docker {shlex.join(args)}: {proc.stderr.strip()}")
+        return proc
+
+    def import_image(self, tarball: Path, image: str) -> None:
+        with open(tarball, "rb") as data:
+            proc = subprocess.run(
+                [DOCKER_CLI, "-H", f"unix://{self.docker_sock}", "import", "-c", "ENV PATH=/bin", "-", image],
+                stdin=data,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise NodeError(f"{self.name}: docker import: {proc.stderr.strip()}")
+
+    def stop_dockerd(self) -> None:
+        if self.alive("dockerd"):
+            ids = self.docker("ps", "-aq", check=False).stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids, check=False, timeout=60)
+        self.stop("dockerd", timeout_s=20)
+
+    # -- podnet -------------------------------------------------------------------------
+    def start_agent(self, python: str, *extra: str, timeout_s: float = 30.0) -> None:
+        self.start(
+            "podnet-agent",
+            [
+                python,
+                "-m",
+                "podnet.cmd.agent",
+                "--node-name",
+                self.name,
+                "--socket",
+                str(self.agent_sock),
+                "--store",
+                self.state_url,
+                *extra,
+            ],
+        )
+        wait_for(lambda: self._agent_ready(), timeout_s, f"podnet-agent on {self.name} ({self.agent_sock})")
+
+    def _agent_ready(self) -> bool:
+        if not self.alive("podnet-agent"):
+            raise NodeError(f"{self.name}: podnet-agent exited; see {self.logs / 'podnet-agent.log'}")
+        from podnet.api.client import AgentClient
+
+        try:
+            return bool(AgentClient(str(self.agent_sock), timeout=2).healthz()["state"] != "failure")
+        except Exception:
+            return False
+
+    def start_plugin(self, python: str, *extra: str, timeout_s: float = 30.0) -> None:
+        sock = self.plugin_dir / "podnet.sock"
+        self.start(
+            "podnet-docker",
+            [
+                python,
+                "-m",
+                "podnet.cmd.docker",
+                "--socket",
+                str(sock),
+                "--agent-socket",
+                str(self.agent_sock),
+                "--docker-host",
+                f"unix://{self.docker_sock}",
+                *extra,
+            ],
+        )
+        wait_for(sock.exists, timeout_s, f"podnet-docker on {self.name} ({sock})")
+
+    # -- teardown -------------------------------------------------------------------------
+    def destroy(self) -> None:
+        errors = []
+        for name in [n for n in self.processes if n != "dockerd"]:
+            self.stop(name)
+        try:
+            self.stop_dockerd()
+        except (NodeError, subprocess.TimeoutExpired) as err:
+            errors.append(str(err))
+            self.stop("dockerd", sig=signal.SIGKILL)
+        if Path(self.netns_path).exists():
+            subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+        remove_cgroup(CGROUP_ROOT / self.cgroup_parent)
+        if errors:
+            raise NodeError("; ".join(errors))
+
+
+def remove_cgroup(path: Path) -> None:
+    if not path.is_dir():
+        return
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
