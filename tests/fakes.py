@@ -1,0 +1,69 @@
+"""A fake kernel for unit tests: the Datapath protocol over plain dicts."""
+
+from __future__ import annotations
+
+from podnet.datapath.errors import DatapathError
+from podnet.datapath.names import host_ifname, mac_for, temp_ifname
+from podnet.datapath.veth import EndpointLink, LinkCounters
+
+
+class FakeDatapath:
+    def __init__(self) -> None:
+        self.links: dict[str, int] = {}
+        self.routes: dict[str, str] = {}
+        self.router_ip: str | None = None
+        self.fail_next: str | None = None
+        self._next_index = 10
+
+    def _add(self, name: str) -> int:
+        self._next_index += 1
+        self.links[name] = self._next_index
+        return self._next_index
+
+    def ensure_host_device(self, router_ip: str) -> int:
+        self.router_ip = router_ip
+        return self.links.get("podnet_host") or self._add("podnet_host")
+
+    def create_endpoint(
+        self, endpoint_id: str, ip: str, router_ip: str, *, netns: str | None = None, ifname: str | None = None
+    ) -> EndpointLink:
+        if self.fail_next:
+            message, self.fail_next = self.fail_next, None
+            raise DatapathError(message)
+        host = host_ifname(endpoint_id)
+        if host in self.links:
+            raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists")
+        index = self._add(host)
+        peer = ifname if netns else temp_ifname(endpoint_id)
+        assert peer is not None
+        if not netns:
+            self._add(peer)
+        self.routes[ip] = host
+        return EndpointLink(
+            host, index, mac_for(endpoint_id, "host"), peer, mac_for(endpoint_id, "container"), bool(netns)
+        )
+
+    def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool:
+        existed = self.links.pop(host_ifname(endpoint_id), None) is not None
+        self.links.pop(temp_ifname(endpoint_id), None)
+        if ip:
+            self.routes.pop(ip, None)
+        return existed
+
+    def counters(self, ifname: str) -> LinkCounters | None:
+        return LinkCounters(0, 0, 0, 0, 0, 0) if ifname in self.links else None
+
+    def host_veths(self) -> list[str]:
+        return sorted(n for n in self.links if n.startswith("lxc"))
+
+    def has_route(self, ip: str, ifname: str) -> bool:
+        return self.routes.get(ip) == ifname
+
+    def ensure_route(self, ip: str, ifname: str) -> None:
+        self.routes[ip] = ifname
+
+    def index_of(self, ifname: str) -> int | None:
+        return self.links.get(ifname)
+
+    def delete_link(self, ifname: str) -> None:
+        self.links.pop(ifname, None)
