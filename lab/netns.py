@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shlex
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,3 +301,34 @@ def remove_cgroup(path: Path) -> None:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def docker_node(
+    name: str,
+    python: str,
+    *,
+    agent_args: Sequence[str] = (),
+    plugin_args: Sequence[str] = (),
+    keep_logs: Path | None = None,
+) -> Iterator[NetnsNode]:
+    """One node with its own dockerd, the lab image, podnet's agent and plugin; removed on exit."""
+    from lab.image import IMAGE, build_rootfs_tar
+
+    run_id = secrets.token_hex(3)
+    root = Path(f"/tmp/podnet-{name}-{run_id}")
+    node = NetnsNode(name, run_id, root)
+    try:
+        node.create()
+        node.start_dockerd()
+        node.import_image(build_rootfs_tar(root / "busybox.tar"), IMAGE)
+        node.start_agent(python, *agent_args)
+        node.start_plugin(python, *plugin_args)
+        yield node
+    finally:
+        try:
+            node.destroy()
+        finally:
+            if keep_logs is not None and node.logs.is_dir():
+                shutil.copytree(node.logs, keep_logs / f"{name}-{run_id}", dirs_exist_ok=True)
+            remove_tree(root)

@@ -50,6 +50,12 @@ class FakeDatapath:
             self.routes.pop(ip, None)
         return existed
 
+    def delete_endpoint_later(self, endpoint_id: str, ip: str | None) -> None:
+        self.delete_endpoint(endpoint_id, ip)
+
+    def pending_deletions(self) -> int:
+        return 0
+
     def counters(self, ifname: str) -> LinkCounters | None:
         return LinkCounters(0, 0, 0, 0, 0, 0) if ifname in self.links else None
 

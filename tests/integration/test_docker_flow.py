@@ -121,7 +121,7 @@ def test_stop_and_rm_release_ip_and_veth(node: NetnsNode, net: str) -> None:
     assert len(lxc_links(node)) == 1
     node.docker("stop", "-t", "1", "app1")
     node.docker("rm", "app1")
-    assert lxc_links(node) == []
+    wait_for(lambda: lxc_links(node) == [], 5, "app1's veth to be deleted")
     assert ip not in {a["ip"] for a in agent(node).request("GET", "/v1/ipam")["allocations"]}
     assert agent(node).request("GET", "/v1/endpoint") == []
     assert f"{ip} dev lxc" not in node.cmd("ip", "route").stdout
@@ -214,7 +214,7 @@ def test_ip_subnet_and_gateway_options(node: NetnsNode) -> None:
         assert p.returncode != 0 and "podnet does not publish ports" in p.stderr
     finally:
         node.docker("network", "rm", "pub", check=False)
-    assert lxc_links(node) == []
+    wait_for(lambda: lxc_links(node) == [], 5, "every veth to be deleted")
     assert [a["owner"] for a in agent(node).request("GET", "/v1/ipam")["allocations"]] == ["router"]
 
 
@@ -241,7 +241,7 @@ def test_plugin_restart_keeps_containers_reachable(node: NetnsNode, net: str) ->
     node.start_plugin(PYTHON)
     assert fetch(node, net, "app1").encode() == INDEX_HTML
     node.docker("rm", "-f", "app1")
-    assert lxc_links(node) == []
+    wait_for(lambda: lxc_links(node) == [], 5, "app1's veth to be deleted")
 
 
 def test_dockerd_restart_leaves_state_consistent(node: NetnsNode, net: str) -> None:
@@ -263,7 +263,7 @@ def test_dockerd_restart_leaves_state_consistent(node: NetnsNode, net: str) -> N
     wait_for(consistent, 20, "the agent to match dockerd after its restart (one endpoint, one veth, one IP)")
 
 
-def test_exhaustion_and_agent_down_errors_reach_the_docker_cli(tmp_path: Any) -> None:
+def test_exhaustion_and_agent_down_errors_reach_the_docker_cli() -> None:
     with docker_node("tiny", "--pod-cidr", "10.99.0.0/29") as tiny:
         tiny.docker("network", "create", "--driver", "podnet", "--ipam-driver", "podnet", "small")
         for i in range(5):  # a /29: 6 usable addresses, one is the router IP

@@ -119,7 +119,7 @@ class Replay:
                 {"Destination": "0.0.0.0/0", "RouteType": 0, "NextHop": router},
             ]
             assert reply["DisableGatewayService"] is True and reply["Gateway"] == ""
-            assert agent.endpoints.get(body["EndpointID"]).sandbox_key == body["SandboxKey"]
+            assert temp_ifname(body["EndpointID"]) in self.env.datapath.links  # the veth dockerd will move
         elif path == "/NetworkDriver.EndpointOperInfo":
             assert reply["Value"]["podnet.endpoint"] == body["EndpointID"]
         elif path == "/NetworkDriver.DeleteEndpoint":
@@ -207,7 +207,7 @@ def test_every_dockerd_method_is_answered(env: RunningAgent) -> None:
             "without an IPv4 address",
         ),
         ("/NetworkDriver.CreateEndpoint", ["not", "an", "object"], "must be a JSON object"),
-        ("/NetworkDriver.Join", {"EndpointID": "unknown-endpoint"}, "endpoint unknown-endpoint not found"),
+        ("/NetworkDriver.EndpointOperInfo", {"EndpointID": "unknown-endpoint"}, "endpoint unknown-endpoint not found"),
     ],
 )
 def test_bad_requests_get_actionable_errors(env: RunningAgent, path: str, body: Any, message: str) -> None:

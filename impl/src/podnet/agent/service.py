@@ -51,12 +51,14 @@ class Datapath(Protocol):
         self, endpoint_id: str, ip: str, router_ip: str, *, netns: str | None = None, ifname: str | None = None
     ) -> EndpointLink: ...
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool: ...
+    def delete_endpoint_later(self, endpoint_id: str, ip: str | None) -> None: ...
     def counters(self, ifname: str) -> LinkCounters | None: ...
     def host_veths(self) -> list[str]: ...
     def has_route(self, ip: str, ifname: str) -> bool: ...
     def ensure_route(self, ip: str, ifname: str) -> None: ...
     def index_of(self, ifname: str) -> int | None: ...
     def delete_link(self, ifname: str) -> None: ...
+    def pending_deletions(self) -> int: ...
 
 
 class BadRequestError(PodnetError):
@@ -158,10 +160,15 @@ class Agent:
         return report
 
     def gc(self) -> list[Allocation]:
-        """Periodic: release expired allocations (IPs nobody claimed)."""
+        """Periodic: release expired allocations (IPs nobody claimed), remove leaked veths."""
         gone = self.ipam.expire()
         for allocation in gone:
             log.info("released expired IP %s (owner %s)", allocation.ip, allocation.owner)
+        owned = {e.networking.interface_name for e in self.endpoints.list()}
+        for ifname in self.datapath.host_veths():
+            if ifname not in owned and self.datapath.pending_deletions() == 0:
+                log.warning("removing leaked veth %s (no endpoint owns it)", ifname)
+                self.datapath.delete_link(ifname)
         return gone
 
     # -- node & health ------------------------------------------------------------
@@ -349,11 +356,12 @@ class Agent:
         return self._with_counters(updated)
 
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
-        endpoint = self.endpoints.get(endpoint_id)
-        endpoint = transition(endpoint, EndpointState.disconnecting, "deleting")
-        self.endpoints.save(endpoint)
+        endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
-        self.datapath.delete_endpoint(endpoint_id, ip)
+        self.endpoints.remove(endpoint_id)
+        # The veth (and its route) go on the datapath's own time; the record is
+        # already gone, so a crash now leaves a veth that leak collection removes.
+        self.datapath.delete_endpoint_later(endpoint_id, ip)
         if ip:
             held = self.ipam.get(ip)
             if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
@@ -363,7 +371,6 @@ class Agent:
                     # The runtime releases the IP next (docker: ReleaseAddress); if it
                     # never does, expiry gives it back.
                     self.ipam.claim(ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s)
-        self.endpoints.remove(endpoint_id)
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint
 

@@ -39,7 +39,9 @@ async def run(args: argparse.Namespace) -> None:
 
     def after_call(path: str, body: Any, result: Any) -> None:
         if path == "/NetworkDriver.Join" and isinstance(body, dict):
-            task = loop.run_in_executor(resolvers, watcher.resolve_labels, body["NetworkID"], body["EndpointID"])
+            task = loop.run_in_executor(
+                resolvers, watcher.resolve_labels, body["NetworkID"], body["EndpointID"], body.get("SandboxKey")
+            )
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 

@@ -16,6 +16,9 @@ Every multi-step operation undoes what it did when a later step fails.
 from __future__ import annotations
 
 import contextlib
+import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from podnet.datapath import firewall, sysctl
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
+
+log = logging.getLogger("podnet.datapath")
 
 HOST_DEVICE = "podnet_host"
 HOST_DEVICE_PEER = "podnet_net"
@@ -89,14 +94,32 @@ class VethDatapath:
     def __init__(self, *, mtu: int = 1500):
         self.mtu = mtu
         self.ipr = IPRoute()
+        self._reaper: Reaper | None = None
 
     def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.close()
         self.ipr.close()
+
+    def delete_endpoint_later(self, endpoint_id: str, ip: str | None) -> None:
+        """Delete an endpoint's veth and route in the background (see `Reaper`)."""
+        if self._reaper is None:
+            self._reaper = Reaper(self.mtu)
+        self._reaper.submit(endpoint_id, ip)
+
+    def pending_deletions(self) -> int:
+        return 0 if self._reaper is None else self._reaper.pending
 
     # -- lookups ------------------------------------------------------------
     def index_of(self, ifname: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=ifname)
-        return int(found[0]) if found else None
+        # A targeted RTM_GETLINK: link_lookup() would dump every link on the node.
+        try:
+            reply = self.ipr.link("get", ifname=ifname)
+        except NetlinkError as err:
+            if err.code == 19:  # ENODEV
+                return None
+            raise
+        return int(reply[0]["index"])
 
     def _mac_of(self, index: int) -> str:
         return str(self.ipr.get_links(index)[0].get("address"))
@@ -179,8 +202,6 @@ class VethDatapath:
         peer = ifname if netns else temp_ifname(endpoint_id)
         assert peer is not None
         host_mac, peer_mac = mac_for(endpoint_id, "host"), mac_for(endpoint_id, "container")
-        if self.index_of(host) is not None:
-            raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists")
         if netns and not Path(netns).exists():
             raise DatapathError(f"creating veth {host} <-> {peer}: network namespace {netns} does not exist")
         with Rollback() as undo:
@@ -188,21 +209,24 @@ class VethDatapath:
             if netns:
                 peer_spec["net_ns_fd"] = netns
             try:
-                self.ipr.link("add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, peer=peer_spec)
+                self.ipr.link(
+                    "add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, state="up", peer=peer_spec
+                )
             except (NetlinkError, OSError) as err:
+                if isinstance(err, NetlinkError) and err.code == 17:  # EEXIST
+                    raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists") from err
                 where = f" in {netns}" if netns else ""
                 raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
-            undo.add("delete veth", lambda: self.ipr.link("del", ifname=host))
             index = self.index_of(host)
             assert index is not None
+            undo.add("delete veth", lambda: self.ipr.link("del", index=index))
             # Answer ARP for the router IP (and anything on-link) at once.
             sysctl.set_interface(host, rp_filter=0, forwarding=1, proxy_arp=1)
             sysctl.write(f"net/ipv4/neigh/{host}/proxy_delay", 0)
             try:
-                self.ipr.link("set", index=index, state="up")
                 self._route_to(ip, index)
             except NetlinkError as err:
-                raise _err(f"bringing up {host} and routing {ip}/32 to it", err) from err
+                raise _err(f"routing {ip}/32 to {host}", err) from err
             undo.add("delete route", lambda: self._del_route(ip, index))
             if netns:
                 assert ifname is not None
@@ -237,6 +261,7 @@ class VethDatapath:
                 raise
 
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool:
+        """Synchronous removal; the agent normally hands this to a `Reaper`."""
         """Remove an endpoint's veth (both sides) and route; True if anything existed."""
         host = host_ifname(endpoint_id)
         index = self.index_of(host)
@@ -258,3 +283,58 @@ class VethDatapath:
         index = self.index_of(ifname)
         if index is not None:
             self.ipr.link("del", index=index)
+
+
+class Reaper:
+    """Deletes endpoint veths on its own thread and netlink socket.
+
+    Deleting a veth waits for an RCU grace period (~18 ms here): the runtime
+    need not wait for it. The endpoint's /32 route is removed with the veth,
+    and only for that veth's ifindex, so a new endpoint reusing the IP meanwhile
+    keeps its route. A veth the reaper fails to delete is found by the agent's
+    leaked-veth collection.
+    """
+
+    def __init__(self, mtu: int = 1500):
+        self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
+        self._mtu = mtu
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="veth-reaper", daemon=True)
+        self._thread.start()
+
+    def submit(self, endpoint_id: str, ip: str | None) -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+        self._queue.put((endpoint_id, ip))
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        return self._idle.wait(timeout_s)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        datapath = VethDatapath(mtu=self._mtu)
+        try:
+            while (item := self._queue.get()) is not None:
+                endpoint_id, ip = item
+                try:
+                    datapath.delete_endpoint(endpoint_id, ip)
+                except DatapathError as err:
+                    log.warning("deleting the veth of endpoint %s: %s", endpoint_id, err)
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.set()
+        finally:
+            datapath.close()

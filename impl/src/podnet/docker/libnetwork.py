@@ -8,10 +8,12 @@ Everything here is stateless: state lives in the agent.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from podnet.api.client import AgentClient, AgentError
+from podnet.datapath.names import temp_ifname
 from podnet.errors import PodnetError
 
 GATEWAY_TYPE = "com.docker.network.gateway"
@@ -65,8 +67,13 @@ def _field(body: Any, name: str, kind: type | tuple[type, ...] = str, *, require
 
 
 class Handlers:
+    NODE_TTL_S = 5.0  # the pod CIDR and router IP change only when the agent restarts
+
     def __init__(self, agent: AgentClient):
         self.agent = agent
+        self._node: tuple[float, dict[str, Any]] | None = None
+        # EndpointOperInfo's answers, learned at CreateEndpoint (dockerd asks twice per container).
+        self._oper_info: dict[str, dict[str, str]] = {}
 
     def _agent(self, what: str, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -75,8 +82,11 @@ class Handlers:
             raise PluginError(f"{what}: {err}") from None
 
     def node(self) -> dict[str, Any]:
-        node: dict[str, Any] = self._agent("asking the agent for the node's pod CIDR", "GET", "/v1/node")
-        return node
+        now = time.monotonic()
+        if self._node is None or now - self._node[0] > self.NODE_TTL_S:
+            node: dict[str, Any] = self._agent("asking the agent for the node's pod CIDR", "GET", "/v1/node")
+            self._node = (now, node)
+        return self._node[1]
 
     # -- plugin & capabilities -------------------------------------------------------
     def activate(self, body: Any) -> dict[str, Any]:
@@ -221,31 +231,37 @@ class Handlers:
         if interface.get("AddressIPv6"):
             raise PluginError("podnet endpoints are IPv4 only")
         ip = address.split("/")[0]
-        self._agent(
+        ep = self._agent(
             f"creating endpoint {endpoint_id[:12]} with {ip}",
             "PUT",
             f"/v1/endpoint/{endpoint_id}",
             body={"addressing": {"ipv4": ip}, "docker-endpoint-id": endpoint_id, "docker-network-id": network_id},
         )
+        self._oper_info[endpoint_id] = self._oper_value(ep)
         # libnetwork supplied the address: the reply's Interface must be empty.
         return {"Interface": {}}
 
-    def endpoint_oper_info(self, body: Any) -> dict[str, Any]:
-        endpoint_id = _field(body, "EndpointID")
-        ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", "GET", f"/v1/endpoint/{endpoint_id}")
+    @staticmethod
+    def _oper_value(ep: dict[str, Any]) -> dict[str, str]:
         net = ep["networking"]
         return {
-            "Value": {
-                "podnet.endpoint": ep["id"],
-                "podnet.state": ep["state"],
-                "podnet.host-interface": net["interface-name"],
-                "podnet.ipv4": net["addressing"][0].get("ipv4", ""),
-                "podnet.router-ip": net["router-ip"],
-            }
+            "podnet.endpoint": ep["id"],
+            "podnet.host-interface": net["interface-name"],
+            "podnet.ipv4": net["addressing"][0].get("ipv4", ""),
+            "podnet.router-ip": net["router-ip"],
         }
+
+    def endpoint_oper_info(self, body: Any) -> dict[str, Any]:
+        endpoint_id = _field(body, "EndpointID")
+        value = self._oper_info.get(endpoint_id)
+        if value is None:  # created before this plugin process started
+            ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", "GET", f"/v1/endpoint/{endpoint_id}")
+            value = self._oper_info[endpoint_id] = self._oper_value(ep)
+        return {"Value": value}
 
     def delete_endpoint(self, body: Any) -> dict[str, Any]:
         endpoint_id = _field(body, "EndpointID")
+        self._oper_info.pop(endpoint_id, None)
         try:
             self.agent.request("DELETE", f"/v1/endpoint/{endpoint_id}")
         except AgentError as err:
@@ -254,14 +270,16 @@ class Handlers:
         return {}
 
     def join(self, body: Any) -> dict[str, Any]:
+        """Answered locally: the waiting veth's name follows from the endpoint id.
+
+        The sandbox key reaches the agent with the container's labels, right
+        after (see `DockerWatcher.resolve_labels`).
+        """
         endpoint_id = _field(body, "EndpointID")
-        sandbox = _field(body, "SandboxKey", required=False)
-        ep = self._agent(f"joining endpoint {endpoint_id[:12]}", "GET", f"/v1/endpoint/{endpoint_id}")
-        if sandbox:
-            self._agent("recording the sandbox", "PATCH", f"/v1/endpoint/{endpoint_id}", body={"sandbox-key": sandbox})
-        router = ep["networking"]["router-ip"]
+        _field(body, "SandboxKey", required=False)
+        router = self.node()["router-ip"]
         return {
-            "InterfaceName": {"SrcName": ep["networking"]["container-interface-name"], "DstPrefix": "eth"},
+            "InterfaceName": {"SrcName": temp_ifname(endpoint_id), "DstPrefix": "eth"},
             "Gateway": "",
             "StaticRoutes": [
                 {"Destination": f"{router}/32", "RouteType": ROUTE_CONNECTED},

@@ -39,10 +39,12 @@ class DockerWatcher:
         return self._client
 
     def _container_of(self, network_id: str, endpoint_id: str) -> str | None:
-        network = self.client.api.inspect_network(network_id)
-        for container_id, info in (network.get("Containers") or {}).items():
-            if info.get("EndpointID") == endpoint_id:
-                return str(container_id)
+        # The container list carries each container's endpoint ids; unlike a
+        # network inspect it makes dockerd call no driver back.
+        for container in self.client.api.containers(all=True, filters={"network": network_id}):
+            for net in ((container.get("NetworkSettings") or {}).get("Networks") or {}).values():
+                if net.get("EndpointID") == endpoint_id:
+                    return str(container["Id"])
         return None
 
     def _endpoint_exists(self, endpoint_id: str) -> bool:
@@ -54,10 +56,13 @@ class DockerWatcher:
             raise
         return True
 
-    def resolve_labels(self, network_id: str, endpoint_id: str, *, timeout_s: float = 15.0) -> bool:
+    def resolve_labels(
+        self, network_id: str, endpoint_id: str, sandbox_key: str | None = None, *, timeout_s: float = 15.0
+    ) -> bool:
         """Record the container behind an endpoint on the agent; True when found."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            time.sleep(0.25)  # the container finishes starting after Join
             try:
                 if not self._endpoint_exists(endpoint_id):
                     return False  # a short-lived container already left
@@ -71,6 +76,7 @@ class DockerWatcher:
                             "container-id": container_id,
                             "container-name": str(info.get("Name", "")).lstrip("/"),
                             "labels": [f"{k}={v}" if v else k for k, v in sorted(labels.items())],
+                            **({"sandbox-key": sandbox_key} if sandbox_key else {}),
                         },
                     )
                     return True
@@ -79,7 +85,6 @@ class DockerWatcher:
             except (DockerException, PodnetError) as err:
                 log.warning("resolving the container of endpoint %s: %s", endpoint_id[:12], err)
                 return False
-            time.sleep(0.2)
         return False
 
     def collect_garbage(self) -> dict[str, list[str]]:
