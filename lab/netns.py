@@ -42,9 +42,39 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str, *, interval
 
 @dataclass
 class Process:
+    """A process the node started; `popen` is None when it was started by another lab command."""
+
     name: str
-    popen: subprocess.Popen[bytes]
+    pid: int
     log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout_s: float) -> bool:
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout_s)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return True
+            time.sleep(0.05)
+        return False
 
 
 DOCKERD_SCRIPT = """\
@@ -150,24 +180,39 @@ class NetnsNode:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
-        process = Process(name, popen, log)
+        process = Process(name, popen.pid, log, popen)
         self.processes[name] = process
         return process
 
     def stop(self, name: str, *, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)
-        if process is None or process.popen.poll() is not None:
+        if process is None or not process.alive():
             return
-        process.popen.send_signal(sig)
-        try:
-            process.popen.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.popen.kill()
-            process.popen.wait()
+        process.signal(sig)
+        if not process.wait(timeout_s):
+            process.signal(signal.SIGKILL)
+            process.wait(5)
 
     def alive(self, name: str) -> bool:
         process = self.processes.get(name)
-        return process is not None and process.popen.poll() is None
+        return process is not None and process.alive()
+
+    # -- persisted form (so another `lab` command can find and stop everything) ------
+    def to_state(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "netns": self.netns,
+            "processes": {n: {"pid": p.pid, "log": str(p.log)} for n, p in self.processes.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, object], run_id: str, root: Path) -> NetnsNode:
+        node = cls(str(state["name"]), run_id, root)
+        procs = state.get("processes") or {}
+        assert isinstance(procs, dict)
+        for name, info in procs.items():
+            node.processes[name] = Process(name, int(info["pid"]), Path(info["log"]))
+        return node
 
     # -- dockerd --------------------------------------------------------------------
     def start_dockerd(self, *, timeout_s: float = 60.0) -> None:
@@ -222,6 +267,9 @@ class NetnsNode:
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False, timeout=60)
+            networks = self.docker("network", "ls", "-q", "--filter", "driver=podnet", check=False).stdout.split()
+            if networks:
+                self.docker("network", "rm", *networks, check=False, timeout=60)
         self.stop("dockerd", timeout_s=20)
 
     # -- podnet -------------------------------------------------------------------------
@@ -274,14 +322,16 @@ class NetnsNode:
 
     # -- teardown -------------------------------------------------------------------------
     def destroy(self) -> None:
+        """Remove everything: containers and networks (while podnet still answers
+        dockerd), dockerd, then podnet's processes, the namespace and the cgroups."""
         errors = []
-        for name in [n for n in self.processes if n != "dockerd"]:
-            self.stop(name)
         try:
             self.stop_dockerd()
         except (NodeError, subprocess.TimeoutExpired) as err:
             errors.append(str(err))
             self.stop("dockerd", sig=signal.SIGKILL)
+        for name in list(self.processes):
+            self.stop(name)
         if Path(self.netns_path).exists():
             subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
         remove_cgroup(CGROUP_ROOT / self.cgroup_parent)

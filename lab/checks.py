@@ -1,0 +1,191 @@
+"""Check evaluators that look at a live lab: allocations, routes, inspect, plugin calls.
+
+Each returns a `CheckResult` with what was expected, what was found, and where
+to look when they differ.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from lab.netns import NetnsNode
+from lab.scenario import AllocationsCheck, InspectCheck, PluginCallsCheck, RouteMatch, RoutesCheck
+from lab.variables import dig
+
+PROTOS = {2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp", 200: "podnet"}
+
+
+@dataclass
+class CheckResult:
+    kind: str
+    description: str
+    passed: bool
+    expected: str
+    actual: str
+    where: str = ""
+
+
+def _agent(node: NetnsNode, path: str) -> Any:
+    from podnet.api.client import AgentClient
+
+    return AgentClient(str(node.agent_sock), timeout=10).request("GET", path)
+
+
+def allocations(node: NetnsNode, check: AllocationsCheck) -> CheckResult:
+    state = _agent(node, "/v1/ipam")
+    held = {a["ip"]: a for a in state["allocations"]}
+    where = f"{node.name}: podnet ipam list"
+    if check.distinct is not None:
+        ips = check.distinct
+        ok = len(set(ips)) == len(ips) and all(ip in held for ip in ips)
+        return CheckResult(
+            "allocations",
+            f"{', '.join(ips)} distinct and held on {node.name}",
+            ok,
+            "all different, all allocated",
+            f"{ips}; held: {[ip for ip in ips if ip in held]}",
+            where,
+        )
+    if check.endpoints is not None or check.allocated is not None:
+        endpoints = len(_agent(node, "/v1/endpoint"))
+        want = {"endpoints": check.endpoints, "allocated IPs": check.allocated}
+        got = {"endpoints": endpoints, "allocated IPs": len(held)}
+        ok = all(want[k] is None or want[k] == got[k] for k in want)
+        shown = {k: v for k, v in want.items() if v is not None}
+        return CheckResult(
+            "allocations", f"{node.name} holds {shown}", ok, str(shown), f"{got}; held: {sorted(held)}", where
+        )
+    assert check.ip is not None
+    record = held.get(check.ip)
+    if not check.held:
+        return CheckResult(
+            "allocations",
+            f"{check.ip} released on {node.name}",
+            record is None,
+            "not allocated",
+            "allocated to " + record["owner"] if record else "not allocated",
+            where,
+        )
+    problems = []
+    if record is None:
+        problems.append("not allocated")
+    else:
+        if check.owner_prefix and not record["owner"].startswith(check.owner_prefix):
+            problems.append(f"owner {record['owner']!r} does not start with {check.owner_prefix!r}")
+    if check.in_pod_cidr is not None:
+        inside = ipaddress.ip_address(check.ip) in ipaddress.ip_network(state["pod-cidr"])
+        if inside != check.in_pod_cidr:
+            problems.append(f"{'not ' if check.in_pod_cidr else ''}inside pod CIDR {state['pod-cidr']}")
+    expected = (
+        "allocated"
+        + (f", owner {check.owner_prefix}…" if check.owner_prefix else "")
+        + (f", inside the pod CIDR {state['pod-cidr']}" if check.in_pod_cidr else "")
+    )
+    actual = (f"owner {record['owner']}" if record else "not allocated") + (
+        f"; {'; '.join(problems)}" if problems else ""
+    )
+    return CheckResult("allocations", f"{check.ip} on {node.name}", not problems, expected, actual, where)
+
+
+def _routes(netns: str) -> list[dict[str, str]]:
+    with IPRoute(netns=netns) as ipr:
+        names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+        found = []
+        for route in ipr.get_routes(family=2, table=254):
+            dst = route.get("dst")
+            length = route["dst_len"]
+            found.append(
+                {
+                    "dst": "default" if length == 0 else (f"{dst}/{length}" if dst else f"0.0.0.0/{length}"),
+                    "gateway": route.get("gateway") or "",
+                    "dev": names.get(route.get("oif"), "") or "",
+                    "proto": PROTOS.get(route["proto"], str(route["proto"])),
+                }
+            )
+        return found
+
+
+def _route_text(route: dict[str, str]) -> str:
+    via = f" via {route['gateway']}" if route["gateway"] else ""
+    return f"{route['dst']}{via} dev {route['dev']} proto {route['proto']}"
+
+
+def _match(route: dict[str, str], want: RouteMatch) -> bool:
+    dst = want.dst if want.dst == "default" or "/" in want.dst else f"{want.dst}/32"
+    return (
+        route["dst"] == dst
+        and (want.gateway is None or route["gateway"] == want.gateway)
+        and (want.dev is None or route["dev"] == want.dev)
+        and (want.proto is None or route["proto"] == want.proto)
+    )
+
+
+def routes(node: NetnsNode, check: RoutesCheck) -> CheckResult:
+    if check.container:
+        pid = node.docker("inspect", "-f", "{{.State.Pid}}", check.container).stdout.strip()
+        netns, where = f"/proc/{pid}/ns/net", f"{node.name}: docker exec {check.container} ip route"
+    else:
+        netns, where = node.netns_path, f"{node.name}: ip route"
+    table = _routes(netns)
+    want = check.has or check.lacks
+    assert want is not None
+    hit = any(_match(r, want) for r in table)
+    wanted = " ".join(f"{k} {v}" for k, v in want.model_dump(exclude_none=True).items())
+    subject = f"{check.container} on {node.name}" if check.container else node.name
+    return CheckResult(
+        "routes",
+        f"{subject} {'has' if check.has else 'lacks'} route {wanted}",
+        hit if check.has else not hit,
+        f"{'a' if check.has else 'no'} route {wanted}",
+        "; ".join(_route_text(r) for r in table) or "empty table",
+        where,
+    )
+
+
+def inspect(node: NetnsNode, check: InspectCheck) -> CheckResult:
+    proc = node.docker(*check.docker, check=False)
+    where = f"{node.name}: docker {' '.join(check.docker)}"
+    try:
+        value = dig(json.loads(proc.stdout), check.path)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return CheckResult(
+            "inspect",
+            f"{check.path} of docker {' '.join(check.docker)}",
+            False,
+            f"a value at {check.path}",
+            (proc.stderr or proc.stdout).strip()[:300],
+            where,
+        )
+    if check.contains is not None:
+        ok, expected = check.contains in json.dumps(value), f"contains {check.contains!r}"
+    else:
+        ok, expected = value == check.equals, f"= {check.equals!r}"
+    return CheckResult(
+        "inspect", f"{check.path} of docker {' '.join(check.docker)}", ok, expected, json.dumps(value)[:300], where
+    )
+
+
+def plugin_calls(node: NetnsNode, check: PluginCallsCheck, log_text: str, log: Path) -> CheckResult:
+    calls = [
+        line.split("podnet.docker: ", 1)[1].split(" ", 1)[0]
+        for line in log_text.splitlines()
+        if "podnet.docker: /" in line
+    ]
+    position = 0
+    for call in calls:
+        if position < len(check.sequence) and call == check.sequence[position]:
+            position += 1
+    return CheckResult(
+        "plugin_calls",
+        f"dockerd called the plugin on {node.name} in order",
+        position == len(check.sequence),
+        " → ".join(check.sequence),
+        " → ".join(calls) or "no calls",
+        f"logs/{node.name}/{log.name}",
+    )

@@ -1,0 +1,84 @@
+"""`lab clean`: remove what crashed lab runs left behind, whatever their run id.
+
+Lab objects are recognisable by name: namespaces `pn-*`, cgroups
+`/sys/fs/cgroup/pn-*`, directories under /var/tmp/podnet-lab, processes whose
+network namespace is a lab namespace or whose cgroup is a lab cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from lab.lab import CURRENT, LABS
+from lab.netns import CGROUP_ROOT, remove_cgroup, remove_tree
+
+NETNS_DIR = Path("/run/netns")
+
+
+def lab_namespaces() -> list[str]:
+    return sorted(p.name for p in NETNS_DIR.glob("pn-*")) if NETNS_DIR.is_dir() else []
+
+
+def _netns_inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def lab_processes() -> dict[int, str]:
+    """pid -> why it belongs to a lab."""
+    inodes = {ino: name for name in lab_namespaces() if (ino := _netns_inode(NETNS_DIR / name)) is not None}
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        pid = int(proc.name)
+        try:
+            ino = os.stat(proc / "ns" / "net").st_ino
+            cgroup = (proc / "cgroup").read_text()
+        except OSError:
+            continue
+        if ino in inodes:
+            found[pid] = f"in namespace {inodes[ino]}"
+        elif "/pn-" in cgroup:
+            found[pid] = f"in cgroup {cgroup.strip().split(':')[-1]}"
+    return found
+
+
+def clean(report: bool = True) -> dict[str, list[str]]:
+    removed: dict[str, list[str]] = {"processes": [], "namespaces": [], "cgroups": [], "directories": []}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        procs = lab_processes()
+        for pid, why in procs.items():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                continue
+            if sig == signal.SIGTERM:
+                removed["processes"].append(f"{pid} ({why})")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and lab_processes():
+            time.sleep(0.1)
+    for name in lab_namespaces():
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        removed["namespaces"].append(name)
+    for cg in sorted(CGROUP_ROOT.glob("pn-*")):
+        remove_cgroup(cg)
+        removed["cgroups"].append(str(cg))
+    if LABS.is_dir():
+        for d in sorted(LABS.iterdir()):
+            if d.is_dir() and not d.is_symlink():
+                remove_tree(d)
+                removed["directories"].append(str(d))
+    if CURRENT.is_symlink():
+        CURRENT.unlink()
+    for d in Path("/tmp").glob("podnet-*-??????"):
+        if d.is_dir():
+            remove_tree(d)
+            removed["directories"].append(str(d))
+    return removed

@@ -1,0 +1,164 @@
+"""The `lab` command: up, run, status, exec, logs, down, clean.
+
+Exit codes: 0 success, 1 a scenario failed, 2 bad usage or input,
+3 the lab could not be brought up or torn down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from lab.lab import Lab, LabError
+from lab.netns import NodeError
+from lab.topology import TopologyError, load_topology
+
+console = Console(stderr=True, highlight=False)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the netns lab needs root (namespaces, veths, its own dockerd): run it as root")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _require_root()
+    lab = Lab(load_topology(args.topology))
+    with console.status("bringing the lab up…") as status:
+        try:
+            lab.up(report=lambda what: status.update(f"[bold]lab up[/] {lab.run_id}: {what}…"))
+        except BaseException:
+            console.print(f"[red]lab up failed[/]; cleaning up run {lab.run_id}")
+            lab.down(keep_logs=Path("artifacts") / lab.run_id / "logs")
+            raise
+    total = sum(t for _, t in lab.timings)
+    console.print(f"lab {lab.run_id} is up in {total:.1f}s: ToR {lab.tor.name}, nodes {', '.join(lab.nodes)}")
+    for what, seconds in lab.timings:
+        console.print(f"  {seconds:6.2f}s  {what}")
+    console.print("try: lab exec node1 -- docker network ls    |    lab down")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    _require_root()
+    lab = Lab.load()
+    errors = lab.down()
+    for error in errors:
+        console.print(f"[yellow]{error}[/]")
+    console.print(f"lab {lab.run_id} is down")
+    return 3 if errors else 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    _require_root()
+    from lab.clean import clean
+
+    removed = clean()
+    total = sum(len(v) for v in removed.values())
+    for kind, items in removed.items():
+        for item in items:
+            console.print(f"removed {kind[:-1] if kind.endswith('s') else kind}: {item}")
+    console.print("nothing to clean" if total == 0 else f"cleaned {total} leftover(s)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from lab.status import print_status
+
+    print_status(Lab.load())
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    _require_root()
+    lab = Lab.load()
+    node = lab.node(args.node)
+    command = list(args.command or [])
+    if command and command[0] == "--":
+        command = command[1:]
+    env = {
+        **os.environ,
+        "DOCKER_HOST": f"unix://{node.docker_sock}",
+        "PODNET_SOCKET": str(node.agent_sock),
+        "PS1": f"[lab {lab.run_id} {node.name}] \\w# ",
+    }
+    if lab.python:
+        env["PATH"] = f"{Path(lab.python).parent}:{env.get('PATH', '')}"
+    argv = ["nsenter", f"--net={node.netns_path}", *(command or ["bash", "--norc", "-i"])]
+    os.execvpe("nsenter", argv, env)
+    return 0  # not reached
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    lab = Lab.load()
+    node = lab.node(args.node)
+    logs = sorted(node.logs.glob("*.log"))
+    if args.process:
+        logs = [p for p in logs if p.stem == args.process]
+        if not logs:
+            raise LabError(
+                f"no log for process {args.process!r} on {node.name} (have: {', '.join(p.stem for p in sorted(node.logs.glob('*.log')))})"
+            )
+    for log in logs:
+        print(f"==> {node.name}/{log.name} <==")
+        print(log.read_text(errors="replace")[-args.bytes :])
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _require_root()
+    from lab.runner import run_scenarios
+
+    return run_scenarios(
+        args.scenarios, topology=args.topology, keep=args.keep, artifacts=Path(args.artifacts), console=console
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab", description="the podnet lab: real nodes, real daemons, every seed flow")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    up = sub.add_parser("up", help="bring a lab up (ToR + nodes, each with its own dockerd and podnet)")
+    up.add_argument("--topology", default=None, help="topology file or name (default: lab/topologies/default.yaml)")
+    up.set_defaults(handler=cmd_up)
+    run = sub.add_parser("run", help="run scenarios (all of scenarios/ by default); brings a lab up if none is")
+    run.add_argument("scenarios", nargs="*", help="scenario files or names")
+    run.add_argument("--topology", default=None)
+    run.add_argument("--keep", action="store_true", help="leave the lab up after a failure (for `lab exec`)")
+    run.add_argument("--artifacts", default="artifacts", help="where run reports go (default ./artifacts)")
+    run.set_defaults(handler=cmd_run)
+    sub.add_parser("status", help="the lab's nodes, processes and pod CIDRs").set_defaults(handler=cmd_status)
+    ex = sub.add_parser("exec", help="a shell (or a command) in a node's network namespace, with DOCKER_HOST set")
+    ex.add_argument("node")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(handler=cmd_exec)
+    logs = sub.add_parser("logs", help="a node's process logs")
+    logs.add_argument("node")
+    logs.add_argument("process", nargs="?", help="dockerd, podnet-agent, podnet-docker")
+    logs.add_argument("--bytes", type=int, default=20000, help="last N bytes of each log")
+    logs.set_defaults(handler=cmd_logs)
+    sub.add_parser("down", help="remove the lab").set_defaults(handler=cmd_down)
+    sub.add_parser("clean", help="remove whatever crashed labs left behind").set_defaults(handler=cmd_clean)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except TopologyError as err:
+        console.print(f"[red]lab: {err}[/]")
+        return 2
+    except (LabError, NodeError) as err:
+        console.print(f"[red]lab: {err}[/]")
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Build the podnet wheel from impl/ and install it into a lab venv.
+
+The venv is cached by a hash of impl/'s sources (/var/cache/podnet-lab), so a
+second `lab up` with unchanged sources starts in seconds; a changed source
+tree gets a new wheel and a new venv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IMPL = REPO / "impl"
+CACHE = Path("/var/cache/podnet-lab")
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def source_hash() -> str:
+    digest = hashlib.sha256()
+    files = [IMPL / "pyproject.toml", *sorted((IMPL / "src" / "podnet").rglob("*"))]
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc"):
+            digest.update(str(path.relative_to(IMPL)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _run(argv: list[str], what: str) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise DeployError(f"{what} failed ({proc.returncode}):\n{tail}")
+
+
+def build_wheel(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("podnet-*.whl"):
+        old.unlink()
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(IMPL)],
+        "building the podnet wheel",
+    )
+    wheels = sorted(dest.glob("podnet-*.whl"))
+    if not wheels:
+        raise DeployError(f"building the podnet wheel produced nothing in {dest}")
+    return wheels[-1]
+
+
+def lab_venv() -> tuple[Path, bool]:
+    """The venv with this source tree's wheel installed; (python, built_now)."""
+    key = source_hash()
+    venv = CACHE / f"venv-{key}"
+    python = venv / "bin" / "python"
+    if python.exists() and (venv / ".complete").exists():
+        return python, False
+    shutil.rmtree(venv, ignore_errors=True)
+    wheel = build_wheel(CACHE / f"wheelhouse-{key}")
+    _run([sys.executable, "-m", "venv", str(venv)], "creating the lab venv")
+    _run([str(python), "-m", "pip", "install", "-q", str(wheel)], f"installing {wheel.name} into {venv}")
+    (venv / ".complete").write_text(wheel.name + "\n")
+    for stale in CACHE.glob("venv-*"):
+        if stale != venv:
+            shutil.rmtree(stale, ignore_errors=True)
+    for stale in CACHE.glob("wheelhouse-*"):
+        if stale.name != f"wheelhouse-{key}":
+            shutil.rmtree(stale, ignore_errors=True)
+    return python, True

@@ -1,0 +1,220 @@
+"""A running lab on the netns backend: a ToR namespace and node namespaces.
+
+`Lab.up()` wires each node to the ToR over its own underlay veth pair (created
+directly inside the two namespaces, never in the machine's), starts each
+node's dockerd, imports the image, and starts podnet's agent and plugin from
+the lab venv. Everything is named after the run id and recorded in
+`<root>/lab.json`, so `lab down` (or `lab clean` after a crash) from another
+process removes it all.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.deploy import lab_venv
+from lab.image import IMAGE, build_rootfs_tar
+from lab.netns import NetnsNode, NodeError, remove_tree
+from lab.topology import Topology
+
+LABS = Path("/var/tmp/podnet-lab")
+CURRENT = LABS / "current"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+@dataclass
+class Lab:
+    topology: Topology
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    python: str = ""
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    tor: NetnsNode = field(init=False)
+    nodes: dict[str, NetnsNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tor = NetnsNode(self.topology.tor.name, self.run_id, self.root)
+        self.nodes = {n.name: NetnsNode(n.name, self.run_id, self.root) for n in self.topology.nodes}
+
+    @property
+    def root(self) -> Path:
+        return LABS / self.run_id
+
+    @property
+    def store_url(self) -> str:
+        # One store for the whole lab, so every node's agent gets its own pod CIDR
+        # from the shared cluster pool (the operator and etcd replace this in issue 5).
+        return f"sqlite://{self.root / 'cluster.db'}"
+
+    def all_nodes(self) -> Iterator[NetnsNode]:
+        yield self.tor
+        yield from self.nodes.values()
+
+    # -- progress ----------------------------------------------------------------
+    @contextmanager
+    def step(self, what: str, report: Callable[[str], None] | None = None) -> Iterator[None]:
+        if report:
+            report(what)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings.append((what, time.perf_counter() - t0))
+
+    # -- bring-up -------------------------------------------------------------------
+    def up(self, report: Callable[[str], None] | None = None) -> None:
+        leftovers = existing_labs()
+        if leftovers:
+            raise LabError(
+                f"a lab is already set up or was left behind ({', '.join(leftovers)}): run `lab down` or `lab clean` first"
+            )
+        self.root.mkdir(parents=True)
+        CURRENT.unlink(missing_ok=True)
+        CURRENT.symlink_to(self.root)
+        try:
+            with self.step("lab venv (podnet wheel)", report):
+                python, built = lab_venv()
+                self.python = str(python)
+            what, seconds = self.timings[-1]
+            self.timings[-1] = (f"{what}: {'built and installed' if built else 'cached'}", seconds)
+            with self.step("namespaces and underlay", report):
+                for node in self.all_nodes():
+                    node.create()
+                self._wire_underlay()
+            self.save()
+            image = build_rootfs_tar(self.root / "busybox.tar")
+            for name, node in self.nodes.items():
+                with self.step(f"{name}: dockerd", report):
+                    node.start_dockerd()
+                    self.save()
+                with self.step(f"{name}: image {IMAGE}", report):
+                    node.import_image(image, IMAGE)
+                cidrs = [a for c in self.topology.cluster_cidrs for a in ("--cluster-cidr", c)]
+                with self.step(f"{name}: podnet-agent", report):
+                    node.start_agent(
+                        self.python, "--store", self.store_url, *cidrs, "--mask-size", str(self.topology.mask_size)
+                    )
+                    self.save()
+                with self.step(f"{name}: podnet-docker", report):
+                    node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
+                    self.save()
+            with self.step("ToR routes to pod CIDRs", report):
+                self._route_pod_cidrs()
+        except BaseException:
+            self.save()
+            raise
+        self.save()
+
+    def _wire_underlay(self) -> None:
+        for link in self.topology.links():
+            node = self.nodes[link.node]
+            subprocess.run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    "uplink",
+                    "netns",
+                    node.netns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    f"to-{link.node}",
+                    "netns",
+                    self.tor.netns,
+                ],
+                check=True,
+                capture_output=True,
+            )
+            node.cmd("ip", "addr", "add", f"{link.node_ip}/30", "dev", "uplink")
+            node.cmd("ip", "link", "set", "uplink", "up")
+            node.cmd("ip", "route", "add", "default", "via", link.tor_ip)
+            self.tor.cmd("ip", "addr", "add", f"{link.tor_ip}/30", "dev", f"to-{link.node}")
+            self.tor.cmd("ip", "link", "set", f"to-{link.node}", "up")
+        self.tor.cmd("sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+    def pod_cidr(self, node: str) -> str:
+        from podnet.api.client import AgentClient
+
+        cidr: str = AgentClient(str(self.nodes[node].agent_sock)).request("GET", "/v1/node")["pod-cidrs"][0]
+        return cidr
+
+    def _route_pod_cidrs(self) -> None:
+        # Static until BGP announces them (issue 5).
+        for link in self.topology.links():
+            self.tor.cmd("ip", "route", "replace", self.pod_cidr(link.node), "via", link.node_ip, "proto", "static")
+
+    # -- state ------------------------------------------------------------------------
+    def save(self) -> None:
+        state = {
+            "run_id": self.run_id,
+            "topology": self.topology.model_dump(),
+            "python": self.python,
+            "tor": self.tor.to_state(),
+            "nodes": {n: node.to_state() for n, node in self.nodes.items()},
+            "timings": self.timings,
+        }
+        (self.root / "lab.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> Lab:
+        root = root or (CURRENT.resolve() if CURRENT.exists() else None)
+        if root is None or not (root / "lab.json").exists():
+            raise LabError("no lab is up (start one with `lab up`)")
+        state: dict[str, Any] = json.loads((root / "lab.json").read_text())
+        lab = cls(Topology.model_validate(state["topology"]), run_id=state["run_id"], python=state["python"])
+        lab.tor = NetnsNode.from_state(state["tor"], lab.run_id, lab.root)
+        lab.nodes = {n: NetnsNode.from_state(s, lab.run_id, lab.root) for n, s in state["nodes"].items()}
+        lab.timings = [(str(w), float(s)) for w, s in state.get("timings", [])]
+        return lab
+
+    def node(self, name: str) -> NetnsNode:
+        if name == self.tor.name:
+            return self.tor
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([self.tor.name, *self.nodes])})") from None
+
+    # -- teardown --------------------------------------------------------------------
+    def down(self, *, keep_logs: Path | None = None) -> list[str]:
+        errors = []
+        for node in [*self.nodes.values(), self.tor]:
+            try:
+                node.destroy()
+            except NodeError as err:
+                errors.append(str(err))
+        if keep_logs is not None:
+            collect_logs(self, keep_logs)
+        remove_tree(self.root)
+        if CURRENT.is_symlink() and not CURRENT.exists():
+            CURRENT.unlink()
+        return errors
+
+
+def collect_logs(lab: Lab, dest: Path) -> None:
+    import shutil
+
+    for node in lab.all_nodes():
+        if node.logs.is_dir():
+            shutil.copytree(node.logs, dest / node.name, dirs_exist_ok=True)
+
+
+def existing_labs() -> list[str]:
+    found = set()
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found |= {line.split()[0] for line in out.splitlines() if line.startswith("pn-")}
+    if LABS.is_dir():
+        found |= {str(p) for p in LABS.iterdir() if p.is_dir() and (p / "lab.json").exists()}
+    return sorted(found)

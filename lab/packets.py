@@ -1,0 +1,104 @@
+"""Packet checks over a pcap, with scapy: each returns (passed, what was seen)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.packet import Packet
+from scapy.utils import rdpcap
+
+from lab.scenario import HttpResponse, PacketMatch, PacketsCheck
+
+
+def read(path: Path) -> list[Packet]:
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    return list(rdpcap(str(path)))
+
+
+def _matches(pkt: Packet, match: PacketMatch) -> bool:
+    ip = pkt[IP]
+    if match.src and ip.src != match.src:
+        return False
+    if match.dst and ip.dst != match.dst:
+        return False
+    if pkt.haslayer(TCP):
+        if match.sport and pkt[TCP].sport != match.sport:
+            return False
+        if match.dport and pkt[TCP].dport != match.dport:
+            return False
+    return True
+
+
+def tcp_syns(packets: list[Packet], match: PacketMatch) -> list[Packet]:
+    return [
+        p
+        for p in packets
+        if p.haslayer(IP) and p.haslayer(TCP) and (int(p[TCP].flags) & 0x12) == 0x02 and _matches(p, match)
+    ]
+
+
+def http_responses(packets: list[Packet], want: HttpResponse) -> list[Packet]:
+    found = []
+    for p in packets:
+        if not (p.haslayer(IP) and p.haslayer(TCP)):
+            continue
+        payload = bytes(p[TCP].payload)
+        if not payload.startswith(b"HTTP/1."):
+            continue
+        try:
+            status = int(payload.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            continue
+        if status == want.status and (want.src is None or p[IP].src == want.src):
+            found.append(p)
+    return found
+
+
+def icmp_echoes(packets: list[Packet], match: PacketMatch) -> list[Packet]:
+    return [p for p in packets if p.haslayer(IP) and p.haslayer(ICMP) and p[ICMP].type == 8 and _matches(p, match)]
+
+
+def from_cidr(packets: list[Packet], cidr: str) -> list[Packet]:
+    net = ipaddress.ip_network(cidr, strict=False)
+    return [p for p in packets if p.haslayer(IP) and ipaddress.ip_address(p[IP].src) in net]
+
+
+def summarize(packets: list[Packet], limit: int = 5) -> str:
+    lines = [p.summary() for p in packets[:limit]]
+    more = f" (+{len(packets) - limit} more)" if len(packets) > limit else ""
+    return "; ".join(lines) + more if lines else "no packets"
+
+
+def evaluate(check: PacketsCheck, path: Path) -> tuple[bool, str, str]:
+    """(passed, expected, actual)."""
+    packets = read(path)
+    total = f"{len(packets)} packet(s) captured"
+    if check.tcp_syn is not None:
+        hits = tcp_syns(packets, check.tcp_syn)
+        expected = f"≥{check.min_count} TCP SYN {_describe(check.tcp_syn)}"
+    elif check.http_response is not None:
+        hits = http_responses(packets, check.http_response)
+        src = f" from {check.http_response.src}" if check.http_response.src else ""
+        expected = f"≥{check.min_count} HTTP {check.http_response.status} response(s){src}"
+    elif check.icmp_echo is not None:
+        hits = icmp_echoes(packets, check.icmp_echo)
+        expected = f"≥{check.min_count} ICMP echo request(s) {_describe(check.icmp_echo)}"
+    else:
+        assert check.none_from is not None
+        hits = from_cidr(packets, check.none_from)
+        return not hits, f"no packet from {check.none_from}", f"{total}; from {check.none_from}: {summarize(hits)}"
+    return len(hits) >= check.min_count, expected, f"{total}; matching: {len(hits)}: {summarize(hits)}"
+
+
+def _describe(match: PacketMatch) -> str:
+    parts = []
+    if match.src:
+        parts.append(f"from {match.src}" + (f":{match.sport}" if match.sport else ""))
+    if match.dst:
+        parts.append(f"to {match.dst}" + (f":{match.dport}" if match.dport else ""))
+    elif match.dport:
+        parts.append(f"to port {match.dport}")
+    return " ".join(parts) or "(any)"

@@ -1,0 +1,350 @@
+"""Run scenarios on a lab: steps, packet captures, checks, state dumps, reports."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lab import checks, packets
+from lab.image import IMAGE
+from lab.lab import Lab, LabError, existing_labs
+from lab.netns import NetnsNode, NodeError
+from lab.scenario import Scenario, ScenarioError, Step, all_scenarios, load_scenario
+from lab.topology import load_topology
+from lab.variables import VariableError, dig, resolve
+
+OUTPUT_LIMIT = 4000
+
+
+@dataclass
+class StepResult:
+    name: str
+    action: str
+    seconds: float = 0.0
+    passed: bool = True
+    command: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""
+    checks: list[checks.CheckResult] = field(default_factory=list)
+    pcaps: dict[str, str] = field(default_factory=dict)
+    skipped: bool = False
+
+
+@dataclass
+class ScenarioRun:
+    scenario: Scenario
+    out: Path
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.steps)
+
+    @property
+    def failure(self) -> str:
+        for step in self.steps:
+            if not step.passed:
+                failed = [c for c in step.checks if not c.passed]
+                if step.error:
+                    return f"step '{step.name}': {step.error}"
+                if failed:
+                    c = failed[0]
+                    return f"step '{step.name}': {c.description}: expected {c.expected}; got {c.actual} (see {c.where})"
+        return ""
+
+
+class StepFailed(Exception):
+    pass
+
+
+@contextmanager
+def capture(node: NetnsNode, interface: str, path: Path) -> Iterator[None]:
+    proc = subprocess.Popen(
+        ["nsenter", f"--net={node.netns_path}", "tcpdump", "-i", interface, "-U", "-n", "-s", "0", "-w", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # "listening on …" once the socket is open, or the error
+    if "listening on" not in line:
+        proc.wait(5)
+        raise StepFailed(
+            f"tcpdump on {node.name}/{interface} did not start: {line.strip() or proc.stderr.read().strip()}"
+        )
+    try:
+        yield
+    finally:
+        time.sleep(0.3)  # let the last packets of the step reach the file
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def base_variables(lab: Lab) -> dict[str, str]:
+    from podnet.api.client import AgentClient
+
+    variables = {"image": IMAGE, "run_id": lab.run_id, f"{lab.tor.name}.name": lab.tor.name}
+    for link in lab.topology.links():
+        variables[f"{link.node}.ip"] = link.node_ip
+        variables[f"{link.node}.tor_ip"] = link.tor_ip
+        node_info = AgentClient(str(lab.nodes[link.node].agent_sock)).request("GET", "/v1/node")
+        variables[f"{link.node}.pod_cidr"] = node_info["pod-cidrs"][0]
+        variables[f"{link.node}.router_ip"] = node_info["router-ip"]
+    return variables
+
+
+class Runner:
+    def __init__(self, lab: Lab, console: Console | None = None):
+        self.lab = lab
+        self.console = console or Console(stderr=True)
+
+    def run(self, scenario: Scenario, out: Path) -> ScenarioRun:
+        out.mkdir(parents=True, exist_ok=True)
+        run = ScenarioRun(scenario, out, variables=base_variables(self.lab))
+        pcaps: dict[str, Path] = {}
+        t0 = time.perf_counter()
+        failed = False
+        for step in scenario.steps:
+            if failed:
+                run.steps.append(StepResult(step.name, step.action, passed=True, skipped=True))
+                continue
+            result = self.step(step, run, pcaps)
+            run.steps.append(result)
+            mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
+            self.console.print(f"  {mark} {step.name} ({result.seconds:.2f}s)")
+            if not result.passed:
+                failed = True
+                self.console.print(f"    [red]{run.failure}[/]")
+        for step in scenario.cleanup:
+            result = self.step(step, run, pcaps)
+            result.name = f"cleanup: {result.name}"
+            run.steps.append(result)
+        run.seconds = time.perf_counter() - t0
+        self.dump_state(out / "state")
+        return run
+
+    # -- one step ---------------------------------------------------------------------
+    def step(self, step: Step, run: ScenarioRun, pcaps: dict[str, Path]) -> StepResult:
+        result = StepResult(step.name, step.action)
+        t0 = time.perf_counter()
+        log_marks = {n: self._log_size(node) for n, node in self.lab.nodes.items()}
+        try:
+            resolved = resolve(step, run.variables)
+            assert isinstance(resolved, Step)
+            with self._captures(resolved, run, pcaps, result):
+                self._act(resolved, run, result)
+            for check in resolved.checks:
+                outcome = self._check(check, pcaps, log_marks)
+                result.checks.append(outcome)
+        except (StepFailed, VariableError, NodeError, LabError, ScenarioError, KeyError, ValueError) as err:
+            result.error = str(err)
+        except subprocess.TimeoutExpired as err:
+            result.error = f"timed out after {err.timeout}s: {shlex.join(str(a) for a in err.cmd)}"
+        result.seconds = time.perf_counter() - t0
+        result.passed = not result.error and all(c.passed for c in result.checks)
+        return result
+
+    @contextmanager
+    def _captures(self, step: Step, run: ScenarioRun, pcaps: dict[str, Path], result: StepResult) -> Iterator[None]:
+        with contextlib_exit_stack() as stack:
+            for pcap in step.pcap:
+                path = run.out / "pcaps" / f"{pcap.name}.pcap"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(capture(self.lab.node(pcap.node), pcap.interface, path))
+                pcaps[pcap.name] = path
+                result.pcaps[pcap.name] = str(path.relative_to(run.out))
+            yield
+
+    def _act(self, step: Step, run: ScenarioRun, result: StepResult) -> None:
+        if step.docker is not None:
+            node = self.lab.node(step.docker.node)
+            result.command = f"{node.name}$ docker {shlex.join(step.docker.args)}"
+            proc = node.docker(*step.docker.args, check=False)
+            self._expect(step, result, proc)
+        elif step.exec is not None:
+            node = self.lab.node(step.exec.node)
+            if step.exec.container:
+                result.command = f"{node.name}$ docker exec {step.exec.container} {shlex.join(step.exec.cmd)}"
+                proc = node.docker("exec", step.exec.container, *step.exec.cmd, check=False)
+            else:
+                result.command = f"{node.name}$ {shlex.join(step.exec.cmd)}"
+                proc = node.cmd(*step.exec.cmd, check=False)
+            self._expect(step, result, proc)
+        elif step.wait is not None:
+            result.command = f"sleep {step.wait.seconds}"
+            time.sleep(step.wait.seconds)
+        elif step.capture is not None:
+            for name, source in step.capture.items():
+                run.variables[name] = self._capture_value(source)
+                result.stdout += f"{name} = {run.variables[name]}\n"
+
+    def _expect(self, step: Step, result: StepResult, proc: subprocess.CompletedProcess[str]) -> None:
+        result.stdout, result.stderr = proc.stdout[-OUTPUT_LIMIT:], proc.stderr[-OUTPUT_LIMIT:]
+        expect = step.expect
+        ok = True if expect is None else expect.ok
+        if ok and proc.returncode != 0:
+            raise StepFailed(f"`{result.command}` exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+        if not ok and proc.returncode == 0:
+            raise StepFailed(f"`{result.command}` was expected to fail but succeeded")
+        if expect is not None and expect.stdout_contains and expect.stdout_contains not in proc.stdout:
+            raise StepFailed(f"stdout lacks {expect.stdout_contains!r}: {proc.stdout.strip()[-300:]!r}")
+        if expect is not None and expect.stderr_contains and expect.stderr_contains not in proc.stderr:
+            raise StepFailed(f"stderr lacks {expect.stderr_contains!r}: {proc.stderr.strip()[-300:]!r}")
+
+    def _capture_value(self, source: Any) -> str:
+        node = self.lab.node(source.node)
+        if source.docker is not None:
+            return node.docker(*source.docker).stdout.strip()
+        if source.exec is not None:
+            return node.cmd(*source.exec).stdout.strip()
+        from podnet.api.client import AgentClient
+
+        client = AgentClient(str(node.agent_sock))
+        if source.endpoint_of is not None:
+            endpoint_id = node.docker(
+                "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", source.endpoint_of
+            ).stdout.strip()
+            data = client.endpoint_get(endpoint_id)
+        else:
+            data = client.request("GET", source.agent)
+        return str(dig(data, source.field))
+
+    def _check(self, check: Any, pcaps: dict[str, Path], log_marks: dict[str, int]) -> checks.CheckResult:
+        kind, spec = check.kind, check.spec
+        if kind == "packets":
+            if spec.pcap not in pcaps:
+                raise StepFailed(f"packets check names pcap {spec.pcap!r}, but no step captured it")
+            ok, expected, actual = packets.evaluate(spec, pcaps[spec.pcap])
+            return checks.CheckResult(
+                "packets", f"{spec.pcap}: {expected}", ok, expected, actual, str(pcaps[spec.pcap].name)
+            )
+        if kind == "allocations":
+            return checks.allocations(self.lab.node(spec.node), spec)
+        if kind == "routes":
+            return checks.routes(self.lab.node(spec.node), spec)
+        if kind == "inspect":
+            return checks.inspect(self.lab.node(spec.node), spec)
+        node = self.lab.node(spec.node)
+        log = node.logs / "podnet-docker.log"
+        text = log.read_text(errors="replace")[log_marks.get(node.name, 0) :] if log.exists() else ""
+        return checks.plugin_calls(node, spec, text, log)
+
+    @staticmethod
+    def _log_size(node: NetnsNode) -> int:
+        log = node.logs / "podnet-docker.log"
+        return log.stat().st_size if log.exists() else 0
+
+    # -- state ---------------------------------------------------------------------------
+    def dump_state(self, dest: Path) -> None:
+        from podnet.api.client import AgentClient
+        from podnet.errors import PodnetError
+
+        dest.mkdir(parents=True, exist_ok=True)
+        for node in self.lab.all_nodes():
+            lines = []
+            for argv in (["ip", "-br", "addr"], ["ip", "route"], ["ip", "neigh"]):
+                lines.append(f"$ {' '.join(argv)}\n{node.cmd(*argv, check=False).stdout}")
+            if node.name in self.lab.nodes:
+                for argv in (["ps", "-a"], ["network", "ls"]):
+                    lines.append(f"$ docker {' '.join(argv)}\n{node.docker(*argv, check=False).stdout}")
+                client = AgentClient(str(node.agent_sock), timeout=5)
+                for name, path in (("ipam", "/v1/ipam"), ("endpoints", "/v1/endpoint"), ("healthz", "/v1/healthz")):
+                    try:
+                        (dest / f"{node.name}-{name}.json").write_text(
+                            json.dumps(client.request("GET", path), indent=2)
+                        )
+                    except PodnetError as err:
+                        (dest / f"{node.name}-{name}.json").write_text(json.dumps({"error": str(err)}))
+            (dest / f"{node.name}-net.txt").write_text("\n".join(lines))
+
+    def reset(self) -> None:
+        """Leave every node as a scenario found it: no containers, no podnet networks."""
+        for node in self.lab.nodes.values():
+            ids = node.docker("ps", "-aq", check=False).stdout.split()
+            if ids:
+                node.docker("rm", "-f", *ids, check=False)
+            nets = node.docker("network", "ls", "-q", "--filter", "driver=podnet", check=False).stdout.split()
+            if nets:
+                node.docker("network", "rm", *nets, check=False)
+
+
+def contextlib_exit_stack() -> Any:
+    import contextlib
+
+    return contextlib.ExitStack()
+
+
+def load_all(names: list[str]) -> list[Scenario]:
+    paths: list[str | Path] = list(names) if names else list(all_scenarios())
+    if not paths:
+        raise ScenarioError("no scenarios found in scenarios/")
+    errors, loaded = [], []
+    for path in paths:
+        try:
+            loaded.append(load_scenario(path))
+        except ScenarioError as err:
+            errors.append(str(err))
+    if errors:
+        raise ScenarioError("\n".join(errors))
+    return [s for s in loaded if "netns" in s.backends]
+
+
+def run_scenarios(names: list[str], *, topology: str | None, keep: bool, artifacts: Path, console: Console) -> int:
+    from lab.report import write_reports
+
+    try:
+        scenarios = load_all(names)
+    except ScenarioError as err:
+        console.print(f"[red]{err}[/]")
+        return 2
+    reuse = bool(existing_labs())
+    lab = Lab.load() if reuse else Lab(load_topology(topology or scenarios[0].topology))
+    out = artifacts / lab.run_id
+    t0 = time.perf_counter()
+    if not reuse:
+        with console.status("bringing the lab up…") as status:
+            try:
+                lab.up(report=lambda what: status.update(f"[bold]lab up[/] {lab.run_id}: {what}…"))
+            except BaseException:
+                lab.down(keep_logs=out / "logs")
+                raise
+        console.print(f"lab {lab.run_id} up in {sum(t for _, t in lab.timings):.1f}s")
+    runner = Runner(lab, console)
+    runs = []
+    try:
+        for scenario in scenarios:
+            console.print(f"[bold]scenario {scenario.name}[/]")
+            run = runner.run(scenario, out / scenario.name)
+            runs.append(run)
+            runner.reset()
+    finally:
+        failed = [r for r in runs if not r.passed]
+        from lab.lab import collect_logs
+
+        collect_logs(lab, out / "logs")
+        report = write_reports(lab, runs, out, total_seconds=time.perf_counter() - t0)
+        if not reuse and not (keep and failed):
+            lab.down()
+    for run in runs:
+        mark = "[green]PASS[/]" if run.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {run.scenario.name} ({run.seconds:.1f}s){'' if run.passed else ': ' + run.failure}")
+    if keep and failed and not reuse:
+        console.print(f"lab {lab.run_id} kept up for debugging: lab exec node1 | lab down")
+    console.print(f"report: {report}")
+    return 1 if failed else 0

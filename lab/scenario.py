@@ -1,0 +1,263 @@
+"""Scenario files: one flow each, validated; errors name the file, the step and the field.
+
+A scenario is a topology reference and a list of steps. A step does one thing
+(`docker`, `exec`, `wait` or `capture`), may `expect` things of its output,
+may record packets on named interfaces while it runs (`pcap`), and may carry
+`checks` evaluated after it. Strings may use variables: `{image}`, per node
+`{node1.pod_cidr}`, `{node1.router_ip}`, `{node1.ip}`, and every value a
+`capture` step saved (`{app1.ip}`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios"
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- actions ------------------------------------------------------------------------
+class DockerAction(Strict):
+    node: str
+    args: list[str] = Field(min_length=1)
+
+
+class ExecAction(Strict):
+    node: str
+    container: str | None = None
+    cmd: list[str] = Field(min_length=1)
+
+
+class WaitAction(Strict):
+    seconds: float = Field(gt=0, le=300)
+
+
+class CaptureSource(Strict):
+    """Where a captured value comes from: one of docker / exec / endpoint_of / agent."""
+
+    node: str
+    docker: list[str] | None = None
+    exec: list[str] | None = None
+    endpoint_of: str | None = Field(default=None, description="a container name: its podnet endpoint")
+    agent: str | None = Field(default=None, description="an agent API path, e.g. /v1/node")
+    field: str | None = Field(default=None, description="dotted path into the JSON (endpoint_of, agent)")
+
+    @model_validator(mode="after")
+    def _one(self) -> CaptureSource:
+        given = [k for k in ("docker", "exec", "endpoint_of", "agent") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of docker, exec, endpoint_of, agent (got {', '.join(given) or 'none'})")
+        if (self.endpoint_of or self.agent) and not self.field:
+            raise ValueError("endpoint_of and agent need a field (a dotted path into the JSON)")
+        return self
+
+
+# -- expectations and checks ----------------------------------------------------------
+class Expect(Strict):
+    ok: bool = True
+    stdout_contains: str | None = None
+    stderr_contains: str | None = None
+
+
+class Pcap(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    node: str
+    interface: str
+
+
+class PacketMatch(Strict):
+    src: str | None = None
+    dst: str | None = None
+    sport: int | None = None
+    dport: int | None = None
+
+
+class HttpResponse(Strict):
+    status: int = 200
+    src: str | None = None
+
+
+class PacketsCheck(Strict):
+    pcap: str
+    tcp_syn: PacketMatch | None = None
+    http_response: HttpResponse | None = None
+    icmp_echo: PacketMatch | None = None
+    none_from: str | None = Field(default=None, description="no IPv4 packet with a source in this CIDR")
+    min_count: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> PacketsCheck:
+        given = [k for k in ("tcp_syn", "http_response", "icmp_echo", "none_from") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of tcp_syn, http_response, icmp_echo, none_from (got {given or 'none'})"
+            )
+        return self
+
+
+class AllocationsCheck(Strict):
+    node: str
+    ip: str | None = None
+    held: bool = True
+    owner_prefix: str | None = None
+    in_pod_cidr: bool | None = None
+    distinct: list[str] | None = None
+    endpoints: int | None = Field(default=None, ge=0, description="how many endpoints the agent has")
+    allocated: int | None = Field(default=None, ge=0, description="how many IPs are held, the router IP included")
+
+
+class RouteMatch(Strict):
+    dst: str = Field(description="'default' or a CIDR")
+    gateway: str | None = None
+    dev: str | None = None
+    proto: str | None = None
+
+
+class RoutesCheck(Strict):
+    node: str
+    container: str | None = None
+    has: RouteMatch | None = None
+    lacks: RouteMatch | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RoutesCheck:
+        if (self.has is None) == (self.lacks is None):
+            raise ValueError("give exactly one of has, lacks")
+        return self
+
+
+class InspectCheck(Strict):
+    node: str
+    docker: list[str] = Field(min_length=1)
+    path: str = Field(description="dotted path into the JSON docker prints, e.g. 0.IPAM.Driver")
+    equals: Any = None
+    contains: str | None = None
+
+
+class PluginCallsCheck(Strict):
+    node: str
+    sequence: list[str] = Field(min_length=1, description="libnetwork calls, in this order (others may come between)")
+
+
+class Check(Strict):
+    packets: PacketsCheck | None = None
+    allocations: AllocationsCheck | None = None
+    routes: RoutesCheck | None = None
+    inspect: InspectCheck | None = None
+    plugin_calls: PluginCallsCheck | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Check:
+        given = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a check is exactly one of {', '.join(type(self).model_fields)} (got {given or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+    @property
+    def spec(self) -> BaseModel:
+        value = getattr(self, self.kind)
+        assert isinstance(value, BaseModel)
+        return value
+
+
+class Step(Strict):
+    name: str = Field(min_length=1)
+    docker: DockerAction | None = None
+    exec: ExecAction | None = None
+    wait: WaitAction | None = None
+    capture: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")], CaptureSource] | None = None
+    expect: Expect | None = None
+    pcap: list[Pcap] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        given = [k for k in ("docker", "exec", "wait", "capture") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"a step does one thing: docker, exec, wait or capture (got {', '.join(given)})")
+        if not given and not self.checks:
+            raise ValueError("a step needs an action (docker, exec, wait, capture) or checks")
+        if self.expect is not None and not (self.docker or self.exec):
+            raise ValueError("expect applies to docker and exec steps")
+        return self
+
+    @property
+    def action(self) -> str:
+        return next((k for k in ("docker", "exec", "wait", "capture") if getattr(self, k) is not None), "checks")
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    seeds: list[str] = Field(default_factory=list, description="source documents this flow replays")
+    topology: str = "default"
+    backends: list[Literal["netns", "vagrant"]] = Field(default_factory=lambda: ["netns", "vagrant"])  # type: ignore[arg-type]
+    steps: list[Step] = Field(min_length=1)
+    cleanup: list[Step] = Field(default_factory=list, description="always run, even after a failure")
+    path: Path | None = Field(default=None, exclude=True)
+
+
+def _location(data: Any, loc: tuple[Any, ...]) -> str:
+    """'step 3 (start app1): docker.args' from a pydantic error location."""
+    parts: list[str] = []
+    i = 0
+    while i < len(loc):
+        key = loc[i]
+        if key in ("steps", "cleanup") and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            index = loc[i + 1]
+            name = ""
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                name = f" ({data[key][index]['name']})"
+            parts.append(f"{'step' if key == 'steps' else 'cleanup step'} {index + 1}{name}")
+            i += 2
+            continue
+        parts.append(str(key))
+        i += 1
+    head = parts[0] if parts else "(top level)"
+    rest = ".".join(p for p in parts[1:])
+    return f"{head}: {rest}" if rest else head
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    source = Path(path)
+    if not source.exists() and (SCENARIOS / f"{path}.yaml").exists():
+        source = SCENARIOS / f"{path}.yaml"
+    try:
+        data = yaml.safe_load(source.read_text())
+    except OSError as err:
+        raise ScenarioError(f"{source}: cannot read scenario: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"{source}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: a scenario is a mapping with name, topology and steps")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            message = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"{source}: {_location(data, tuple(e['loc']))}: {message}")
+        raise ScenarioError("\n".join(lines)) from None
+    scenario.path = source
+    return scenario
+
+
+def all_scenarios() -> list[Path]:
+    return sorted(SCENARIOS.glob("*.yaml"))

@@ -1,0 +1,125 @@
+"""The lab topology as plain data (YAML), validated, shared by every backend.
+
+Addresses are derived, not typed: link i (the i-th node, from 0) is the /30
+number i of `underlay`; the ToR holds its first address, the node the second.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from podnet.ipam import ClusterPool, IPAMError
+
+HERE = Path(__file__).resolve().parent
+DEFAULT = HERE / "topologies" / "default.yaml"
+NAME = r"^[a-z][a-z0-9]{0,7}$"  # short: names end up inside 15-character interface names
+
+
+class TopologyError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouterSpec(Strict):
+    name: str = Field(default="tor", pattern=NAME)
+
+
+class NodeSpec(Strict):
+    name: str = Field(pattern=NAME)
+    role: Literal["control", "worker"] = "worker"
+    cpus: int = Field(default=1, ge=1, le=16)
+    memory_mib: int = Field(default=768, ge=256, le=16384)
+
+
+class Topology(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    underlay: str = "192.168.50.0/24"
+    cluster_cidrs: list[str] = Field(min_length=1)
+    mask_size: int = Field(ge=1, le=32)
+    tor: RouterSpec = Field(default_factory=RouterSpec)
+    nodes: list[NodeSpec] = Field(min_length=1, max_length=32)
+
+    @field_validator("underlay")
+    @classmethod
+    def _underlay(cls, value: str) -> str:
+        net = ipaddress.ip_network(value, strict=True)
+        if net.version != 4 or net.prefixlen > 28:
+            raise ValueError("must be an IPv4 network of at least /28")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Topology:
+        names = [n.name for n in self.nodes] + [self.tor.name]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"names must be unique (the ToR counts): {', '.join(duplicates)} used twice")
+        links = ipaddress.ip_network(self.underlay).num_addresses // 4
+        if len(self.nodes) > links:
+            raise ValueError(
+                f"underlay {self.underlay} has room for {links} node links (/30 each), not {len(self.nodes)}"
+            )
+        try:
+            pool = ClusterPool(self.cluster_cidrs, self.mask_size)
+        except IPAMError as err:
+            raise ValueError(str(err)) from None
+        underlay = ipaddress.ip_network(self.underlay)
+        for cidr in pool.sets:
+            if cidr.cluster_cidr.overlaps(underlay):
+                raise ValueError(f"cluster CIDR {cidr.cluster_cidr} overlaps the underlay {self.underlay}")
+        return self
+
+    # -- derived addressing --------------------------------------------------------
+    def link(self, index: int) -> Link:
+        base = ipaddress.ip_network(self.underlay).network_address + 4 * index
+        return Link(index, self.nodes[index].name, f"{base + 1}", f"{base + 2}", f"{base}/30")
+
+    def links(self) -> list[Link]:
+        return [self.link(i) for i in range(len(self.nodes))]
+
+    def node_ip(self, name: str) -> str:
+        return next(link.node_ip for link in self.links() if link.node == name)
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    node: str
+    tor_ip: str
+    node_ip: str
+    subnet: str
+
+
+def load_topology(path: str | Path | None = None) -> Topology:
+    """Read and validate a topology file; errors name the file, the field and the problem."""
+    source = Path(path) if path else DEFAULT
+    if not source.exists() and not Path(str(path)).suffix and (HERE / "topologies" / f"{path}.yaml").exists():
+        source = HERE / "topologies" / f"{path}.yaml"
+    try:
+        data = yaml.safe_load(source.read_text())
+    except OSError as err:
+        raise TopologyError(f"{source}: cannot read topology: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise TopologyError(f"{source}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise TopologyError(f"{source}: a topology is a mapping with name, cluster_cidrs, mask_size, nodes")
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as err:
+        raise TopologyError(describe(source, err)) from None
+
+
+def describe(source: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        lines.append(f"{source}: {where}: {str(e['msg']).removeprefix('Value error, ')}")
+    return "\n".join(lines)
