@@ -15,6 +15,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,27 +94,30 @@ class Lab:
                 self._wire_underlay()
             self.save()
             image = build_rootfs_tar(self.root / "busybox.tar")
-            for name, node in self.nodes.items():
-                with self.step(f"{name}: dockerd", report):
-                    node.start_dockerd()
-                    self.save()
-                with self.step(f"{name}: image {IMAGE}", report):
-                    node.import_image(image, IMAGE)
-                cidrs = [a for c in self.topology.cluster_cidrs for a in ("--cluster-cidr", c)]
-                with self.step(f"{name}: podnet-agent", report):
-                    node.start_agent(
-                        self.python, "--store", self.store_url, *cidrs, "--mask-size", str(self.topology.mask_size)
-                    )
-                    self.save()
-                with self.step(f"{name}: podnet-docker", report):
-                    node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
-                    self.save()
+            # Nodes are independent: bring them up side by side (mostly waiting on process start-up).
+            with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+                for future in [pool.submit(self._node_up, node, image, report) for node in self.nodes.values()]:
+                    future.result()
+            self.save()
             with self.step("ToR routes to pod CIDRs", report):
                 self._route_pod_cidrs()
         except BaseException:
             self.save()
             raise
         self.save()
+
+    def _node_up(self, node: NetnsNode, image: Path, report: Callable[[str], None] | None) -> None:
+        cidrs = [a for c in self.topology.cluster_cidrs for a in ("--cluster-cidr", c)]
+        with self.step(f"{node.name}: dockerd", report):
+            node.start_dockerd()
+        with self.step(f"{node.name}: image {IMAGE}", report):
+            node.import_image(image, IMAGE)
+        with self.step(f"{node.name}: podnet-agent", report):
+            node.start_agent(
+                self.python, "--store", self.store_url, *cidrs, "--mask-size", str(self.topology.mask_size)
+            )
+        with self.step(f"{node.name}: podnet-docker", report):
+            node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
 
     def _wire_underlay(self) -> None:
         for link in self.topology.links():
@@ -189,12 +193,17 @@ class Lab:
 
     # -- teardown --------------------------------------------------------------------
     def down(self, *, keep_logs: Path | None = None) -> list[str]:
-        errors = []
-        for node in [*self.nodes.values(), self.tor]:
+        errors: list[str] = []
+
+        def destroy(node: NetnsNode) -> None:
             try:
                 node.destroy()
             except NodeError as err:
                 errors.append(str(err))
+
+        with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
+            list(pool.map(destroy, self.nodes.values()))
+        destroy(self.tor)
         if keep_logs is not None:
             collect_logs(self, keep_logs)
         remove_tree(self.root)
