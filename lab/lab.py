@@ -225,5 +225,5 @@ def existing_labs() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found |= {line.split()[0] for line in out.splitlines() if line.startswith("pn-")}
     if LABS.is_dir():
-        found |= {str(p) for p in LABS.iterdir() if p.is_dir() and (p / "lab.json").exists()}
+        found |= {str(p) for p in LABS.iterdir() if p.is_dir() and not p.is_symlink() and (p / "lab.json").exists()}
     return sorted(found)

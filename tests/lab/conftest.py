@@ -1,4 +1,4 @@
-"""One lab for the whole session; every scenario file is a test item (see test_scenarios.py)."""
+"""One lab for tests/lab (package scope, so other suites in the same run find none); every scenario file is a test item (see test_scenarios.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Session:
         self.out = ARTIFACTS / lab.run_id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_session() -> Iterator[Session]:
     if os.geteuid() != 0:
         pytest.fail("the lab needs root (network namespaces, its own dockerd per node)")
