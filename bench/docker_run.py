@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import socket
 import statistics
 import sys
 import time
@@ -28,27 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
+from lab import unixhttp
 from lab.image import IMAGE
 from lab.netns import NetnsNode, docker_node
 
 
 def post(sock: str, path: str, body: Any) -> tuple[float, dict[str, Any]]:
-    payload = json.dumps(body).encode()
-    t0 = time.perf_counter()
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock)
-        s.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-            + payload
-        )
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    elapsed = time.perf_counter() - t0
-    head, _, reply = data.partition(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n")[0]:
-        raise RuntimeError(f"{path}: {head.splitlines()[0].decode()} {reply.decode()}")
-    return elapsed, json.loads(reply)
+    status, reply, elapsed = unixhttp.post(sock, path, json.dumps(body).encode())
+    if status != 200:
+        raise RuntimeError(f"{path}: HTTP {status}: {reply}")
+    return elapsed, reply
 
 
 def time_docker_runs(node: NetnsNode, runs: int) -> dict[str, list[float]]:

@@ -14,8 +14,9 @@ import contextlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lab.files import load_yaml_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -239,22 +240,7 @@ def load_scenario(path: str | Path) -> Scenario:
     source = Path(path)
     if not source.exists() and (SCENARIOS / f"{path}.yaml").exists():
         source = SCENARIOS / f"{path}.yaml"
-    try:
-        data = yaml.safe_load(source.read_text())
-    except OSError as err:
-        raise ScenarioError(f"{source}: cannot read scenario: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ScenarioError(f"{source}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: a scenario is a mapping with name, topology and steps")
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            message = str(e["msg"]).removeprefix("Value error, ")
-            lines.append(f"{source}: {_location(data, tuple(e['loc']))}: {message}")
-        raise ScenarioError("\n".join(lines)) from None
+    scenario = load_yaml_model(source, Scenario, ScenarioError, "scenario", _location)
     scenario.path = source
     return scenario
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lab.files import dotted, load_yaml_model
 from podnet.ipam import ClusterPool, IPAMError
 
 HERE = Path(__file__).resolve().parent
@@ -103,23 +103,4 @@ def load_topology(path: str | Path | None = None) -> Topology:
     source = Path(path) if path else DEFAULT
     if not source.exists() and not Path(str(path)).suffix and (HERE / "topologies" / f"{path}.yaml").exists():
         source = HERE / "topologies" / f"{path}.yaml"
-    try:
-        data = yaml.safe_load(source.read_text())
-    except OSError as err:
-        raise TopologyError(f"{source}: cannot read topology: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise TopologyError(f"{source}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise TopologyError(f"{source}: a topology is a mapping with name, cluster_cidrs, mask_size, nodes")
-    try:
-        return Topology.model_validate(data)
-    except ValidationError as err:
-        raise TopologyError(describe(source, err)) from None
-
-
-def describe(source: Path, err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        lines.append(f"{source}: {where}: {str(e['msg']).removeprefix('Value error, ')}")
-    return "\n".join(lines)
+    return load_yaml_model(source, Topology, TopologyError, "topology", dotted)

@@ -8,7 +8,6 @@ docker run --rm --net podnet-net -l id=app2 IMAGE wget -qO- http://app1/
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import docker
 import pytest
 
+from lab import unixhttp
 from lab.image import IMAGE, INDEX_HTML
 from lab.netns import NetnsNode, wait_for
 from podnet.api.client import AgentClient
@@ -281,17 +281,8 @@ def test_exhaustion_and_agent_down_errors_reach_the_docker_cli() -> None:
 
 
 def raw_post(path: str, method: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(path)
-        s.sendall(
-            f"POST {method} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body
-        )
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, payload = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(payload)
+    status, reply, _ = unixhttp.post(path, method, body)
+    return status, reply
 
 
 def test_malformed_json_and_unknown_methods(node: NetnsNode) -> None:
