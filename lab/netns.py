@@ -318,7 +318,22 @@ class NetnsNode:
                 *extra,
             ],
         )
-        wait_for(sock.exists, timeout_s, f"podnet-docker on {self.name} ({sock})")
+        wait_for(
+            lambda: self._plugin_ready(sock),
+            timeout_s,
+            f"podnet-docker on {self.name} answering Plugin.Activate ({sock})",
+        )
+
+    def _plugin_ready(self, sock: Path) -> bool:
+        if not self.alive("podnet-docker"):
+            raise NodeError(f"{self.name}: podnet-docker exited; see {self.logs / 'podnet-docker.log'}")
+        from lab import unixhttp
+
+        try:
+            status, reply, _ = unixhttp.post(str(sock), "/Plugin.Activate", b"")
+        except (OSError, ValueError):
+            return False
+        return status == 200 and "NetworkDriver" in (reply or {}).get("Implements", [])
 
     # -- teardown -------------------------------------------------------------------------
     def destroy(self) -> None:
