@@ -17,6 +17,7 @@ from pyroute2 import IPRoute
 from lab.netns import NetnsNode
 from lab.scenario import AllocationsCheck, InspectCheck, PluginCallsCheck, RouteMatch, RoutesCheck
 from lab.variables import dig
+from podnet.datapath.netns import run_in_netns
 
 PROTOS = {2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp", 200: "podnet"}
 
@@ -94,21 +95,24 @@ def allocations(node: NetnsNode, check: AllocationsCheck) -> CheckResult:
 
 
 def _routes(netns: str) -> list[dict[str, str]]:
-    with IPRoute(netns=netns) as ipr:
-        names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
-        found = []
-        for route in ipr.get_routes(family=2, table=254):
-            dst = route.get("dst")
-            length = route["dst_len"]
-            found.append(
-                {
-                    "dst": "default" if length == 0 else (f"{dst}/{length}" if dst else f"0.0.0.0/{length}"),
-                    "gateway": route.get("gateway") or "",
-                    "dev": names.get(route.get("oif"), "") or "",
-                    "proto": PROTOS.get(route["proto"], str(route["proto"])),
-                }
-            )
-        return found
+    return run_in_netns(netns, _read_routes)
+
+
+def _read_routes(ipr: IPRoute) -> list[dict[str, str]]:
+    names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+    found = []
+    for route in ipr.get_routes(family=2, table=254):
+        dst = route.get("dst")
+        length = route["dst_len"]
+        found.append(
+            {
+                "dst": "default" if length == 0 else (f"{dst}/{length}" if dst else f"0.0.0.0/{length}"),
+                "gateway": route.get("gateway") or "",
+                "dev": names.get(route.get("oif"), "") or "",
+                "proto": PROTOS.get(route["proto"], str(route["proto"])),
+            }
+        )
+    return found
 
 
 def _route_text(route: dict[str, str]) -> str:

@@ -30,6 +30,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from podnet.datapath import firewall, sysctl
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
+from podnet.datapath.netns import run_in_netns
 
 log = logging.getLogger("podnet.datapath")
 
@@ -235,16 +236,18 @@ class VethDatapath:
         return EndpointLink(host, index, host_mac, peer, peer_mac, moved=bool(netns))
 
     def _configure_peer(self, netns: str, ifname: str, ip: str, router_ip: str) -> None:
+        def configure(ns: IPRoute) -> None:
+            lo = ns.link_lookup(ifname="lo")
+            if lo:
+                ns.link("set", index=lo[0], state="up")
+            index = ns.link_lookup(ifname=ifname)[0]
+            ns.addr("add", index=index, address=ip, prefixlen=32)
+            ns.link("set", index=index, state="up")
+            ns.route("add", dst=router_ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK)
+            ns.route("add", dst="0.0.0.0", dst_len=0, gateway=router_ip, oif=index)
+
         try:
-            with IPRoute(netns=netns) as ns:
-                lo = ns.link_lookup(ifname="lo")
-                if lo:
-                    ns.link("set", index=lo[0], state="up")
-                index = ns.link_lookup(ifname=ifname)[0]
-                ns.addr("add", index=index, address=ip, prefixlen=32)
-                ns.link("set", index=index, state="up")
-                ns.route("add", dst=router_ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK)
-                ns.route("add", dst="0.0.0.0", dst_len=0, gateway=router_ip, oif=index)
+            run_in_netns(netns, configure)
         except (NetlinkError, OSError, IndexError) as err:
             raise _err(
                 f"configuring {ifname} with {ip}/32 and a default route via {router_ip} in {netns}", err

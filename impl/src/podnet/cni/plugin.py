@@ -1,0 +1,139 @@
+"""The CNI commands, delegating to the podnet agent (which owns IPAM and the datapath).
+
+ADD, as in the source document 001: load the config → IPAM via the agent
+(`POST /v1/ipam`, owner `<namespace>/<pod>`, expiring) → the agent creates the
+veth with its peer directly in the pod's netns, configures it (/32, a
+connected route to the router IP, the default route) and records the
+endpoint (`PUT /v1/endpoint/{id}`) → result. Any failure releases the IP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podnet.api.client import AgentClient, AgentError, AgentUnreachableError
+from podnet.cni import spec
+from podnet.cni.spec import CNIError, Environment, NetConf
+
+PODNET_ENDPOINT_PREFIX = "cni-"
+
+
+def _agent_error(err: AgentError, what: str) -> CNIError:
+    if err.status == 503 and "exhausted" in str(err):
+        return CNIError(spec.POD_CIDR_EXHAUSTED, str(err), what)
+    if err.status == 500 and ("creating veth" in str(err) or "configuring" in str(err) or "already exists" in str(err)):
+        return CNIError(spec.DATAPATH_FAILURE, str(err), what)
+    return CNIError(spec.AGENT_ERROR, str(err), what)
+
+
+def _call(client: AgentClient, what: str, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        return client.request(method, path, **kwargs)
+    except AgentUnreachableError as err:
+        raise CNIError(spec.TRY_AGAIN_LATER, str(err), what) from None
+    except AgentError as err:
+        raise _agent_error(err, what) from None
+
+
+def result(conf: NetConf, env: Environment, endpoint: dict[str, Any]) -> dict[str, Any]:
+    net = endpoint["networking"]
+    ip = net["addressing"][0]["ipv4"]
+    router = net["router-ip"]
+    return {
+        "cniVersion": conf.cni_version,
+        "interfaces": [
+            {"name": net["interface-name"], "mac": net["host-mac"]},
+            {"name": env.ifname, "mac": net["mac"], "sandbox": env.netns},
+        ],
+        "ips": [{"address": f"{ip}/32", "gateway": router, "interface": 1}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": router}, {"dst": f"{router}/32"}],
+        "dns": {},
+    }
+
+
+def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
+    allocation = _call(
+        client,
+        "allocating an IP",
+        "POST",
+        "/v1/ipam",
+        query={"family": "ipv4", "owner": env.owner},
+        headers={"Expiration": "true"},
+    )
+    ip = allocation["address"]["ipv4"]
+    body: dict[str, Any] = {
+        "addressing": {"ipv4": ip},
+        "container-id": env.container_id,
+        "netns": env.netns,
+        "interface-name": env.ifname,
+        "pod-name": env.owner,
+        "labels": [f"{k}={v}" for k, v in sorted(env.args.items()) if k.startswith("K8S_POD_")],
+    }
+    try:
+        endpoint = _call(client, f"creating the endpoint for {ip}", "PUT", f"/v1/endpoint/{env.endpoint_id}", body=body)
+    except CNIError:
+        try:
+            client.ipam_release(ip)
+        except (AgentError, AgentUnreachableError):
+            pass  # it expires on its own
+        raise
+    return result(conf, env, endpoint)
+
+
+def delete(conf: NetConf, env: Environment, client: AgentClient) -> None:
+    try:
+        client.endpoint_delete(env.endpoint_id, release_ip=True)
+    except AgentUnreachableError as err:
+        raise CNIError(spec.TRY_AGAIN_LATER, str(err), "deleting the endpoint") from None
+    except AgentError as err:
+        if err.status != 404:  # already gone: DEL is idempotent
+            raise _agent_error(err, "deleting the endpoint") from None
+
+
+def check(conf: NetConf, env: Environment, client: AgentClient) -> None:
+    endpoint = _call(client, "looking up the endpoint", "GET", f"/v1/endpoint/{env.endpoint_id}")
+    if endpoint.get("counters") is None:
+        raise CNIError(spec.DATAPATH_FAILURE, f"host veth {endpoint['networking']['interface-name']} is missing")
+    if endpoint["state"] not in ("ready", "waiting-for-identity"):
+        raise CNIError(spec.DATAPATH_FAILURE, f"endpoint {env.endpoint_id} is {endpoint['state']}")
+    prev = conf.raw.get("prevResult") or {}
+    want = {ip.get("address", "").split("/")[0] for ip in prev.get("ips", [])}
+    have = {a.get("ipv4") for a in endpoint["networking"]["addressing"]}
+    if want and not want <= have:
+        raise CNIError(spec.INVALID_CONFIG, f"prevResult IPs {sorted(want)} differ from the endpoint's {sorted(have)}")
+
+
+def status(conf: NetConf, client: AgentClient) -> None:
+    try:
+        health = client.healthz()
+    except AgentUnreachableError as err:
+        raise CNIError(spec.NOT_AVAILABLE, str(err)) from None
+    if not health.get("pod-cidr"):
+        raise CNIError(spec.NOT_AVAILABLE, f"node {health.get('node')} has no pod CIDR yet")
+    if health["ipam"]["state"] != "ok":
+        raise CNIError(spec.NOT_AVAILABLE, health["ipam"]["message"])
+    if health["state"] == "failure":
+        raise CNIError(
+            spec.NOT_AVAILABLE,
+            "; ".join(f"{k}: {health[k]['message']}" for k in ("store", "datapath") if health[k]["state"] == "failure"),
+        )
+
+
+def gc(conf: NetConf, client: AgentClient) -> list[str]:
+    """Delete every podnet CNI endpoint of this network not in cni.dev/valid-attachments."""
+    valid = conf.raw.get("cni.dev/valid-attachments")
+    if not isinstance(valid, list):
+        raise CNIError(spec.INVALID_CONFIG, "GC needs cni.dev/valid-attachments (a list of {containerID, ifname})")
+    keep = {f"{PODNET_ENDPOINT_PREFIX}{a.get('containerID')}-{a.get('ifname')}" for a in valid if isinstance(a, dict)}
+    removed = []
+    for endpoint in _call(client, "listing endpoints", "GET", "/v1/endpoint"):
+        if endpoint["id"].startswith(PODNET_ENDPOINT_PREFIX) and endpoint["id"] not in keep:
+            _call(
+                client,
+                f"deleting stale endpoint {endpoint['id']}",
+                "DELETE",
+                f"/v1/endpoint/{endpoint['id']}",
+                query={"release-ip": "true"},
+            )
+            removed.append(endpoint["id"])
+    return removed

@@ -1,0 +1,173 @@
+"""The podnet CNI plugin exec'd per spec on a real kernel, next to the reference plugins.
+
+A node namespace runs the podnet agent; each pod is a network namespace of its
+own. The reference plugins (Debian containernetworking-plugins: bridge +
+host-local) run in the same node where their behaviour should match podnet's.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.netns import NetnsNode, remove_tree
+from tests.integration.nodes import ARTIFACTS
+
+pytestmark = pytest.mark.root
+REFERENCE = Path("/usr/lib/cni")
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[NetnsNode]:
+    run_id = secrets.token_hex(3)
+    root = Path(f"/tmp/podnet-cni-{run_id}")
+    n = NetnsNode("cni", run_id, root)
+    try:
+        n.create()
+        n.start_agent(sys.executable, "--pod-cidr", "10.55.0.0/28")
+        yield n
+    finally:
+        n.destroy()
+        if n.logs.is_dir():
+            shutil.copytree(n.logs, ARTIFACTS / f"cni-{run_id}", dirs_exist_ok=True)
+        remove_tree(root)
+
+
+@pytest.fixture
+def pod(node: NetnsNode) -> Iterator[str]:
+    name = f"{node.netns}-pod{secrets.token_hex(2)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    yield f"/run/netns/{name}"
+    subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def podnet_conf(node: NetnsNode) -> dict[str, Any]:
+    return {"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "agentSocket": str(node.agent_sock)}
+
+
+def reference_conf(node: NetnsNode) -> dict[str, Any]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": "ref",
+        "type": "bridge",
+        "bridge": "cniref0",
+        "isGateway": True,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": "10.66.0.0/24"}]],
+            "dataDir": str(node.path("host-local")),
+        },
+    }
+
+
+def exec_plugin(
+    node: NetnsNode, plugin: str, command: str, conf: dict[str, Any], netns: str, cid: str, ifname: str = "eth0"
+) -> tuple[int, Any]:
+    argv = [sys.executable, "-m", "podnet.cmd.cni"] if plugin == "podnet" else [str(REFERENCE / plugin)]
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": ifname,
+        "CNI_PATH": str(REFERENCE),
+        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + cid[:8],
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    }
+    proc = subprocess.run(
+        ["nsenter", f"--net={node.netns_path}", "env", *(f"{k}={v}" for k, v in env.items()), *argv],
+        input=json.dumps(conf),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = proc.stdout.strip()
+    return proc.returncode, json.loads(out) if out else None
+
+
+def in_pod(netns: str, *argv: str) -> str:
+    return subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True, check=True).stdout
+
+
+def test_add_configures_the_pod_as_in_the_seed(node: NetnsNode, pod: str) -> None:
+    status, result = exec_plugin(node, "podnet", "ADD", podnet_conf(node), pod, "c1")
+    assert status == 0, result
+    ip = result["ips"][0]["address"]
+    assert ip.startswith("10.55.0.") and ip.endswith("/32")
+    # nsenter into the pod: eth0 with a /32 from the node's pod CIDR, default via the router IP
+    addr = in_pod(pod, "ip", "-o", "-4", "addr", "show", "eth0")
+    assert f"inet {ip} scope global eth0" in addr
+    routes = in_pod(pod, "ip", "route")
+    assert "default via 10.55.0.1 dev eth0 proto static" in routes
+    assert "10.55.0.1 dev eth0 proto static scope link" in routes
+    # the pod reaches its router IP (ARP answered by the node) and the node routes back
+    ping = subprocess.run(
+        ["nsenter", f"--net={pod}", "busybox", "ping", "-c", "1", "-W", "2", "10.55.0.1"],
+        capture_output=True,
+        text=True,
+    )
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    host_if = result["interfaces"][0]["name"]
+    assert f"{ip.split('/')[0]} dev {host_if}" in node.cmd("ip", "route").stdout
+    assert exec_plugin(node, "podnet", "CHECK", {**podnet_conf(node), "prevResult": result}, pod, "c1") == (0, None)
+    assert exec_plugin(node, "podnet", "DEL", podnet_conf(node), pod, "c1") == (0, None)
+    assert host_if not in node.cmd("ip", "link").stdout
+
+
+def test_two_pods_reach_each_other(node: NetnsNode, pod: str) -> None:
+    other = pod + "b"
+    subprocess.run(["ip", "netns", "add", Path(other).name], check=True)
+    try:
+        _, a = exec_plugin(node, "podnet", "ADD", podnet_conf(node), pod, "pa")
+        _, b = exec_plugin(node, "podnet", "ADD", podnet_conf(node), other, "pb")
+        target = b["ips"][0]["address"].split("/")[0]
+        ping = subprocess.run(
+            ["nsenter", f"--net={pod}", "busybox", "ping", "-c", "1", "-W", "2", target], capture_output=True, text=True
+        )
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    finally:
+        exec_plugin(node, "podnet", "DEL", podnet_conf(node), pod, "pa")
+        exec_plugin(node, "podnet", "DEL", podnet_conf(node), other, "pb")
+        subprocess.run(["ip", "netns", "del", Path(other).name], check=False)
+
+
+@pytest.mark.parametrize("plugin", ["podnet", "bridge"])
+def test_del_is_idempotent_even_without_the_netns(node: NetnsNode, plugin: str) -> None:
+    conf = podnet_conf(node) if plugin == "podnet" else reference_conf(node)
+    name = f"{node.netns}-gone{secrets.token_hex(2)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    netns = f"/run/netns/{name}"
+    status, result = exec_plugin(node, plugin, "ADD", conf, netns, f"{plugin}-del")
+    assert status == 0, result
+    subprocess.run(["ip", "netns", "del", name], check=True)  # the pod's netns is gone before DEL
+    assert exec_plugin(node, plugin, "DEL", conf, netns, f"{plugin}-del") == (0, None)
+    assert exec_plugin(node, plugin, "DEL", conf, netns, f"{plugin}-del") == (0, None)
+    if plugin == "podnet":
+        from podnet.api.client import AgentClient
+
+        held = [a["owner"] for a in AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")["allocations"]]
+        assert held == ["router"], "DEL without a netns must still release the IP"
+
+
+@pytest.mark.parametrize("plugin", ["podnet", "bridge"])
+def test_add_onto_an_existing_interface_fails_and_leaks_nothing(node: NetnsNode, pod: str, plugin: str) -> None:
+    conf = podnet_conf(node) if plugin == "podnet" else reference_conf(node)
+    assert exec_plugin(node, plugin, "ADD", conf, pod, f"{plugin}-first")[0] == 0
+    status, error = exec_plugin(node, plugin, "ADD", conf, pod, f"{plugin}-second")  # eth0 exists in the pod
+    assert status != 0 and error["code"] > 0 and error["msg"]
+    exec_plugin(node, plugin, "DEL", conf, pod, f"{plugin}-first")
+    exec_plugin(node, plugin, "DEL", conf, pod, f"{plugin}-second")
+    if plugin == "podnet":
+        assert error["code"] == 101 and "eth0" in error["msg"]
+        from podnet.api.client import AgentClient
+
+        state = AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")
+        assert [a["owner"] for a in state["allocations"]] == ["router"]
+        assert "lxc" not in node.cmd("ip", "link").stdout
