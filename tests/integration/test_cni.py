@@ -125,7 +125,7 @@ def test_two_pods_reach_each_other(node: NetnsNode, pod: str) -> None:
     other = pod + "b"
     subprocess.run(["ip", "netns", "add", Path(other).name], check=True)
     try:
-        _, a = exec_plugin(node, "podnet", "ADD", podnet_conf(node), pod, "pa")
+        exec_plugin(node, "podnet", "ADD", podnet_conf(node), pod, "pa")
         _, b = exec_plugin(node, "podnet", "ADD", podnet_conf(node), other, "pb")
         target = b["ips"][0]["address"].split("/")[0]
         ping = subprocess.run(
@@ -144,9 +144,11 @@ def test_del_is_idempotent_even_without_the_netns(node: NetnsNode, plugin: str) 
     name = f"{node.netns}-gone{secrets.token_hex(2)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     netns = f"/run/netns/{name}"
-    status, result = exec_plugin(node, plugin, "ADD", conf, netns, f"{plugin}-del")
-    assert status == 0, result
-    subprocess.run(["ip", "netns", "del", name], check=True)  # the pod's netns is gone before DEL
+    try:
+        status, result = exec_plugin(node, plugin, "ADD", conf, netns, f"{plugin}-del")
+        assert status == 0, result
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)  # the pod's netns is gone before DEL
     assert exec_plugin(node, plugin, "DEL", conf, netns, f"{plugin}-del") == (0, None)
     assert exec_plugin(node, plugin, "DEL", conf, netns, f"{plugin}-del") == (0, None)
     if plugin == "podnet":

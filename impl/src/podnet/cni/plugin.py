@@ -9,6 +9,7 @@ endpoint (`PUT /v1/endpoint/{id}`) → result. Any failure releases the IP.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from podnet.api.client import AgentClient, AgentError, AgentUnreachableError
@@ -72,10 +73,8 @@ def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
     try:
         endpoint = _call(client, f"creating the endpoint for {ip}", "PUT", f"/v1/endpoint/{env.endpoint_id}", body=body)
     except CNIError:
-        try:
+        with contextlib.suppress(AgentError, AgentUnreachableError):  # else it expires on its own
             client.ipam_release(ip)
-        except (AgentError, AgentUnreachableError):
-            pass  # it expires on its own
         raise
     return result(conf, env, endpoint)
 
