@@ -1,19 +1,24 @@
 """A small synchronous client for the agent API over its unix socket.
 
-Standard library only (http.client), so exec'd tools such as the CNI plugin
-start fast. Errors come back as `AgentError` carrying the agent's message;
-an agent that is not there is `AgentUnreachableError`, naming the socket.
+Standard library only, and not even http.client: the CNI plugin is exec'd per
+call and importing http.client (with the email package behind it) cost more
+than the rest of the plugin. One request per connection (`Connection: close`),
+so a response is simply everything up to EOF; the agent (aiohttp) always sends
+a Content-Length. Errors come back as `AgentError` with the agent's message; an
+agent that is not there is `AgentUnreachableError`, naming the socket.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from podnet.errors import PodnetError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SOCKET = "/var/run/podnet/podnet.sock"
 
@@ -28,16 +33,27 @@ class AgentUnreachableError(PodnetError):
     pass
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
+def _exchange(path: str, request: bytes, timeout: float) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.path)
-        self.sock = sock
+
+def _parse(raw: bytes) -> tuple[int, bytes]:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if not sep or len(status_line) < 2 or not status_line[1].isdigit():
+        raise ValueError(f"malformed HTTP response: {raw[:80]!r}")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            body = body[: int(value.strip())]
+    return int(status_line[1]), body
 
 
 class AgentClient:
@@ -55,24 +71,28 @@ class AgentClient:
         headers: dict[str, str] | None = None,
     ) -> Any:
         url = path + ("?" + urlencode(query) if query else "")
-        payload = None if body is None else json.dumps(body).encode()
-        conn = _UnixConnection(self.socket_path, self.timeout)
+        payload = b"" if body is None else json.dumps(body).encode()
+        lines = [
+            f"{method} {url} HTTP/1.1",
+            "Host: podnet",
+            "Connection: close",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+            *(f"{k}: {v}" for k, v in (headers or {}).items()),
+        ]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
         try:
-            conn.request(method, url, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
-            response = conn.getresponse()
-            raw = response.read()
+            status, raw = _parse(_exchange(self.socket_path, request, self.timeout))
         except (FileNotFoundError, ConnectionRefusedError) as err:
             raise AgentUnreachableError(
                 f"podnet agent is unreachable at unix://{self.socket_path} ({err.strerror}); is podnet-agent running?"
             ) from None
-        except OSError as err:
+        except (OSError, ValueError) as err:
             raise AgentUnreachableError(f"podnet agent at unix://{self.socket_path} did not answer: {err}") from None
-        finally:
-            conn.close()
         data = json.loads(raw) if raw else None
-        if response.status >= 400:
+        if status >= 400:
             message = data.get("message") if isinstance(data, dict) else raw.decode(errors="replace")
-            raise AgentError(response.status, str(message))
+            raise AgentError(status, str(message))
         return data
 
     # -- typed helpers (return the JSON) ------------------------------------------

@@ -10,7 +10,10 @@ endpoint (`PUT /v1/endpoint/{id}`) → result. Any failure releases the IP.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from podnet.api.client import AgentClient, AgentError, AgentUnreachableError
 from podnet.cni import spec

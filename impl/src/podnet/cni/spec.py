@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing and dataclasses cost an exec'd plugin ~15 ms to import
+    from typing import Any
 
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 CURRENT_VERSION = "1.1.0"
@@ -49,14 +51,21 @@ class CNIError(Exception):
         return out
 
 
-@dataclass
 class Environment:
-    command: str
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: dict[str, str] = field(default_factory=dict)
-    path: str = ""
+    __slots__ = ("args", "command", "container_id", "ifname", "netns", "path")
+
+    def __init__(
+        self,
+        command: str,
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        args: dict[str, str] | None = None,
+        path: str = "",
+    ):
+        self.command, self.container_id, self.netns, self.ifname = command, container_id, netns, ifname
+        self.args = args or {}
+        self.path = path
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Environment:
@@ -103,13 +112,11 @@ class Environment:
         return f"cni-{self.container_id}-{self.ifname}"
 
 
-@dataclass
 class NetConf:
-    cni_version: str
-    name: str
-    socket: str
-    mtu: int | None
-    raw: dict[str, Any]
+    __slots__ = ("cni_version", "mtu", "name", "raw", "socket")
+
+    def __init__(self, cni_version: str, name: str, socket: str, mtu: int | None, raw: dict[str, Any]):
+        self.cni_version, self.name, self.socket, self.mtu, self.raw = cni_version, name, socket, mtu, raw
 
     @classmethod
     def parse(cls, data: bytes) -> NetConf:

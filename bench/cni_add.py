@@ -1,0 +1,125 @@
+"""CNI ADD / DEL latency: podnet vs the reference bridge + host-local, same node, same run.
+
+One node namespace runs podnet's agent (from the lab venv: the deployed wheel);
+each cycle makes a fresh pod namespace, then times ADD and DEL of podnet's
+exec'd plugin (`podnet-cni`) and of Debian's bridge plugin with host-local
+IPAM, interleaved so drift hits both.
+
+    python bench/cni_add.py [--cycles 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from lab.deploy import lab_venv
+from lab.netns import NetnsNode, remove_tree
+
+REFERENCE = Path("/usr/lib/cni")
+
+
+def exec_cni(node: NetnsNode, argv: list[str], command: str, conf: dict[str, object], netns: str, cid: str) -> float:
+    env = [
+        f"CNI_COMMAND={command}",
+        f"CNI_CONTAINERID={cid}",
+        f"CNI_NETNS={netns}",
+        "CNI_IFNAME=eth0",
+        f"CNI_PATH={REFERENCE}",
+        "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=" + cid,
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        ["nsenter", f"--net={node.netns_path}", "env", *env, *argv],
+        input=json.dumps(conf),
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} {command}: {proc.stdout or proc.stderr}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cycles", type=int, default=50)
+    args = parser.parse_args()
+    console = Console(width=140)
+    python, _ = lab_venv()
+    podnet_cni = str(Path(python).parent / "podnet-cni")
+    run_id = secrets.token_hex(3)
+    root = Path(f"/tmp/podnet-bench-cni-{run_id}")
+    node = NetnsNode("cnibench", run_id, root)
+    times: dict[str, dict[str, list[float]]] = {
+        "podnet": {"ADD": [], "DEL": []},
+        "bridge+host-local": {"ADD": [], "DEL": []},
+    }
+    try:
+        node.create()
+        node.start_agent(str(python), "--pod-cidr", "10.57.0.0/24")
+        confs = {
+            "podnet": (
+                [podnet_cni],
+                {"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "agentSocket": str(node.agent_sock)},
+            ),
+            "bridge+host-local": (
+                [str(REFERENCE / "bridge")],
+                {
+                    "cniVersion": "1.0.0",
+                    "name": "ref",
+                    "type": "bridge",
+                    "bridge": "cniref0",
+                    "isGateway": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": "10.58.0.0/24"}]],
+                        "dataDir": str(node.path("host-local")),
+                    },
+                },
+            ),
+        }
+        with console.status(f"{args.cycles} ADD/DEL cycles per plugin…"):
+            for i in range(args.cycles + 1):  # the first cycle warms caches and is not counted
+                for label, (argv, conf) in confs.items():
+                    ns = f"{node.netns}-p{i}{label[0]}"
+                    subprocess.run(["ip", "netns", "add", ns], check=True)
+                    try:
+                        add = exec_cni(node, argv, "ADD", conf, f"/run/netns/{ns}", f"c{i}")
+                        delete = exec_cni(node, argv, "DEL", conf, f"/run/netns/{ns}", f"c{i}")
+                    finally:
+                        subprocess.run(["ip", "netns", "del", ns], check=False)
+                    if i:
+                        times[label]["ADD"].append(add)
+                        times[label]["DEL"].append(delete)
+    finally:
+        node.destroy()
+        remove_tree(root)
+    table = Table(title=f"CNI latency, {args.cycles} cycles each (exec'd plugins, real kernel, same node)")
+    for column in ("plugin", "ADD median ms", "ADD p90 ms", "DEL median ms", "DEL p90 ms", "ADD ratio", "DEL ratio"):
+        table.add_column(column, justify="left" if column == "plugin" else "right")
+    ref = times["bridge+host-local"]
+    for label, t in times.items():
+        row = [label]
+        for cmd in ("ADD", "DEL"):
+            row += [f"{statistics.median(t[cmd]) * 1000:.1f}", f"{statistics.quantiles(t[cmd], n=10)[-1] * 1000:.1f}"]
+        row += [f"{statistics.median(t[c]) / statistics.median(ref[c]):.3f}" for c in ("ADD", "DEL")]
+        table.add_row(*row)
+    console.print(table)
+    console.print("ratio = podnet / bridge+host-local median (goal ≤ 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
