@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.bgp import TOR_ASN, node_asn, start_tor_bird, wait_for_pod_routes
 from lab.deploy import lab_venv
 from lab.image import IMAGE, build_rootfs_tar
 from lab.netns import NetnsNode, NodeError, remove_tree
@@ -93,29 +94,58 @@ class Lab:
                     node.create()
                 self._wire_underlay()
             self.save()
+            with self.step(f"{self.tor.name}: bird (BGP)", report):
+                start_tor_bird(self.tor, self.topology)
+            self.save()
             image = build_rootfs_tar(self.root / "busybox.tar")
             # Nodes are independent: bring them up side by side (mostly waiting on process start-up).
             with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
                 for future in [pool.submit(self._node_up, node, image, report) for node in self.nodes.values()]:
                     future.result()
             self.save()
-            with self.step("ToR routes to pod CIDRs", report):
-                self._route_pod_cidrs()
+            with self.step("BGP: every pod CIDR routed by the ToR", report):
+                expected = {self.pod_cidr(link.node): link.node_ip for link in self.topology.links()}
+                wait_for_pod_routes(self.tor, expected)
         except BaseException:
             self.save()
             raise
         self.save()
 
-    def _node_up(self, node: NetnsNode, image: Path, report: Callable[[str], None] | None) -> None:
+    def agent_args(self, name: str) -> list[str]:
         cidrs = [a for c in self.topology.cluster_cidrs for a in ("--cluster-cidr", c)]
+        link = next(link for link in self.topology.links() if link.node == name)
+        bgp = [
+            "--node-ip",
+            link.node_ip,
+            "--bgp-peer",
+            link.tor_ip,
+            "--bgp-asn",
+            str(node_asn(link.index)),
+            "--bgp-peer-asn",
+            str(TOR_ASN),
+        ]
+        return ["--store", self.store_url, *cidrs, "--mask-size", str(self.topology.mask_size), *bgp]
+
+    def start_process(self, node: str, name: str) -> None:
+        if name == "podnet-agent":
+            self.nodes[node].start_agent(self.python, *self.agent_args(node))
+        elif name == "podnet-docker":
+            self.nodes[node].start_plugin(self.python, "--log-level", "debug")
+        else:
+            raise LabError(f"cannot start {name!r} (podnet-agent or podnet-docker)")
+        self.save()
+
+    def stop_process(self, node: str, name: str) -> None:
+        self.node(node).stop(name)
+        self.save()
+
+    def _node_up(self, node: NetnsNode, image: Path, report: Callable[[str], None] | None) -> None:
         with self.step(f"{node.name}: dockerd", report):
             node.start_dockerd()
         with self.step(f"{node.name}: image {IMAGE}", report):
             node.import_image(image, IMAGE)
         with self.step(f"{node.name}: podnet-agent", report):
-            node.start_agent(
-                self.python, "--store", self.store_url, *cidrs, "--mask-size", str(self.topology.mask_size)
-            )
+            node.start_agent(self.python, *self.agent_args(node.name))
         with self.step(f"{node.name}: podnet-docker", report):
             node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
 
@@ -153,11 +183,6 @@ class Lab:
 
         cidr: str = AgentClient(str(self.nodes[node].agent_sock)).request("GET", "/v1/node")["pod-cidrs"][0]
         return cidr
-
-    def _route_pod_cidrs(self) -> None:
-        # Static until BGP announces them (issue 5).
-        for link in self.topology.links():
-            self.tor.cmd("ip", "route", "replace", self.pod_cidr(link.node), "via", link.node_ip, "proto", "static")
 
     # -- state ------------------------------------------------------------------------
     def save(self) -> None:

@@ -72,8 +72,26 @@ class StepFailed(Exception):
 
 @contextmanager
 def capture(node: NetnsNode, interface: str, path: Path) -> Iterator[None]:
+    """tcpdump on a node's interface for the duration of the block.
+
+    --immediate-mode: without it libpcap hands packets over in blocks and a
+    short capture stopped mid-block loses them ("9 received, 3 captured").
+    """
     proc = subprocess.Popen(
-        ["nsenter", f"--net={node.netns_path}", "tcpdump", "-i", interface, "-U", "-n", "-s", "0", "-w", str(path)],
+        [
+            "nsenter",
+            f"--net={node.netns_path}",
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            interface,
+            "-U",
+            "-n",
+            "-s",
+            "0",
+            "-w",
+            str(path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -149,9 +167,12 @@ class Runner:
             assert isinstance(resolved, Step)
             with self._captures(resolved, run, pcaps, result):
                 self._act(resolved, run, result)
-            for check in resolved.checks:
-                outcome = self._check(check, pcaps, log_marks)
-                result.checks.append(outcome)
+            deadline = time.monotonic() + (resolved.within or 0)
+            while True:
+                result.checks = [self._check(check, pcaps, log_marks) for check in resolved.checks]
+                if all(c.passed for c in result.checks) or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
         except (StepFailed, VariableError, NodeError, LabError, ScenarioError, KeyError, ValueError) as err:
             result.error = str(err)
         except subprocess.TimeoutExpired as err:
@@ -186,6 +207,13 @@ class Runner:
                 result.command = f"{node.name}$ {shlex.join(step.exec.cmd)}"
                 proc = node.cmd(*step.exec.cmd, check=False)
             self._expect(step, result, proc)
+        elif step.process is not None:
+            p = step.process
+            result.command = f"{p.node}: {p.action} {p.name}"
+            if p.action in ("stop", "restart"):
+                self.lab.stop_process(p.node, p.name)
+            if p.action in ("start", "restart"):
+                self.lab.start_process(p.node, p.name)
         elif step.wait is not None:
             result.command = f"sleep {step.wait.seconds}"
             time.sleep(step.wait.seconds)
@@ -305,7 +333,16 @@ def load_all(names: list[str]) -> list[Scenario]:
     return [s for s in loaded if "netns" in s.backends]
 
 
+def by_topology(scenarios: list[Scenario]) -> list[tuple[str, list[Scenario]]]:
+    """Scenarios grouped by the topology they need, in first-seen order: one lab per group."""
+    groups: dict[str, list[Scenario]] = {}
+    for scenario in scenarios:
+        groups.setdefault(scenario.topology, []).append(scenario)
+    return list(groups.items())
+
+
 def run_scenarios(names: list[str], *, topology: str | None, keep: bool, artifacts: Path, console: Console) -> int:
+    from lab.lab import collect_logs
     from lab.report import write_reports
 
     try:
@@ -313,38 +350,52 @@ def run_scenarios(names: list[str], *, topology: str | None, keep: bool, artifac
     except ScenarioError as err:
         console.print(f"[red]{err}[/]")
         return 2
-    reuse = bool(existing_labs())
-    lab = Lab.load() if reuse else Lab(load_topology(topology or scenarios[0].topology))
-    out = artifacts / lab.run_id
-    t0 = time.perf_counter()
-    if not reuse:
-        with console.status("bringing the lab up…") as status:
-            try:
-                lab.up(report=lambda what: status.update(f"[bold]lab up[/] {lab.run_id}: {what}…"))
-            except BaseException:
-                lab.down(keep_logs=out / "logs")
-                raise
-        console.print(f"lab {lab.run_id} up in {sum(t for _, t in lab.timings):.1f}s")
-    runner = Runner(lab, console)
-    runs = []
-    try:
-        for scenario in scenarios:
-            console.print(f"[bold]scenario {scenario.name}[/]")
-            run = runner.run(scenario, out / scenario.name)
-            runs.append(run)
-            runner.reset()
-    finally:
-        failed = [r for r in runs if not r.passed]
-        from lab.lab import collect_logs
+    groups = by_topology(scenarios) if topology is None else [(topology, scenarios)]
+    reports, all_runs = [], []
+    kept = None
+    for topo, group in groups:
+        reuse = bool(existing_labs())
+        lab = Lab.load() if reuse else Lab(load_topology(topo))
+        if reuse and lab.topology.name != load_topology(topo).name:
+            console.print(f"[red]the lab that is up has topology {lab.topology.name}, not {topo}: lab down first[/]")
+            return 3
+        out = artifacts / lab.run_id
+        t0 = time.perf_counter()
+        if not reuse:
+            with console.status("bringing the lab up…") as status:
 
-        collect_logs(lab, out / "logs")
-        report = write_reports(lab, runs, out, total_seconds=time.perf_counter() - t0)
-        if not reuse and not (keep and failed):
-            lab.down()
-    for run in runs:
+                def progress(what: str, lab: Lab = lab, status: Any = status) -> None:
+                    status.update(f"[bold]lab up[/] {lab.run_id}: {what}…")
+
+                try:
+                    lab.up(report=progress)
+                except BaseException:
+                    lab.down(keep_logs=out / "logs")
+                    raise
+            console.print(f"lab {lab.run_id} ({lab.topology.name}) up in {sum(t for _, t in lab.timings):.1f}s")
+        runner = Runner(lab, console)
+        runs = []
+        try:
+            for scenario in group:
+                console.print(f"[bold]scenario {scenario.name}[/]")
+                runs.append(runner.run(scenario, out / scenario.name))
+                runner.reset()
+        finally:
+            failed = [r for r in runs if not r.passed]
+            collect_logs(lab, out / "logs")
+            reports.append(write_reports(lab, runs, out, total_seconds=time.perf_counter() - t0))
+            all_runs += runs
+            if keep and failed and not reuse:
+                kept = lab
+            elif not reuse:
+                lab.down()
+        if kept is not None:
+            break  # leave the failed lab up for `lab exec`; later groups would need it down
+    for run in all_runs:
         mark = "[green]PASS[/]" if run.passed else "[red]FAIL[/]"
         console.print(f"{mark} {run.scenario.name} ({run.seconds:.1f}s){'' if run.passed else ': ' + run.failure}")
-    if keep and failed and not reuse:
-        console.print(f"lab {lab.run_id} kept up for debugging: lab exec node1 | lab down")
-    console.print(f"report: {report}")
-    return 1 if failed else 0
+    if kept is not None:
+        console.print(f"lab {kept.run_id} kept up for debugging: lab exec node1 | lab down")
+    for report in reports:
+        console.print(f"report: {report}")
+    return 1 if any(not r.passed for r in all_runs) else 0

@@ -46,6 +46,12 @@ class WaitAction(Strict):
     seconds: float = Field(gt=0, le=300)
 
 
+class ProcessAction(Strict):
+    node: str
+    name: Literal["podnet-agent", "podnet-docker"]
+    action: Literal["stop", "start", "restart"]
+
+
 class CaptureSource(Strict):
     """Where a captured value comes from: one of docker / exec / endpoint_of / agent."""
 
@@ -178,30 +184,37 @@ class Check(Strict):
         return value
 
 
+ACTIONS = ("docker", "exec", "wait", "capture", "process")
+
+
 class Step(Strict):
     name: str = Field(min_length=1)
     docker: DockerAction | None = None
     exec: ExecAction | None = None
     wait: WaitAction | None = None
     capture: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")], CaptureSource] | None = None
+    process: ProcessAction | None = None
+    within: float | None = Field(default=None, gt=0, le=120, description="retry the checks until they pass, up to N s")
     expect: Expect | None = None
     pcap: list[Pcap] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
-        given = [k for k in ("docker", "exec", "wait", "capture") if getattr(self, k) is not None]
+        given = [k for k in ACTIONS if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(f"a step does one thing: docker, exec, wait or capture (got {', '.join(given)})")
+            raise ValueError(f"a step does one thing: {', '.join(ACTIONS)} (got {', '.join(given)})")
         if not given and not self.checks:
-            raise ValueError("a step needs an action (docker, exec, wait, capture) or checks")
+            raise ValueError(f"a step needs an action ({', '.join(ACTIONS)}) or checks")
+        if self.within is not None and not self.checks:
+            raise ValueError("within applies to checks: the step has none")
         if self.expect is not None and not (self.docker or self.exec):
             raise ValueError("expect applies to docker and exec steps")
         return self
 
     @property
     def action(self) -> str:
-        return next((k for k in ("docker", "exec", "wait", "capture") if getattr(self, k) is not None), "checks")
+        return next((k for k in ACTIONS if getattr(self, k) is not None), "checks")
 
 
 class Scenario(Strict):

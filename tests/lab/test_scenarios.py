@@ -5,19 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab.scenario import all_scenarios, load_scenario
-from tests.lab.conftest import Session
+from tests.lab.conftest import LabPool
 
 pytestmark = pytest.mark.root
 
 
-@pytest.mark.parametrize("path", all_scenarios(), ids=lambda p: Path(p).stem)
-def test_scenario(path: Path, lab_session: Session) -> None:
+def topology_of(path: Path) -> str:
+    try:
+        return str((yaml.safe_load(path.read_text()) or {}).get("topology", "default"))
+    except (yaml.YAMLError, AttributeError):
+        return "default"  # a broken file still gets its item, and fails there with the reason
+
+
+def ordered() -> list[Path]:
+    """Grouped by topology (default first), so each lab comes up once."""
+    return sorted(all_scenarios(), key=lambda p: (topology_of(p) != "default", topology_of(p), p.name))
+
+
+@pytest.mark.parametrize("path", ordered(), ids=lambda p: Path(p).stem)
+def test_scenario(path: Path, labs: LabPool) -> None:
     scenario = load_scenario(path)  # a bad file fails here, naming file, step and field
     if "netns" not in scenario.backends:
         pytest.skip(f"{scenario.name} declares backends {scenario.backends}: not for the netns backend")
-    run = lab_session.runner.run(scenario, lab_session.out / scenario.name)
-    lab_session.runs.append(run)
-    lab_session.runner.reset()
+    session = labs.get(scenario.topology)
+    run = session.runner.run(scenario, session.out / scenario.name)
+    session.runs.append(run)
+    session.runner.reset()
     assert run.passed, run.failure

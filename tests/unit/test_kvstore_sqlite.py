@@ -65,3 +65,16 @@ def test_unreachable_etcd_is_a_clear_error() -> None:
     store = open_store("etcd://127.0.0.1:9")
     with pytest.raises(KVStoreError, match=r"kvstore etcd://127.0.0.1:9 is unreachable"):
         store.get("x")
+
+
+def test_many_processes_open_a_new_store_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from podnet.kvstore.sqlite import SQLiteStore; SQLiteStore(sys.argv[1]).put('k', 'v')"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "new.db")], stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    errors = [p.communicate()[1].decode() for p in procs if p.wait() != 0]
+    assert errors == []

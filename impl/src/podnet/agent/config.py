@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from podnet.errors import PodnetError
 from podnet.ipam.cidr import parse_address, parse_cidr
@@ -36,6 +36,20 @@ class AgentConfig(BaseModel):
         default=60.0, gt=0, description="how long a deleted endpoint's IP waits for the runtime's release"
     )
     gc_interval_s: float = Field(default=5.0, gt=0)
+    node_ip: str | None = Field(default=None, description="the node's underlay IP (BGP next hop)")
+    bgp_peer: str | None = Field(default=None, description="announce the pod CIDR to this router over BGP")
+    bgp_asn: int = Field(default=65001, ge=1, le=4294967295)
+    bgp_peer_asn: int = Field(default=65000, ge=1, le=4294967295)
+
+    @model_validator(mode="after")
+    def _bgp(self) -> AgentConfig:
+        if self.bgp_peer is not None:
+            parse_address(self.bgp_peer, what="BGP peer")
+            if self.node_ip is None:
+                raise ValueError("bgp_peer needs node_ip (the BGP next hop for the pod CIDR)")
+        if self.node_ip is not None:
+            parse_address(self.node_ip, what="node IP")
+        return self
 
     @field_validator("cluster_cidrs")
     @classmethod

@@ -211,6 +211,9 @@ class AgentAPI:
         await self.call(self.agent.network_delete, request.match_info["id"])
         return web.Response(status=204)
 
+    async def bgp(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.bgp_status))
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(build_openapi())
 

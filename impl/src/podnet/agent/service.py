@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointExistsError, EndpointNotFoundError, EndpointStore, transition
 from podnet.api.models import (
     AddressPair,
+    BGPPeer,
+    BGPStatus,
     ComponentHealth,
     DockerNetwork,
     Endpoint,
@@ -28,6 +31,7 @@ from podnet.api.models import (
     NodeAddressing,
     NodeInfo,
 )
+from podnet.bgp.bird import BGPConfig, BGPError, BirdSpeaker
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname
 from podnet.datapath.veth import EndpointLink, LinkCounters
@@ -98,6 +102,10 @@ class Agent:
         self.endpoints = EndpointStore(store, config.node_name)
         self.datapath_error: str | None = None
         self.last_restore = RestoreReport()
+        self.speaker: BirdSpeaker | None = None
+        if config.bgp_peer and config.node_ip:
+            bgp = BGPConfig(config.node_ip, config.bgp_asn, config.bgp_peer, config.bgp_peer_asn)
+            self.speaker = BirdSpeaker(bgp, str(self.ipam.pod_cidr), Path(config.socket).parent / "bgp")
 
     @property
     def router_ip(self) -> str:
@@ -117,6 +125,11 @@ class Agent:
             self.datapath_error = str(err)
             raise
         self.last_restore = self.restore()
+        if self.speaker is not None:
+            self.speaker.start()
+            log.info(
+                "announcing %s to %s (AS %d) over BGP", self.pod_cidr, self.config.bgp_peer, self.config.bgp_peer_asn
+            )
         log.info(
             "node %s: pod CIDR %s, router IP %s; %s",
             self.config.node_name,
@@ -175,6 +188,7 @@ class Agent:
     def node_info(self) -> NodeInfo:
         return NodeInfo(
             name=self.config.node_name,
+            node_ip=self.config.node_ip,
             pod_cidrs=[self.pod_cidr],
             router_ip=self.router_ip,
             cluster_pool=self.pool.describe(),
@@ -198,8 +212,21 @@ class Agent:
             message=f"pod CIDR {self.pod_cidr}: {used}/{capacity} in use"
             + (" (exhausted)" if used >= capacity else ""),
         )
+        bgp = None
+        if self.speaker is not None:
+            status = self.bgp_status()
+            established = [p for p in status.peers if p.session == "Established"]
+            bgp = ComponentHealth(
+                state="ok" if established else "degraded",
+                message=(
+                    f"session to {self.config.bgp_peer} established, announcing {', '.join(status.routes)}"
+                    if established
+                    else status.message
+                    or f"session to {self.config.bgp_peer}: " + ", ".join(p.session for p in status.peers)
+                ),
+            )
         worst = "ok"
-        for component in (store, datapath, ipam):
+        for component in (store, datapath, ipam, *([bgp] if bgp else [])):
             if component.state == "failure":
                 worst = "failure"
             elif component.state == "degraded" and worst == "ok":
@@ -211,6 +238,7 @@ class Agent:
             store=store,
             datapath=datapath,
             ipam=ipam,
+            bgp=bgp,
             endpoints=len(self.endpoints.list()),
             uptime_s=round(time.time() - self.started, 3),
         )
@@ -273,6 +301,23 @@ class Agent:
         )
 
     # -- endpoints ------------------------------------------------------------------
+    def stop(self) -> None:
+        """Withdraw the pod CIDR (stop the speaker); endpoints and state stay."""
+        if self.speaker is not None:
+            self.speaker.stop()
+
+    def bgp_status(self) -> BGPStatus:
+        if self.speaker is None:
+            return BGPStatus(enabled=False, message="BGP is off (start the agent with --node-ip and --bgp-peer)")
+        try:
+            peers = [BGPPeer(**p.__dict__) for p in self.speaker.peers()]
+            routes = self.speaker.routes()
+        except BGPError as err:
+            return BGPStatus(enabled=True, local_asn=self.config.bgp_asn, node_ip=self.config.node_ip, message=str(err))
+        return BGPStatus(
+            enabled=True, local_asn=self.config.bgp_asn, node_ip=self.config.node_ip, peers=peers, routes=routes
+        )
+
     def _with_counters(self, endpoint: Endpoint) -> Endpoint:
         counters = self.datapath.counters(endpoint.networking.interface_name)
         if counters is None:

@@ -192,6 +192,25 @@ class Endpoint(Model):
 # -- node, health, config ----------------------------------------------------------
 
 
+class BGPPeer(Model):
+    name: str
+    peer_ip: str
+    peer_asn: int
+    state: str
+    session: str
+    since: str
+    routes_exported: int
+
+
+class BGPStatus(Model):
+    enabled: bool
+    local_asn: int | None = None
+    node_ip: str | None = None
+    peers: list[BGPPeer] = Field(default_factory=list)
+    routes: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
 class NodeInfo(Model):
     name: str
     node_ip: str | None = None
@@ -212,6 +231,7 @@ class Healthz(Model):
     store: ComponentHealth
     datapath: ComponentHealth
     ipam: ComponentHealth
+    bgp: ComponentHealth | None = None
     endpoints: int
     uptime_s: float
 

@@ -93,6 +93,7 @@ ROUTES: tuple[Route, ...] = (
         query=(("release-ip", "true: release the endpoint's IP now"),),
         errors=(400, 404, 500),
     ),
+    Route("GET", "/v1/bgp", "bgp", "the BGP session to the ToR and the routes announced", m.BGPStatus),
     Route(
         "GET",
         "/v1/docker/network",

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from podnet import __version__
-from podnet.cli import agent_commands, ipam
+from podnet.cli import agent_commands, bgp, ipam
 from podnet.errors import PodnetError
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     agent_commands.register(commands)
     ipam.register(commands)
+    bgp.register(commands)
     return parser
 
 

@@ -60,6 +60,7 @@ def _status(args: argparse.Namespace) -> int:
             ("store", health["store"]["state"], health["store"]["message"]),
             ("datapath", health["datapath"]["state"], health["datapath"]["message"]),
             ("ipam", health["ipam"]["state"], health["ipam"]["message"]),
+            *([("bgp", health["bgp"]["state"], health["bgp"]["message"])] if health.get("bgp") else []),
             ("node", "", f"pod CIDR {', '.join(node['pod-cidrs'])}, router IP {node['router-ip']}"),
             ("cluster pool", "", node["cluster-pool"]),
             ("endpoints", "", str(health["endpoints"])),

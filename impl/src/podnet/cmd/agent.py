@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--router-ip", metavar="IP")
     p.add_argument("--mtu", type=int)
     p.add_argument("--ip-expiration", dest="ip_expiration_s", type=float, metavar="SECONDS")
+    p.add_argument("--node-ip", metavar="IP", help="this node's underlay IP (the BGP next hop)")
+    p.add_argument("--bgp-peer", metavar="IP", help="announce the pod CIDR to this router (bird2 speaker)")
+    p.add_argument("--bgp-asn", type=int, metavar="N", help="this node's AS (default 65001)")
+    p.add_argument("--bgp-peer-asn", type=int, metavar="N", help="the router's AS (default 65000)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -59,6 +63,7 @@ async def run(agent: Agent, socket_path: str) -> None:
             log.error("garbage collection failed: %s", err)
     log.info("stopping")
     await runner.cleanup()
+    await api.call(agent.stop)
 
 
 def main(argv: list[str] | None = None) -> int:

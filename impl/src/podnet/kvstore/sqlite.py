@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,15 +42,28 @@ class SQLiteStore(KVStore):
         self._lock = threading.RLock()
         if not self.path.parent.is_dir():
             raise KVStoreError(f"cannot open kvstore {self.url}: directory {self.path.parent} does not exist")
-        try:
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            with self._write():
-                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                    self._db.execute(statement)
-        except sqlite3.Error as err:
-            raise KVStoreError(f"cannot open kvstore {self.url}: {err}") from err
+        # Processes opening a new file at once contend for switching it to WAL,
+        # which SQLite answers with "locked" without waiting: retry until the timeout.
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                self._db = sqlite3.connect(
+                    self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                with self._write():
+                    for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                        self._db.execute(statement)
+                break
+            except sqlite3.OperationalError as err:
+                self._db.close()
+                contended = "locked" in str(err) or "busy" in str(err)
+                if not contended or time.monotonic() > deadline:
+                    raise KVStoreError(f"cannot open kvstore {self.url}: {err}") from err
+                time.sleep(0.05)
+            except sqlite3.Error as err:
+                raise KVStoreError(f"cannot open kvstore {self.url}: {err}") from err
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,168 @@
+"""A bird2 BGP speaker owned by the agent.
+
+The agent writes a bird configuration that holds the node's pod CIDR as a
+static route inside bird only (never in the kernel) and exports it over one
+BGP session to the ToR with the node's underlay IP as next hop; it starts
+`bird -f` as a child and stops it when the agent stops, which closes the
+session and makes the ToR withdraw the route. Timers are short so a lost
+session comes back in seconds (bird's defaults wait ~73 s).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from podnet.errors import PodnetError
+
+CONFIG = """\
+# Written by podnet-agent; rewritten on every start.
+router id {node_ip};
+log stderr all;
+
+protocol device {{ scan time 10; }}
+
+protocol static podnet_pod_cidr {{
+  ipv4;
+  route {pod_cidr} blackhole;
+}}
+
+protocol bgp tor {{
+  description "top-of-rack router";
+  local {node_ip} as {asn};
+  neighbor {peer_ip} as {peer_asn};
+  hold time 9;
+  keepalive time 3;
+  connect retry time 3;
+  error wait time 1, 10;
+  error forget time 10;
+  ipv4 {{
+    import none;
+    export where proto = "podnet_pod_cidr";
+    next hop self;
+  }};
+}}
+"""
+
+
+class BGPError(PodnetError):
+    pass
+
+
+@dataclass(frozen=True)
+class BGPConfig:
+    node_ip: str
+    asn: int
+    peer_ip: str
+    peer_asn: int
+
+
+@dataclass(frozen=True)
+class PeerState:
+    name: str
+    peer_ip: str
+    peer_asn: int
+    state: str  # bird's protocol state: up/start/down
+    session: str  # Established, Active, Connect, …
+    since: str
+    routes_exported: int
+
+
+class BirdSpeaker:
+    def __init__(self, config: BGPConfig, pod_cidr: str, workdir: Path):
+        self.config = config
+        self.pod_cidr = pod_cidr
+        self.workdir = workdir
+        self.conf = workdir / "bird.conf"
+        self.ctl = workdir / "bird.ctl"
+        self.pidfile = workdir / "bird.pid"
+        self.log = workdir / "bird.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("bird")
+        if binary is None:
+            raise BGPError("bird not found: install Debian's bird2 to announce the pod CIDR over BGP")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(CONFIG.format(pod_cidr=self.pod_cidr, **self.config.__dict__))
+        check = subprocess.run([binary, "-p", "-c", str(self.conf)], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise BGPError(f"bird rejected {self.conf}: {check.stderr.strip()}")
+        self._kill_stale()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "-f", "-c", str(self.conf), "-s", str(self.ctl), "-P", str(self.pidfile)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not self.ctl.exists():
+            if self.proc.poll() is not None:
+                raise BGPError(f"bird exited with {self.proc.returncode}; see {self.log}")
+            time.sleep(0.05)
+
+    def _kill_stale(self) -> None:
+        """A bird left by an agent that was killed: stop it before starting ours."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and str(self.conf).encode() in cmdline.read_bytes():
+            subprocess.run(["kill", str(pid)], check=False)
+            for _ in range(50):
+                if not cmdline.exists():
+                    break
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def birdc(self, *command: str) -> str:
+        proc = subprocess.run(["birdc", "-s", str(self.ctl), *command], capture_output=True, text=True, timeout=5)
+        if proc.returncode != 0:
+            raise BGPError(f"birdc {' '.join(command)}: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
+    def peers(self) -> list[PeerState]:
+        if not self.running():
+            raise BGPError("the BGP speaker (bird) is not running")
+        return [parse_protocol(self.birdc("show", "protocols", "all", "tor"), self.config)]
+
+    def routes(self) -> list[str]:
+        out = self.birdc("show", "route", "export", "tor")
+        return [line.split()[0] for line in out.splitlines() if re.match(r"^\d+\.\d+\.\d+\.\d+/\d+", line)]
+
+
+def parse_protocol(text: str, config: BGPConfig) -> PeerState:
+    """`birdc show protocols all tor` → state, BGP session state, exported route count."""
+    state = session = since = "unknown"
+    exported = 0
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "tor" and len(fields) >= 6:
+            state, since = fields[3], fields[4]
+            session = fields[5]
+        match = re.search(r"Routes:\s+\d+ imported,\s+(\d+) exported", line)
+        if match:
+            exported = int(match.group(1))
+        match = re.search(r"BGP state:\s+(\S+)", line)
+        if match:
+            session = match.group(1)
+    return PeerState("tor", config.peer_ip, config.peer_asn, state, session, since, exported)
