@@ -11,12 +11,10 @@ IPAM, interleaved so drift hits both.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,32 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
+from lab.cniexec import REFERENCE, exec_cni
 from lab.deploy import lab_venv
 from lab.netns import NetnsNode, remove_tree
 
-REFERENCE = Path("/usr/lib/cni")
 
-
-def exec_cni(node: NetnsNode, argv: list[str], command: str, conf: dict[str, object], netns: str, cid: str) -> float:
-    env = [
-        f"CNI_COMMAND={command}",
-        f"CNI_CONTAINERID={cid}",
-        f"CNI_NETNS={netns}",
-        "CNI_IFNAME=eth0",
-        f"CNI_PATH={REFERENCE}",
-        "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=" + cid,
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        ["nsenter", f"--net={node.netns_path}", "env", *env, *argv],
-        input=json.dumps(conf),
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} {command}: {proc.stdout or proc.stderr}")
-    return elapsed
+def timed(node: NetnsNode, argv: list[str], command: str, conf: dict[str, object], netns: str, cid: str) -> float:
+    status, output, seconds = exec_cni(node, argv, command, conf, netns, cid, pod=cid)
+    if status != 0:
+        raise RuntimeError(f"{argv[0]} {command}: {output}")
+    return seconds
 
 
 def main() -> int:
@@ -96,8 +78,8 @@ def main() -> int:
                     ns = f"{node.netns}-p{i}{label[0]}"
                     subprocess.run(["ip", "netns", "add", ns], check=True)
                     try:
-                        add = exec_cni(node, argv, "ADD", conf, f"/run/netns/{ns}", f"c{i}")
-                        delete = exec_cni(node, argv, "DEL", conf, f"/run/netns/{ns}", f"c{i}")
+                        add = timed(node, argv, "ADD", conf, f"/run/netns/{ns}", f"c{i}")
+                        delete = timed(node, argv, "DEL", conf, f"/run/netns/{ns}", f"c{i}")
                     finally:
                         subprocess.run(["ip", "netns", "del", ns], check=False)
                     if i:

@@ -7,7 +7,6 @@ host-local) run in the same node where their behaviour should match podnet's.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import subprocess
@@ -18,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from lab import cniexec
 from lab.netns import NetnsNode, remove_tree
 from tests.integration.nodes import ARTIFACTS
 
 pytestmark = pytest.mark.root
-REFERENCE = Path("/usr/lib/cni")
 
 
 @pytest.fixture(scope="module")
@@ -54,42 +53,15 @@ def podnet_conf(node: NetnsNode) -> dict[str, Any]:
 
 
 def reference_conf(node: NetnsNode) -> dict[str, Any]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "ref",
-        "type": "bridge",
-        "bridge": "cniref0",
-        "isGateway": True,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[{"subnet": "10.66.0.0/24"}]],
-            "dataDir": str(node.path("host-local")),
-        },
-    }
+    return cniexec.reference_conf(node, "10.66.0.0/24")
 
 
 def exec_plugin(
     node: NetnsNode, plugin: str, command: str, conf: dict[str, Any], netns: str, cid: str, ifname: str = "eth0"
 ) -> tuple[int, Any]:
-    argv = [sys.executable, "-m", "podnet.cmd.cni"] if plugin == "podnet" else [str(REFERENCE / plugin)]
-    env = {
-        "CNI_COMMAND": command,
-        "CNI_CONTAINERID": cid,
-        "CNI_NETNS": netns,
-        "CNI_IFNAME": ifname,
-        "CNI_PATH": str(REFERENCE),
-        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + cid[:8],
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-    }
-    proc = subprocess.run(
-        ["nsenter", f"--net={node.netns_path}", "env", *(f"{k}={v}" for k, v in env.items()), *argv],
-        input=json.dumps(conf),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    out = proc.stdout.strip()
-    return proc.returncode, json.loads(out) if out else None
+    argv = [sys.executable, "-m", "podnet.cmd.cni"] if plugin == "podnet" else [str(cniexec.REFERENCE / plugin)]
+    status, output, _ = cniexec.exec_cni(node, argv, command, conf, netns, cid, ifname=ifname)
+    return status, output
 
 
 def in_pod(netns: str, *argv: str) -> str:

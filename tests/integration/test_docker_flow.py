@@ -221,7 +221,8 @@ def test_ip_subnet_and_gateway_options(node: NetnsNode) -> None:
 def test_agent_restart_keeps_containers_reachable(node: NetnsNode, net: str) -> None:
     ip = run_app1(node, net)
     node.docker("run", "-d", "--name", "client", "--net", net, IMAGE, "sleep", "300")
-    wait_for(lambda: endpoint_of(node, "app1")["state"] == "ready", 15, "app1's labels")
+    for name in ("app1", "client"):  # labels arrive asynchronously; compare settled states
+        wait_for(lambda n=name: endpoint_of(node, n)["state"] == "ready", 15, f"{name}'s labels")
     before = agent(node).request("GET", "/v1/ipam")
     endpoints_before = {e["id"]: e["state"] for e in agent(node).request("GET", "/v1/endpoint")}
     node.stop("podnet-agent")
