@@ -130,8 +130,14 @@ def _match(route: dict[str, str], want: RouteMatch) -> bool:
     )
 
 
+def pod_netns(node: NetnsNode, pod: str) -> str:
+    return f"/run/netns/{node.netns}-{pod}"
+
+
 def routes(node: NetnsNode, check: RoutesCheck) -> CheckResult:
-    if check.container:
+    if check.pod:
+        netns, where = pod_netns(node, check.pod), f"{node.name}: nsenter --net={pod_netns(node, check.pod)} ip route"
+    elif check.container:
         pid = node.docker("inspect", "-f", "{{.State.Pid}}", check.container).stdout.strip()
         netns, where = f"/proc/{pid}/ns/net", f"{node.name}: docker exec {check.container} ip route"
     else:
@@ -141,7 +147,7 @@ def routes(node: NetnsNode, check: RoutesCheck) -> CheckResult:
     assert want is not None
     hit = any(_match(r, want) for r in table)
     wanted = " ".join(f"{k} {v}" for k, v in want.model_dump(exclude_none=True).items())
-    subject = f"{check.container} on {node.name}" if check.container else node.name
+    subject = f"{check.container or check.pod} on {node.name}" if check.container or check.pod else node.name
     return CheckResult(
         "routes",
         f"{subject} {'has' if check.has else 'lacks'} route {wanted}",

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from lab import checks, packets
+from lab.cniexec import exec_cni
 from lab.image import IMAGE
 from lab.lab import Lab, LabError, existing_labs
 from lab.netns import NetnsNode, NodeError
@@ -203,10 +204,22 @@ class Runner:
             if step.exec.container:
                 result.command = f"{node.name}$ docker exec {step.exec.container} {shlex.join(step.exec.cmd)}"
                 proc = node.docker("exec", step.exec.container, *step.exec.cmd, check=False)
+            elif step.exec.pod:
+                netns = checks.pod_netns(node, step.exec.pod)
+                result.command = f"{node.name}/{step.exec.pod}$ {shlex.join(step.exec.cmd)}"
+                proc = subprocess.run(
+                    ["nsenter", f"--net={netns}", *step.exec.cmd],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
             else:
                 result.command = f"{node.name}$ {shlex.join(step.exec.cmd)}"
                 proc = node.cmd(*step.exec.cmd, check=False)
             self._expect(step, result, proc)
+        elif step.cni is not None:
+            self._cni(step.cni, run, result)
         elif step.process is not None:
             p = step.process
             result.command = f"{p.node}: {p.action} {p.name}"
@@ -221,6 +234,43 @@ class Runner:
             for name, source in step.capture.items():
                 run.variables[name] = self._capture_value(source)
                 result.stdout += f"{name} = {run.variables[name]}\n"
+
+    def _cni(self, action: Any, run: ScenarioRun, result: StepResult) -> None:
+        node = self.lab.nodes[action.node]
+        netns = checks.pod_netns(node, action.pod)
+        name = Path(netns).name
+        if action.command == "ADD" and not Path(netns).exists():
+            subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        conf: dict[str, Any] = {
+            "cniVersion": "1.1.0",
+            "name": "podnet",
+            "type": "podnet",
+            "agentSocket": str(node.agent_sock),
+        }
+        if action.command == "CHECK" and f"{action.pod}.result" in run.variables:
+            conf["prevResult"] = json.loads(run.variables[f"{action.pod}.result"])
+        plugin = str(Path(self.lab.python).parent / "podnet-cni")
+        container_id = f"{self.lab.run_id}-{action.pod}"
+        result.command = f"{node.name}$ CNI_COMMAND={action.command} CNI_IFNAME={action.ifname} podnet < netconf"
+        status, output, _ = exec_cni(
+            node, [plugin], action.command, conf, netns, container_id, ifname=action.ifname, pod=action.pod
+        )
+        result.stdout = json.dumps(output, indent=2) if output else ""
+        if action.command == "DEL" and Path(netns).exists():
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        if action.ok and status != 0:
+            raise StepFailed(f"CNI {action.command} for {action.pod} failed: {output}")
+        if not action.ok:
+            if status == 0:
+                raise StepFailed(f"CNI {action.command} for {action.pod} was expected to fail but succeeded")
+            if action.code is not None and output.get("code") != action.code:
+                raise StepFailed(f"CNI error code {output.get('code')} (expected {action.code}): {output.get('msg')}")
+            if action.msg_contains and action.msg_contains not in str(output.get("msg")):
+                raise StepFailed(f"CNI error message lacks {action.msg_contains!r}: {output.get('msg')!r}")
+        if action.command == "ADD" and status == 0:
+            run.variables[f"{action.pod}.ip"] = output["ips"][0]["address"].split("/")[0]
+            run.variables[f"{action.pod}.veth"] = output["interfaces"][0]["name"]
+            run.variables[f"{action.pod}.result"] = json.dumps(output)
 
     def _expect(self, step: Step, result: StepResult, proc: subprocess.CompletedProcess[str]) -> None:
         result.stdout, result.stderr = proc.stdout[-OUTPUT_LIMIT:], proc.stderr[-OUTPUT_LIMIT:]

@@ -39,7 +39,26 @@ class DockerAction(Strict):
 class ExecAction(Strict):
     node: str
     container: str | None = None
+    pod: str | None = Field(default=None, description="a pod made by a cni step: run in its network namespace")
     cmd: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _where(self) -> ExecAction:
+        if self.container and self.pod:
+            raise ValueError("give container or pod, not both")
+        return self
+
+
+class CNIAction(Strict):
+    """Exec the node's podnet CNI plugin as a runtime would, for a pod (its netns is made on ADD)."""
+
+    node: str
+    command: Literal["ADD", "DEL", "CHECK", "STATUS"]
+    pod: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,20}$")
+    ifname: str = Field(default="eth0", max_length=15)
+    ok: bool = True
+    code: int | None = Field(default=None, description="the CNI error code expected when ok is false")
+    msg_contains: str | None = None
 
 
 class WaitAction(Strict):
@@ -136,6 +155,7 @@ class RouteMatch(Strict):
 class RoutesCheck(Strict):
     node: str
     container: str | None = None
+    pod: str | None = None
     has: RouteMatch | None = None
     lacks: RouteMatch | None = None
 
@@ -184,7 +204,7 @@ class Check(Strict):
         return value
 
 
-ACTIONS = ("docker", "exec", "wait", "capture", "process")
+ACTIONS = ("docker", "exec", "wait", "capture", "process", "cni")
 
 
 class Step(Strict):
@@ -194,6 +214,7 @@ class Step(Strict):
     wait: WaitAction | None = None
     capture: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")], CaptureSource] | None = None
     process: ProcessAction | None = None
+    cni: CNIAction | None = None
     within: float | None = Field(default=None, gt=0, le=120, description="retry the checks until they pass, up to N s")
     expect: Expect | None = None
     pcap: list[Pcap] = Field(default_factory=list)

@@ -96,6 +96,13 @@ SCENARIO_HEAD = "name: s\ntopology: default\nsteps:\n"
             "  - name: typo\n    dokcer: {node: n, args: [ps]}\n",
             "step 1 (typo): dokcer: Extra inputs are not permitted",
         ),
+        ("  - name: both\n    exec: {node: n, container: c, pod: p, cmd: [ls]}\n", "give container or pod, not both"),
+        (
+            "  - name: verb\n    cni: {node: n, command: PUT, pod: p}\n",
+            "step 1 (verb): cni.command: Input should be 'ADD'",
+        ),
+        ("  - name: w\n    wait: {seconds: 1}\n    within: 5\n", "within applies to checks: the step has none"),
+        ("  - name: proc\n    process: {node: n, name: dockerd, action: stop}\n", "process.name: Input should be"),
     ],
 )
 def test_bad_scenarios_name_file_step_and_field(tmp_path: Path, steps: str, message: str) -> None:
