@@ -295,10 +295,11 @@ class NetnsNode:
         if not self.alive("podnet-agent"):
             raise NodeError(f"{self.name}: podnet-agent exited; see {self.logs / 'podnet-agent.log'}")
         from podnet.api.client import AgentClient
+        from podnet.errors import PodnetError
 
         try:
             return bool(AgentClient(str(self.agent_sock), timeout=2).healthz()["state"] != "failure")
-        except Exception:
+        except (PodnetError, ValueError):
             return False
 
     def start_plugin(self, python: str, *extra: str, timeout_s: float = 30.0) -> None:

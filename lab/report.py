@@ -7,9 +7,13 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from lab.lab import Lab
+
+if TYPE_CHECKING:
+    from lab.runner import ScenarioRun  # runner imports this module
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -48,7 +52,7 @@ def _esc(text: object) -> str:
     return html.escape(str(text))
 
 
-def write_junit(runs: list, path: Path) -> None:  # type: ignore[type-arg]
+def write_junit(runs: list[ScenarioRun], path: Path) -> None:
     suite = ET.Element(
         "testsuite",
         name="podnet-lab",
@@ -68,7 +72,7 @@ def write_junit(runs: list, path: Path) -> None:  # type: ignore[type-arg]
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
 
 
-def write_reports(lab: Lab, runs: list, out: Path, *, total_seconds: float) -> Path:  # type: ignore[type-arg]
+def write_reports(lab: Lab, runs: list[ScenarioRun], out: Path, *, total_seconds: float) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_junit(runs, out / "junit.xml")
     results = [

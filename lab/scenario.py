@@ -238,12 +238,16 @@ class Step(Strict):
         return next((k for k in ACTIONS if getattr(self, k) is not None), "checks")
 
 
+Backend = Literal["netns", "vagrant"]
+BACKENDS: tuple[Backend, ...] = ("netns", "vagrant")
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
     seeds: list[str] = Field(default_factory=list, description="source documents this flow replays")
     topology: str = "default"
-    backends: list[Literal["netns", "vagrant"]] = Field(default_factory=lambda: ["netns", "vagrant"])  # type: ignore[arg-type]
+    backends: list[Backend] = Field(default_factory=lambda: list(BACKENDS))
     steps: list[Step] = Field(min_length=1)
     cleanup: list[Step] = Field(default_factory=list, description="always run, even after a failure")
     path: Path | None = Field(default=None, exclude=True)
