@@ -29,3 +29,18 @@ def test_ipam_state_lives_in_etcd(etcd_url: str) -> None:
         assert str(again.allocate("node3")) == "10.20.30.128/26"
         restored = DurableNodeAllocator(store, "10.20.30.0/26")
         assert restored.get(first.ip) == first
+
+
+def test_operator_on_etcd_gives_the_seed_example(etcd_url: str) -> None:
+    from podnet.ipam import ClusterPool
+    from podnet.operator.reconcile import Operator
+    from podnet.operator.registry import node_status, register_node
+
+    with open_store(etcd_url) as store:
+        for i in range(1, 10):
+            register_node(store, f"node{i}", f"192.168.50.{4 * i - 2}")
+        outcome = Operator(store, ClusterPool(["10.20.30.40/24", "50.60.70.80/24"], 26)).reconcile()
+        assert outcome.allocated["node1"] == "10.20.30.0/26" and outcome.allocated["node8"] == "50.60.70.192/26"
+        status = node_status(store, "node9")
+        assert status is not None and status.condition is not None
+        assert status.condition.reason == "ClusterPoolExhausted"

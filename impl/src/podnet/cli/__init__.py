@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from podnet import __version__
-from podnet.cli import agent_commands, bgp, ipam
+from podnet.cli import agent_commands, bgp, ipam, node
 from podnet.errors import PodnetError
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent_commands.register(commands)
     ipam.register(commands)
     bgp.register(commands)
+    node.register(commands)
     return parser
 
 

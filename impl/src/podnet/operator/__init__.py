@@ -1,0 +1,1 @@
+"""podnet-operator: cluster-pool IPAM across nodes (Cilium's operator in cluster-pool mode)."""

@@ -1,0 +1,90 @@
+"""The operator's one job: every registered node gets a pod CIDR, or a condition saying why not.
+
+On start the operator restores the node CIDRs already handed out (before any
+new one), then reconciles whenever the store changes: nodes in registration
+order get the first free CIDR of the first cluster CIDR that is not full; a
+node that cannot get one carries `PodCIDRAllocated=False` with the pool's
+exhaustion message; a node whose registration is gone has its CIDR released.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from podnet.ipam import ClusterPool, ClusterPoolExhaustedError, DurableClusterPool
+from podnet.kvstore import KVStore
+from podnet.operator.registry import (
+    ALLOCATED,
+    STATUS,
+    Condition,
+    NodeStatus,
+    registrations,
+    statuses,
+    write_status,
+)
+
+log = logging.getLogger("podnet.operator")
+
+
+@dataclass
+class Outcome:
+    allocated: dict[str, str] = field(default_factory=dict)
+    released: dict[str, list[str]] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+
+
+class Operator:
+    def __init__(self, store: KVStore, pool: ClusterPool):
+        self.store = store
+        self.pool = DurableClusterPool(store, pool)  # restores existing allocations first
+        for note in pool.notes:
+            log.warning("cluster pool: %s", note)
+        for orphan in self.pool.orphans:
+            log.warning("node %s holds %s, outside every configured cluster CIDR; left as is", orphan.node, orphan.cidr)
+
+    def reconcile(self) -> Outcome:
+        outcome = Outcome()
+        regs = registrations(self.store)
+        registered = {r.name for r in regs}
+        for node in sorted({nc.node for nc in self.pool.node_cidrs()} - registered):
+            released = self.pool.release_node(node)
+            self.store.delete(STATUS + node)
+            outcome.released[node] = [str(c) for c in released]
+            log.info("node %s is gone: released %s", node, ", ".join(map(str, released)))
+        for name in set(statuses(self.store)) - registered:
+            self.store.delete(STATUS + name)
+        for reg in regs:
+            try:
+                cidr = self.pool.allocate(reg.name)
+            except ClusterPoolExhaustedError as err:
+                write_status(
+                    self.store, NodeStatus(reg.name, [], Condition(ALLOCATED, False, "ClusterPoolExhausted", str(err)))
+                )
+                outcome.waiting[reg.name] = str(err)
+                continue
+            cidrs = [str(c) for c in self.pool.cidrs_of(reg.name)]
+            write_status(
+                self.store,
+                NodeStatus(
+                    reg.name,
+                    cidrs,
+                    Condition(ALLOCATED, True, "Allocated", f"pod CIDR {cidr} from {self.pool.pool.parent_of(cidr)}"),
+                ),
+            )
+            outcome.allocated[reg.name] = str(cidr)
+        return outcome
+
+    def run(self, stop: Callable[[], bool], interval_s: float = 0.5) -> None:
+        """Reconcile whenever the store's revision moves (and once at start)."""
+        seen = -1
+        while not stop():
+            revision = self.store.revision()
+            if revision != seen:
+                outcome = self.reconcile()
+                for node, message in outcome.waiting.items():
+                    log.warning("node %s has no pod CIDR: %s", node, message)
+                seen = self.store.revision()
+            time.sleep(interval_s)

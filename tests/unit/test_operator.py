@@ -1,0 +1,123 @@
+"""The operator on the seed example: 9 nodes, 8 node CIDRs, conditions, deletion, restart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from podnet.cli import main
+from podnet.ipam import ClusterPool
+from podnet.kvstore.sqlite import SQLiteStore
+from podnet.operator.reconcile import Operator
+from podnet.operator.registry import deregister_node, node_status, register_node
+
+SEED = ["10.20.30.40/24", "50.60.70.80/24"]
+EXPECTED = [
+    "10.20.30.0/26",
+    "10.20.30.64/26",
+    "10.20.30.128/26",
+    "10.20.30.192/26",
+    "50.60.70.0/26",
+    "50.60.70.64/26",
+    "50.60.70.128/26",
+    "50.60.70.192/26",
+]
+
+
+def nine_nodes(store: SQLiteStore) -> None:
+    for i in range(1, 10):
+        register_node(store, f"node{i}", f"192.168.50.{4 * i - 2}")
+        time.sleep(0.001)  # registration order is the allocation order
+
+
+def test_seed_example_in_registration_order(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    nine_nodes(store)
+    outcome = Operator(store, ClusterPool(SEED, 26)).reconcile()
+    assert [outcome.allocated[f"node{i}"] for i in range(1, 9)] == EXPECTED
+    status = node_status(store, "node9")
+    assert status is not None and status.pod_cidrs == [] and status.condition is not None
+    assert (status.condition.status, status.condition.reason) == (False, "ClusterPoolExhausted")
+    assert (
+        status.condition.message
+        == "cluster pool exhausted: 8 of 8 node CIDRs in use (10.20.30.0/24, 50.60.70.0/24 at /26)"
+    )
+    ok = node_status(store, "node5")
+    assert ok is not None and ok.pod_cidrs == ["50.60.70.0/26"] and ok.condition is not None and ok.condition.status
+
+
+def test_deleted_node_releases_its_cidr_to_the_waiting_node(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    nine_nodes(store)
+    operator = Operator(store, ClusterPool(SEED, 26))
+    operator.reconcile()
+    assert deregister_node(store, "node2")
+    outcome = operator.reconcile()
+    assert outcome.released == {"node2": ["10.20.30.64/26"]}
+    assert outcome.allocated["node9"] == "10.20.30.64/26"
+    assert node_status(store, "node2") is None
+
+
+def test_restart_restores_before_allocating(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    nine_nodes(store)
+    first = Operator(store, ClusterPool(SEED, 26)).reconcile().allocated
+    again = Operator(store, ClusterPool(SEED, 26)).reconcile().allocated  # a new operator process
+    assert again == first
+    register_node(store, "node1", "192.168.50.2")  # re-registering keeps the node's CIDR
+    assert Operator(store, ClusterPool(SEED, 26)).reconcile().allocated["node1"] == "10.20.30.0/26"
+
+
+def test_operator_process_and_node_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite://{tmp_path}/s.db"
+    store = SQLiteStore(tmp_path / "s.db")
+    register_node(store, "node1", "192.168.50.2")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "podnet.cmd.operator",
+            "--store",
+            url,
+            "--mask-size",
+            "26",
+            "--cluster-cidr",
+            SEED[0],
+            "--interval",
+            "0.05",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (node_status(store, "node1") is None):
+            time.sleep(0.05)
+        register_node(store, "node2", "192.168.50.6")  # the operator notices the change
+        while time.monotonic() < deadline and (node_status(store, "node2") is None):
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "10.20.30.40/24 has host bits set; using its network 10.20.30.0/24" in err
+    assert main(["node", "list", "--store", url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["pod-cidrs"]) for r in rows] == [("node1", ["10.20.30.0/26"]), ("node2", ["10.20.30.64/26"])]
+    assert main(["node", "list", "--store", url]) == 0
+    assert "Allocated: pod CIDR 10.20.30.64/26 from 10.20.30.0/24" in capsys.readouterr().out
+
+
+def test_bad_registrations(tmp_path: Path) -> None:
+    from podnet.ipam import IPAMError
+
+    store = SQLiteStore(tmp_path / "s.db")
+    with pytest.raises(IPAMError, match="invalid node name"):
+        register_node(store, "Node_1", "192.168.50.2")
+    with pytest.raises(IPAMError, match="invalid node IP 'nope'"):
+        register_node(store, "node1", "nope")
