@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,6 +37,10 @@ class AgentConfig(BaseModel):
     )
     gc_interval_s: float = Field(default=5.0, gt=0)
     node_ip: str | None = Field(default=None, description="the node's underlay IP (BGP next hop)")
+    ipam_mode: Literal["local", "operator"] = Field(
+        default="local",
+        description="local: take a pod CIDR from the cluster pool in the store; operator: register and wait for one",
+    )
     bgp_peer: str | None = Field(default=None, description="announce the pod CIDR to this router over BGP")
     bgp_asn: int = Field(default=65001, ge=1, le=4294967295)
     bgp_peer_asn: int = Field(default=65000, ge=1, le=4294967295)
@@ -49,6 +53,8 @@ class AgentConfig(BaseModel):
                 raise ValueError("bgp_peer needs node_ip (the BGP next hop for the pod CIDR)")
         if self.node_ip is not None:
             parse_address(self.node_ip, what="node IP")
+        if self.ipam_mode == "operator" and self.node_ip is None and self.pod_cidr is None:
+            raise ValueError("ipam_mode operator needs node_ip (nodes register with their underlay IP)")
         return self
 
     @field_validator("cluster_cidrs")

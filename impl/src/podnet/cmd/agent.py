@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from podnet.agent.config import load_config
+from podnet.agent.config import AgentConfig, load_config
 from podnet.agent.server import make_app, serve
 from podnet.agent.service import Agent
+from podnet.agent.waiting import wait_for_pod_cidr
 from podnet.datapath.veth import VethDatapath
 from podnet.errors import PodnetError
-from podnet.kvstore import open_store
+from podnet.kvstore import KVStore, open_store
 
 log = logging.getLogger("podnet.agent")
 
@@ -42,6 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bgp-peer", metavar="IP", help="announce the pod CIDR to this router (bird2 speaker)")
     p.add_argument("--bgp-asn", type=int, metavar="N", help="this node's AS (default 65001)")
     p.add_argument("--bgp-peer-asn", type=int, metavar="N", help="the router's AS (default 65000)")
+    p.add_argument(
+        "--ipam-mode",
+        choices=["local", "operator"],
+        help="local (default): take a pod CIDR from the store's cluster pool; "
+        "operator: register and wait for podnet-operator to assign one",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -76,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, overrides)
         _ensure_store_dir(config.store)
         store = open_store(config.store)
+        if config.ipam_mode == "operator" and config.pod_cidr is None:
+            cidr = asyncio.run(_wait(config, store))
+            if cidr is None:
+                return 0  # stopped while waiting
+            config = config.model_copy(update={"pod_cidr": cidr})
         datapath = VethDatapath(mtu=config.mtu)
         agent = Agent(config, store, datapath)
         agent.start()
@@ -88,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _wait(config: AgentConfig, store: KVStore) -> str | None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await wait_for_pod_cidr(config, store, stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def _ensure_store_dir(url: str) -> None:

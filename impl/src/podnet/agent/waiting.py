@@ -1,0 +1,83 @@
+"""Before the operator assigns a pod CIDR: register, answer health with the reason, wait.
+
+In `ipam_mode = "operator"` the agent registers its node (name, underlay IP)
+and serves only `GET /v1/healthz` (state `failure`, IPAM saying what the
+operator reported, e.g. the cluster pool is exhausted) until a pod CIDR shows
+up in its node status. Every other API call answers 503 with the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import web
+
+from podnet.agent.config import AgentConfig
+from podnet.agent.server import claim_socket, error_response
+from podnet.api.models import ComponentHealth, Healthz
+from podnet.kvstore import KVStore
+from podnet.operator.registry import node_status, register_node
+
+log = logging.getLogger("podnet.agent")
+
+
+def waiting_reason(store: KVStore, node: str) -> tuple[str | None, str]:
+    """(assigned pod CIDR or None, why not)."""
+    status = node_status(store, node)
+    if status is not None and status.pod_cidrs:
+        return status.pod_cidrs[0], ""
+    if status is not None and status.condition is not None:
+        return None, f"no pod CIDR: {status.condition.reason}: {status.condition.message}"
+    return None, "waiting for podnet-operator to assign a pod CIDR"
+
+
+async def wait_for_pod_cidr(
+    config: AgentConfig, store: KVStore, stop: asyncio.Event, interval_s: float = 0.5
+) -> str | None:
+    assert config.node_ip is not None
+    register_node(store, config.node_name, config.node_ip)
+    started = time.time()
+    state = {"reason": "waiting for podnet-operator to assign a pod CIDR"}
+
+    async def healthz(request: web.Request) -> web.Response:
+        health = Healthz(
+            state="failure",
+            node=config.node_name,
+            pod_cidr=None,
+            store=ComponentHealth(state="ok", message=store.url),
+            datapath=ComponentHealth(state="degraded", message="not set up until the node has a pod CIDR"),
+            ipam=ComponentHealth(state="failure", message=state["reason"]),
+            endpoints=0,
+            uptime_s=round(time.time() - started, 3),
+        )
+        return web.json_response(health.wire())
+
+    async def other(request: web.Request) -> web.Response:
+        return error_response(503, f"node {config.node_name} is not ready: {state['reason']}")
+
+    app = web.Application()
+    app.router.add_get("/v1/healthz", healthz)
+    app.router.add_route("*", "/{tail:.*}", other)
+    claim_socket(config.socket)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.UnixSite(runner, config.socket).start()
+    last = ""
+    try:
+        while not stop.is_set():
+            cidr, reason = waiting_reason(store, config.node_name)
+            if cidr:
+                log.info("the operator assigned pod CIDR %s to %s", cidr, config.node_name)
+                return cidr
+            state["reason"] = reason
+            if reason != last:
+                log.warning("node %s: %s", config.node_name, reason)
+                last = reason
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+        return None
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,98 @@
+"""An agent in operator mode: registers, waits with a clear condition in healthz, starts once assigned."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.netns import NetnsNode, remove_tree, wait_for
+from podnet.api.client import AgentClient, AgentError
+from podnet.errors import PodnetError
+from podnet.ipam import ClusterPool
+from podnet.kvstore import open_store
+from podnet.operator.reconcile import Operator
+from podnet.operator.registry import deregister_node, node_status, register_node
+from tests.integration.nodes import ARTIFACTS
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def node() -> Iterator[NetnsNode]:
+    run_id = secrets.token_hex(3)
+    root = Path(f"/tmp/podnet-opmode-{run_id}")
+    n = NetnsNode("opnode", run_id, root)
+    try:
+        n.create()
+        yield n
+    finally:
+        n.destroy()
+        if n.logs.is_dir():
+            shutil.copytree(n.logs, ARTIFACTS / f"opmode-{run_id}", dirs_exist_ok=True)
+        remove_tree(root)
+
+
+def health(node: NetnsNode) -> dict[str, object] | None:
+    try:
+        result: dict[str, object] = AgentClient(str(node.agent_sock), timeout=2).healthz()
+    except PodnetError:
+        return None
+    return result
+
+
+def test_agent_waits_for_the_operator(node: NetnsNode) -> None:
+    store = open_store(node.state_url)
+    operator = Operator(store, ClusterPool(["10.99.0.0/26"], 26))  # room for one node
+    register_node(store, "other", "192.168.50.6")
+    operator.reconcile()  # "other" takes the only pod CIDR
+    node.start(
+        "podnet-agent",
+        [
+            sys.executable,
+            "-m",
+            "podnet.cmd.agent",
+            "--node-name",
+            "opnode",
+            "--socket",
+            str(node.agent_sock),
+            "--store",
+            node.state_url,
+            "--ipam-mode",
+            "operator",
+            "--node-ip",
+            "192.168.50.2",
+            "--cluster-cidr",
+            "10.99.0.0/26",
+            "--mask-size",
+            "26",
+        ],
+    )
+    wait_for(lambda: health(node) is not None, 20, "the waiting agent's healthz")
+    operator.reconcile()  # opnode registered: no room for it
+
+    def says_exhausted() -> bool:
+        h = health(node)
+        return h is not None and "ClusterPoolExhausted" in str(h["ipam"])
+
+    wait_for(says_exhausted, 10, "healthz to report the exhausted pool")
+    h = health(node)
+    assert h is not None and h["state"] == "failure" and h.get("pod-cidr") is None
+    assert "cluster pool exhausted: 1 of 1 node CIDRs in use" in str(h["ipam"])
+    with pytest.raises(AgentError) as err:
+        AgentClient(str(node.agent_sock)).ipam_allocate("x")
+    assert err.value.status == 503 and "not ready" in str(err.value)
+    status = node_status(store, "opnode")
+    assert status is not None and status.condition is not None and not status.condition.status
+
+    deregister_node(store, "other")  # the other node goes away: its CIDR is ours
+    operator.reconcile()
+    wait_for(lambda: (h := health(node)) is not None and h["state"] == "ok", 20, "the agent to start with its pod CIDR")
+    h = health(node)
+    assert h is not None and h["pod-cidr"] == "10.99.0.0/26"
+    assert AgentClient(str(node.agent_sock)).ipam_allocate("x")["address"]["ipv4"] == "10.99.0.2"
+    assert "podnet_host" in node.cmd("ip", "link").stdout
