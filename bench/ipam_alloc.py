@@ -25,7 +25,6 @@ import ipaddress
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -256,7 +255,7 @@ def main() -> int:
     for column in ("path", "median ms", "p90 ms", "vs host-local"):
         latency.add_column(column, justify="right" if column != "path" else "left")
     rows: dict[str, list[float]] = {}
-    if shutil.which(HOST_LOCAL) or Path(HOST_LOCAL).exists():
+    if Path(HOST_LOCAL).exists():
         rows["CNI host-local, exec'd ADD (reference)"] = host_local_latencies(calls)
     else:
         console.print(f"[yellow]{HOST_LOCAL} missing (Debian containernetworking-plugins): no reference row[/]")

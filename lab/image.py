@@ -7,7 +7,6 @@ every applet as a symlink, an index page for `httpd -h /www`, /etc/passwd.
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -37,8 +36,7 @@ def build_rootfs_tar(dest: Path) -> Path:
     """Write the image's root filesystem as a tarball (idempotent)."""
     if dest.exists():
         return dest
-    busybox = shutil.which("busybox") and BUSYBOX
-    if not busybox or not BUSYBOX.exists():
+    if not BUSYBOX.exists():
         raise ImageError("/bin/busybox not found: install Debian's busybox-static (ci/bootstrap does)")
     listing = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     tmp = dest.with_suffix(".partial")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import signal
@@ -184,7 +185,7 @@ class Runner:
 
     @contextmanager
     def _captures(self, step: Step, run: ScenarioRun, pcaps: dict[str, Path], result: StepResult) -> Iterator[None]:
-        with contextlib_exit_stack() as stack:
+        with contextlib.ExitStack() as stack:
             for pcap in step.pcap:
                 path = run.out / "pcaps" / f"{pcap.name}.pcap"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,12 +361,6 @@ class Runner:
             nets = node.docker("network", "ls", "-q", "--filter", "driver=podnet", check=False).stdout.split()
             if nets:
                 node.docker("network", "rm", *nets, check=False)
-
-
-def contextlib_exit_stack() -> Any:
-    import contextlib
-
-    return contextlib.ExitStack()
 
 
 def load_all(names: list[str]) -> list[Scenario]:

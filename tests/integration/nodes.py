@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.netns import NetnsNode
+from lab.netns import NetnsNode, remove_tree
 from lab.netns import docker_node as lab_docker_node
 
 PYTHON = sys.executable
@@ -29,3 +31,19 @@ def host_snapshot() -> dict[str, set[str]]:
 def docker_node(name: str, *agent_args: str) -> Iterator[NetnsNode]:
     with lab_docker_node(name, PYTHON, agent_args=agent_args, plugin_args=FAST_GC, keep_logs=ARTIFACTS) as node:
         yield node
+
+
+@contextmanager
+def bare_node(name: str) -> Iterator[NetnsNode]:
+    """A node namespace with nothing started; its logs are kept in artifacts/, the rest removed."""
+    run_id = secrets.token_hex(3)
+    root = Path(f"/tmp/podnet-{name}-{run_id}")
+    node = NetnsNode(name, run_id, root)
+    try:
+        node.create()
+        yield node
+    finally:
+        node.destroy()
+        if node.logs.is_dir():
+            shutil.copytree(node.logs, ARTIFACTS / f"{name}-{run_id}", dirs_exist_ok=True)
+        remove_tree(root)

@@ -8,7 +8,6 @@ host-local) run in the same node where their behaviour should match podnet's.
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,26 +17,17 @@ from typing import Any
 import pytest
 
 from lab import cniexec
-from lab.netns import NetnsNode, remove_tree
-from tests.integration.nodes import ARTIFACTS
+from lab.netns import NetnsNode
+from tests.integration.nodes import bare_node
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[NetnsNode]:
-    run_id = secrets.token_hex(3)
-    root = Path(f"/tmp/podnet-cni-{run_id}")
-    n = NetnsNode("cni", run_id, root)
-    try:
-        n.create()
+    with bare_node("cni") as n:
         n.start_agent(sys.executable, "--pod-cidr", "10.55.0.0/28")
         yield n
-    finally:
-        n.destroy()
-        if n.logs.is_dir():
-            shutil.copytree(n.logs, ARTIFACTS / f"cni-{run_id}", dirs_exist_ok=True)
-        remove_tree(root)
 
 
 @pytest.fixture

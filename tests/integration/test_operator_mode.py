@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from lab.netns import NetnsNode, remove_tree, wait_for
+from lab.netns import NetnsNode, wait_for
 from podnet.api.client import AgentClient, AgentError
 from podnet.errors import PodnetError
 from podnet.ipam import ClusterPool
 from podnet.kvstore import open_store
 from podnet.operator.reconcile import Operator
 from podnet.operator.registry import deregister_node, node_status, register_node
-from tests.integration.nodes import ARTIFACTS
+from tests.integration.nodes import bare_node
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def node() -> Iterator[NetnsNode]:
-    run_id = secrets.token_hex(3)
-    root = Path(f"/tmp/podnet-opmode-{run_id}")
-    n = NetnsNode("opnode", run_id, root)
-    try:
-        n.create()
+    with bare_node("opnode") as n:
         yield n
-    finally:
-        n.destroy()
-        if n.logs.is_dir():
-            shutil.copytree(n.logs, ARTIFACTS / f"opmode-{run_id}", dirs_exist_ok=True)
-        remove_tree(root)
 
 
 def health(node: NetnsNode) -> dict[str, object] | None:

@@ -6,23 +6,15 @@ import pytest
 
 from podnet.ipam import ClusterPool, ClusterPoolExhaustedError, InvalidCIDRError, NotInRangeError, OverlappingCIDRsError
 from podnet.ipam.cidr import parse_cidr
+from tests.seed import SEED_CLUSTER_CIDRS, SEED_NODE_CIDRS
 
-SEED = ["10.20.30.40/24", "50.60.70.80/24"]  # source document 001
+SEED = SEED_CLUSTER_CIDRS
 
 
 def test_seed_example_gives_exactly_eight_node_cidrs_in_order() -> None:
     pool = ClusterPool(SEED, 26)
     got = [str(pool.allocate()) for _ in range(8)]
-    assert got == [
-        "10.20.30.0/26",
-        "10.20.30.64/26",
-        "10.20.30.128/26",
-        "10.20.30.192/26",
-        "50.60.70.0/26",
-        "50.60.70.64/26",
-        "50.60.70.128/26",
-        "50.60.70.192/26",
-    ]
+    assert got == SEED_NODE_CIDRS
     with pytest.raises(ClusterPoolExhaustedError) as err:
         pool.allocate()
     assert str(err.value) == ("cluster pool exhausted: 8 of 8 node CIDRs in use (10.20.30.0/24, 50.60.70.0/24 at /26)")

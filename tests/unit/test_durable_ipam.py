@@ -11,9 +11,10 @@ import pytest
 from podnet.ipam import AlreadyAllocatedError, ClusterPool, ClusterPoolExhaustedError, IPAMError, PodCIDRExhaustedError
 from podnet.ipam.durable import CorruptRecordError, DurableClusterPool, DurableNodeAllocator
 from podnet.kvstore.sqlite import SQLiteStore
+from tests.seed import SEED_CLUSTER_CIDRS
 from tests.unit.test_allocator import FakeClock
 
-SEED = ["10.20.30.40/24", "50.60.70.80/24"]
+SEED = SEED_CLUSTER_CIDRS
 
 
 @pytest.fixture

@@ -15,18 +15,10 @@ from podnet.ipam import ClusterPool
 from podnet.kvstore.sqlite import SQLiteStore
 from podnet.operator.reconcile import Operator
 from podnet.operator.registry import deregister_node, node_status, register_node
+from tests.seed import SEED_CLUSTER_CIDRS, SEED_NODE_CIDRS
 
-SEED = ["10.20.30.40/24", "50.60.70.80/24"]
-EXPECTED = [
-    "10.20.30.0/26",
-    "10.20.30.64/26",
-    "10.20.30.128/26",
-    "10.20.30.192/26",
-    "50.60.70.0/26",
-    "50.60.70.64/26",
-    "50.60.70.128/26",
-    "50.60.70.192/26",
-]
+SEED = SEED_CLUSTER_CIDRS
+EXPECTED = SEED_NODE_CIDRS
 
 
 def nine_nodes(store: SQLiteStore) -> None:
