@@ -13,7 +13,8 @@ def node_asn(index: int) -> int:
 
 
 def tor_config(topology: Topology) -> str:
-    links = topology.links()
+    workers = {w.name for w in topology.workers()}
+    links = [link for link in topology.links() if link.node in workers]  # the control node speaks no BGP
     lines = [
         f"router id {links[0].tor_ip};",
         "log stderr all;",

@@ -81,14 +81,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     command = list(args.command or [])
     if command and command[0] == "--":
         command = command[1:]
-    env = {
-        **os.environ,
-        "DOCKER_HOST": f"unix://{node.docker_sock}",
-        "PODNET_SOCKET": str(node.agent_sock),
-        "PS1": f"[lab {lab.run_id} {node.name}] \\w# ",
-    }
-    if lab.python:
-        env["PATH"] = f"{Path(lab.python).parent}:{env.get('PATH', '')}"
+    env = {**os.environ, **lab.node_env(node.name), "PS1": f"[lab {lab.run_id} {node.name}] \\w# "}
     argv = ["nsenter", f"--net={node.netns_path}", *(command or ["bash", "--norc", "-i"])]
     os.execvpe("nsenter", argv, env)
     return 0  # not reached

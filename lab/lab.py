@@ -11,6 +11,7 @@ process removes it all.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -18,13 +19,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lab.bgp import TOR_ASN, node_asn, start_tor_bird, wait_for_pod_routes
+from lab.control import etcd_url, start_control_plane
 from lab.deploy import lab_venv
 from lab.image import IMAGE, build_rootfs_tar
-from lab.netns import NetnsNode, NodeError, remove_tree
+from lab.netns import NetnsNode, NodeError, remove_tree, wait_for
 from lab.topology import Topology
 
 LABS = Path("/var/tmp/podnet-lab")
@@ -54,9 +57,20 @@ class Lab:
 
     @property
     def store_url(self) -> str:
-        # One store for the whole lab, so every node's agent gets its own pod CIDR
-        # from the shared cluster pool (the operator and etcd replace this in issue 5).
+        """The cluster's store: etcd on the control node, or (no control node) one
+        SQLite file that every agent takes its pod CIDR from."""
+        if self.topology.control() is not None:
+            return etcd_url(self.topology)
         return f"sqlite://{self.root / 'cluster.db'}"
+
+    @property
+    def control(self) -> NetnsNode | None:
+        spec = self.topology.control()
+        return self.nodes[spec.name] if spec else None
+
+    @property
+    def workers(self) -> dict[str, NetnsNode]:
+        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
 
     def all_nodes(self) -> Iterator[NetnsNode]:
         yield self.tor
@@ -97,14 +111,22 @@ class Lab:
             with self.step(f"{self.tor.name}: bird (BGP)", report):
                 start_tor_bird(self.tor, self.topology)
             self.save()
+            if self.control is not None:
+                with self.step(f"{self.control.name}: etcd, node registrations, podnet-operator", report):
+                    start_control_plane(self.control, self.topology, self.python)
+                self.save()
             image = build_rootfs_tar(self.root / "busybox.tar")
             # Nodes are independent: bring them up side by side (mostly waiting on process start-up).
-            with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
-                for future in [pool.submit(self._node_up, node, image, report) for node in self.nodes.values()]:
+            with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
+                for future in [pool.submit(self._node_up, node, image, report) for node in self.workers.values()]:
                     future.result()
             self.save()
+            if self.control is not None:
+                with self.step("pod CIDRs from podnet-operator", report):
+                    self._wait_for_pod_cidrs()
             with self.step("BGP: every pod CIDR routed by the ToR", report):
-                expected = {self.pod_cidr(link.node): link.node_ip for link in self.topology.links()}
+                cidrs = {name: self.pod_cidr(name) for name in self.workers}
+                expected = {cidr: self.topology.node_ip(name) for name, cidr in cidrs.items() if cidr}
                 wait_for_pod_routes(self.tor, expected)
         except BaseException:
             self.save()
@@ -124,11 +146,12 @@ class Lab:
             "--bgp-peer-asn",
             str(TOR_ASN),
         ]
-        return ["--store", self.store_url, *cidrs, "--mask-size", str(self.topology.mask_size), *bgp]
+        mode = ["--ipam-mode", "operator"] if self.control is not None else []
+        return ["--store", self.store_url, *mode, *cidrs, "--mask-size", str(self.topology.mask_size), *bgp]
 
     def start_process(self, node: str, name: str) -> None:
         if name == "podnet-agent":
-            self.nodes[node].start_agent(self.python, *self.agent_args(node))
+            self.nodes[node].start_agent(self.python, *self.agent_args(node), require_pod_cidr=self.control is None)
         elif name == "podnet-docker":
             self.nodes[node].start_plugin(self.python, "--log-level", "debug")
         else:
@@ -145,7 +168,8 @@ class Lab:
         with self.step(f"{node.name}: image {IMAGE}", report):
             node.import_image(image, IMAGE)
         with self.step(f"{node.name}: podnet-agent", report):
-            node.start_agent(self.python, *self.agent_args(node.name))
+            # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
+            node.start_agent(self.python, *self.agent_args(node.name), require_pod_cidr=self.control is None)
         with self.step(f"{node.name}: podnet-docker", report):
             node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
 
@@ -178,11 +202,34 @@ class Lab:
             self.tor.cmd("ip", "link", "set", f"to-{link.node}", "up")
         self.tor.cmd("sysctl", "-qw", "net.ipv4.ip_forward=1")
 
-    def pod_cidr(self, node: str) -> str:
-        from podnet.api.client import AgentClient
+    def node_env(self, name: str) -> dict[str, str]:
+        """What a shell on the node sees: its dockerd, its agent, the cluster store, podnet's commands."""
+        node = self.node(name)
+        env = {
+            "DOCKER_HOST": f"unix://{node.docker_sock}",
+            "PODNET_SOCKET": str(node.agent_sock),
+            "PODNET_STORE": self.store_url,
+        }
+        if self.python:
+            env["PATH"] = f"{Path(self.python).parent}:{os.environ.get('PATH', '')}"
+        return env
 
-        cidr: str = AgentClient(str(self.nodes[node].agent_sock)).request("GET", "/v1/node")["pod-cidrs"][0]
-        return cidr
+    def pod_cidr(self, node: str) -> str | None:
+        """The node's pod CIDR, or None while its agent waits for one."""
+        health = self.nodes[node].agent_health()
+        return None if health is None else health.get("pod-cidr")
+
+    def _wait_for_pod_cidrs(self, timeout_s: float = 30.0) -> None:
+        """Every worker has a pod CIDR or a definite reason why not (the pool is exhausted)."""
+
+        def settled(node: NetnsNode) -> bool:
+            health = node.agent_health()
+            if health is None:
+                return False
+            return bool(health.get("pod-cidr")) or "exhausted" in health["ipam"]["message"]
+
+        for node in self.workers.values():
+            wait_for(partial(settled, node), timeout_s, f"a pod CIDR (or a reason) for {node.name}")
 
     # -- state ------------------------------------------------------------------------
     def save(self) -> None:

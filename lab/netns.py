@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -151,9 +152,14 @@ class NetnsNode:
         return self
 
     def cmd(
-        self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 120.0
+        self,
+        *argv: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 120.0,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command in the node's network namespace."""
+        """Run a command in the node's network namespace (`env` adds to the environment)."""
         proc = subprocess.run(
             ["nsenter", f"--net={self.netns_path}", *argv],
             capture_output=True,
@@ -161,6 +167,7 @@ class NetnsNode:
             input=input,
             timeout=timeout,
             check=False,
+            env={**os.environ, **env} if env else None,
         )
         if check and proc.returncode != 0:
             raise NodeError(
@@ -273,7 +280,8 @@ class NetnsNode:
         self.stop("dockerd", timeout_s=20)
 
     # -- podnet -------------------------------------------------------------------------
-    def start_agent(self, python: str, *extra: str, timeout_s: float = 30.0) -> None:
+    def start_agent(self, python: str, *extra: str, timeout_s: float = 30.0, require_pod_cidr: bool = True) -> None:
+        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR)."""
         self.start(
             "podnet-agent",
             [
@@ -289,18 +297,26 @@ class NetnsNode:
                 *extra,
             ],
         )
-        wait_for(lambda: self._agent_ready(), timeout_s, f"podnet-agent on {self.name} ({self.agent_sock})")
+        wait_for(
+            lambda: self._agent_ready(require_pod_cidr), timeout_s, f"podnet-agent on {self.name} ({self.agent_sock})"
+        )
 
-    def _agent_ready(self) -> bool:
+    def agent_health(self) -> dict[str, Any] | None:
+        """The agent's healthz, or None while it does not answer."""
         if not self.alive("podnet-agent"):
             raise NodeError(f"{self.name}: podnet-agent exited; see {self.logs / 'podnet-agent.log'}")
         from podnet.api.client import AgentClient
         from podnet.errors import PodnetError
 
         try:
-            return bool(AgentClient(str(self.agent_sock), timeout=2).healthz()["state"] != "failure")
+            health: dict[str, Any] = AgentClient(str(self.agent_sock), timeout=2).healthz()
         except (PodnetError, ValueError):
-            return False
+            return None
+        return health
+
+    def _agent_ready(self, require_pod_cidr: bool) -> bool:
+        health = self.agent_health()
+        return health is not None and (health["state"] != "failure" or not require_pod_cidr)
 
     def start_plugin(self, python: str, *extra: str, timeout_s: float = 30.0) -> None:
         sock = self.plugin_dir / "podnet.sock"

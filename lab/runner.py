@@ -120,9 +120,13 @@ def base_variables(lab: Lab) -> dict[str, str]:
     from podnet.api.client import AgentClient
 
     variables = {"image": IMAGE, "run_id": lab.run_id, f"{lab.tor.name}.name": lab.tor.name}
+    if lab.control is not None:
+        variables["store"] = lab.store_url
     for link in lab.topology.links():
         variables[f"{link.node}.ip"] = link.node_ip
         variables[f"{link.node}.tor_ip"] = link.tor_ip
+        if link.node not in lab.workers or not lab.pod_cidr(link.node):
+            continue  # the control node, or a worker still waiting for a pod CIDR
         node_info = AgentClient(str(lab.nodes[link.node].agent_sock)).request("GET", "/v1/node")
         variables[f"{link.node}.pod_cidr"] = node_info["pod-cidrs"][0]
         variables[f"{link.node}.router_ip"] = node_info["router-ip"]
@@ -217,7 +221,7 @@ class Runner:
                 )
             else:
                 result.command = f"{node.name}$ {shlex.join(step.exec.cmd)}"
-                proc = node.cmd(*step.exec.cmd, check=False)
+                proc = node.cmd(*step.exec.cmd, check=False, env=self.lab.node_env(node.name))
             self._expect(step, result, proc)
         elif step.cni is not None:
             self._cni(step.cni, run, result)

@@ -62,6 +62,11 @@ class Topology(Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"names must be unique (the ToR counts): {', '.join(duplicates)} used twice")
+        controls = [n.name for n in self.nodes if n.role == "control"]
+        if len(controls) > 1:
+            raise ValueError(f"at most one node can have role control, not {len(controls)} ({', '.join(controls)})")
+        if len(controls) == len(self.nodes):
+            raise ValueError("needs at least one node with role worker")
         links = ipaddress.ip_network(self.underlay).num_addresses // 4
         if len(self.nodes) > links:
             raise ValueError(
@@ -76,6 +81,14 @@ class Topology(Strict):
             if cidr.cluster_cidr.overlaps(underlay):
                 raise ValueError(f"cluster CIDR {cidr.cluster_cidr} overlaps the underlay {self.underlay}")
         return self
+
+    # -- roles ---------------------------------------------------------------------
+    def control(self) -> NodeSpec | None:
+        """The node running etcd and podnet-operator; without one, agents share an SQLite store."""
+        return next((n for n in self.nodes if n.role == "control"), None)
+
+    def workers(self) -> list[NodeSpec]:
+        return [n for n in self.nodes if n.role == "worker"]
 
     # -- derived addressing --------------------------------------------------------
     def link(self, index: int) -> Link:

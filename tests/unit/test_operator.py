@@ -113,3 +113,21 @@ def test_bad_registrations(tmp_path: Path) -> None:
         register_node(store, "Node_1", "192.168.50.2")
     with pytest.raises(IPAMError, match="invalid node IP 'nope'"):
         register_node(store, "node1", "nope")
+
+
+def test_node_register_and_delete_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite://{tmp_path}/s.db"
+    assert main(["node", "register", "node2", "--node-ip", "192.168.50.6", "--store", url]) == 0
+    time.sleep(0.001)
+    assert main(["node", "register", "node1", "--node-ip", "192.168.50.2", "--store", url]) == 0
+    assert "node node1 registered with node IP 192.168.50.2" in capsys.readouterr().out
+    store = SQLiteStore(tmp_path / "s.db")
+    outcome = Operator(store, ClusterPool(SEED, 26)).reconcile()
+    assert outcome.allocated == {"node2": "10.20.30.0/26", "node1": "10.20.30.64/26"}  # the admin's order
+    assert main(["node", "delete", "node2", "--store", url]) == 0
+    assert Operator(store, ClusterPool(SEED, 26)).reconcile().released == {"node2": ["10.20.30.0/26"]}
+    capsys.readouterr()
+    assert main(["node", "delete", "node2", "--store", url]) == 1
+    assert f"podnet: error: no node 'node2' is registered in {url}" in capsys.readouterr().err
+    assert main(["node", "register", "Bad_Name", "--node-ip", "192.168.50.2", "--store", url]) == 1
+    assert "invalid node name" in capsys.readouterr().err

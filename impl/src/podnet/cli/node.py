@@ -1,4 +1,10 @@
-"""`podnet node list`: every registered node, its pod CIDR or why it has none (from the kvstore)."""
+"""`podnet node list|register|delete`: the cluster's nodes in the kvstore.
+
+`list` shows every registered node with its pod CIDR or why it has none.
+`register` adds a node ahead of its agent (the operator serves nodes in
+registration order, so an admin can fix that order); `delete` removes a node
+that is gone, and the operator releases its pod CIDR.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,50 @@ from dataclasses import asdict
 from typing import Any
 
 from podnet.cli.output import print_json, print_table
+from podnet.errors import PodnetError
 from podnet.kvstore import DEFAULT_URL, open_store
-from podnet.operator.registry import registrations, statuses
+from podnet.operator.registry import deregister_node, register_node, registrations, statuses
 
 
 def register(commands: Any) -> None:
     node = commands.add_parser("node", help="cluster nodes and their pod CIDRs")
     sub = node.add_subparsers(dest="node_command", metavar="SUBCOMMAND", required=True)
     listing = sub.add_parser("list", help="every registered node")
-    listing.add_argument(
+    _store_option(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_list)
+    add = sub.add_parser("register", help="register a node (before its agent starts, to fix the order)")
+    _store_option(add)
+    add.add_argument("name", help="node name")
+    add.add_argument("--node-ip", required=True, help="the node's underlay IP (BGP next hop)")
+    add.set_defaults(handler=_register)
+    delete = sub.add_parser("delete", help="remove a node that is gone; the operator releases its pod CIDR")
+    _store_option(delete)
+    delete.add_argument("name", help="node name")
+    delete.set_defaults(handler=_delete)
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--store",
         default=os.environ.get("PODNET_STORE", DEFAULT_URL),
         help=f"the cluster's kvstore (default $PODNET_STORE or {DEFAULT_URL})",
     )
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=_list)
+
+
+def _register(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        reg = register_node(store, args.name, args.node_ip)
+    print(f"node {reg.name} registered with node IP {reg.node_ip}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        if not deregister_node(store, args.name):
+            raise PodnetError(f"no node {args.name!r} is registered in {args.store}")
+    print(f"node {args.name} deleted; the operator releases its pod CIDR")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
