@@ -19,12 +19,18 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_default_topology_and_derived_addresses() -> None:
     topo = load_topology(DEFAULT)
-    assert [n.name for n in topo.nodes] == ["node1", "node2"]
+    assert [n.name for n in topo.nodes] == ["node1", "node2", "ctrl"]
+    assert [w.name for w in topo.workers()] == ["node1", "node2"]
+    control = topo.control()
+    assert control is not None and control.name == "ctrl"
     assert [(link.tor_ip, link.node_ip) for link in topo.links()] == [
         ("192.168.50.1", "192.168.50.2"),
         ("192.168.50.5", "192.168.50.6"),
+        ("192.168.50.9", "192.168.50.10"),
     ]
     assert load_topology("default") == topo
+    nine = load_topology("nine-nodes")
+    assert len(nine.workers()) == 9 and nine.control() is not None
 
 
 @pytest.mark.parametrize(
@@ -43,6 +49,14 @@ def test_default_topology_and_derived_addresses() -> None:
             "names must be unique",
         ),
         ("name: x\ncluster_cidrs: [10.0.0.0/16, 10.0.1.0/24]\nmask_size: 24\nnodes: [{name: a}]\n", "overlap"),
+        (
+            "name: x\ncluster_cidrs: [10.0.0.0/16]\nmask_size: 24\nnodes: [{name: a}, {name: b, role: control}, {name: c, role: control}]\n",
+            "at most one node can have role control, not 2 (b, c)",
+        ),
+        (
+            "name: x\ncluster_cidrs: [10.0.0.0/16]\nmask_size: 24\nnodes: [{name: b, role: control}]\n",
+            "needs at least one node with role worker",
+        ),
         ("name: x\ncluster_cidrs: [192.168.50.0/24]\nmask_size: 26\nnodes: [{name: a}]\n", "overlaps the underlay"),
         (
             "name: x\nunderlay: 10.9.0.0/30\ncluster_cidrs: [10.0.0.0/16]\nmask_size: 24\nnodes: [{name: a}]\n",
