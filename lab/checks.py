@@ -1,4 +1,4 @@
-"""Check evaluators that look at a live lab: allocations, routes, inspect, plugin calls.
+"""Check evaluators that look at a live lab: allocations, cluster nodes, routes, inspect, plugin calls.
 
 Each returns a `CheckResult` with what was expected, what was found, and where
 to look when they differ.
@@ -10,12 +10,15 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyroute2 import IPRoute
 
 from lab.netns import NetnsNode
-from lab.scenario import AllocationsCheck, InspectCheck, PluginCallsCheck, RouteMatch, RoutesCheck
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+from lab.scenario import AllocationsCheck, InspectCheck, NodesCheck, PluginCallsCheck, RouteMatch, RoutesCheck
 from lab.variables import dig
 from podnet.datapath.netns import run_in_netns
 
@@ -92,6 +95,33 @@ def allocations(node: NetnsNode, check: AllocationsCheck) -> CheckResult:
         f"; {'; '.join(problems)}" if problems else ""
     )
     return CheckResult("allocations", f"{check.ip} on {node.name}", not problems, expected, actual, where)
+
+
+def cluster_nodes(lab: Lab, check: NodesCheck) -> CheckResult:
+    """Runs `podnet node list --json` on the control node, against the cluster's store."""
+    control = lab.control
+    if control is None:
+        return CheckResult("nodes", "cluster nodes", False, "a control node", "this topology has none")
+    where = f"{control.name}: podnet node list"
+    proc = control.cmd("podnet", "node", "list", "--json", check=False, env=lab.node_env(control.name))
+    if proc.returncode != 0:
+        return CheckResult("nodes", "cluster nodes", False, "podnet node list succeeds", proc.stderr.strip(), where)
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    if check.pod_cidrs is not None:
+        want = {name: cidr for name, cidr in check.pod_cidrs.items()}
+        got = {
+            name: ", ".join(rows[name]["pod-cidrs"]) or "none" if name in rows else "not registered" for name in want
+        }
+        return CheckResult(
+            "nodes", f"pod CIDRs of {', '.join(want)}", got == want, json.dumps(want), json.dumps(got), where
+        )
+    assert check.condition is not None
+    c = check.condition
+    condition = (rows.get(c.node) or {}).get("condition") or {}
+    ok = condition.get("reason") == c.reason and (c.message_contains or "") in condition.get("message", "")
+    expected = c.reason + (f": …{c.message_contains}…" if c.message_contains else "")
+    actual = f"{condition.get('reason')}: {condition.get('message')}" if condition else "no condition"
+    return CheckResult("nodes", f"condition of {c.node}", ok, expected, actual, where)
 
 
 def _routes(netns: str) -> list[dict[str, str]]:

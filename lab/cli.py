@@ -36,8 +36,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             console.print(f"[red]lab up failed[/]; cleaning up run {lab.run_id}")
             lab.down(keep_logs=Path("artifacts") / lab.run_id / "logs")
             raise
-    total = sum(t for _, t in lab.timings)
-    console.print(f"lab {lab.run_id} is up in {total:.1f}s: ToR {lab.tor.name}, nodes {', '.join(lab.nodes)}")
+    console.print(f"lab {lab.run_id} is up in {lab.up_seconds:.1f}s: ToR {lab.tor.name}, nodes {', '.join(lab.nodes)}")
     for what, seconds in lab.timings:
         console.print(f"  {seconds:6.2f}s  {what}")
     console.print("try: lab exec node1 -- docker network ls    |    lab down")

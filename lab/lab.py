@@ -43,7 +43,8 @@ class Lab:
     topology: Topology
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     python: str = ""
-    timings: list[tuple[str, float]] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)  # per step; nodes' steps overlap
+    up_seconds: float = 0.0  # wall clock of the whole bring-up
     tor: NetnsNode = field(init=False)
     nodes: dict[str, NetnsNode] = field(init=False)
 
@@ -94,6 +95,7 @@ class Lab:
             raise LabError(
                 f"a lab is already set up or was left behind ({', '.join(leftovers)}): run `lab down` or `lab clean` first"
             )
+        started = time.perf_counter()
         self.root.mkdir(parents=True)
         CURRENT.unlink(missing_ok=True)
         CURRENT.symlink_to(self.root)
@@ -131,6 +133,7 @@ class Lab:
         except BaseException:
             self.save()
             raise
+        self.up_seconds = time.perf_counter() - started
         self.save()
 
     def agent_args(self, name: str) -> list[str]:
@@ -240,6 +243,7 @@ class Lab:
             "tor": self.tor.to_state(),
             "nodes": {n: node.to_state() for n, node in self.nodes.items()},
             "timings": self.timings,
+            "up_seconds": self.up_seconds,
         }
         (self.root / "lab.json").write_text(json.dumps(state, indent=2))
 
@@ -253,6 +257,7 @@ class Lab:
         lab.tor = NetnsNode.from_state(state["tor"], lab.run_id, lab.root)
         lab.nodes = {n: NetnsNode.from_state(s, lab.run_id, lab.root) for n, s in state["nodes"].items()}
         lab.timings = [(str(w), float(s)) for w, s in state.get("timings", [])]
+        lab.up_seconds = float(state.get("up_seconds", 0.0))
         return lab
 
     def node(self, name: str) -> NetnsNode:

@@ -241,8 +241,32 @@ class Runner:
                 result.stdout += f"{name} = {run.variables[name]}\n"
 
     def _cni(self, action: Any, run: ScenarioRun, result: StepResult) -> None:
+        pods: list[str] = action.pods()
         node = self.lab.nodes[action.node]
-        netns = checks.pod_netns(node, action.pod)
+        result.command = f"{node.name}$ CNI_COMMAND={action.command} CNI_IFNAME={action.ifname} podnet < netconf"
+        if len(pods) > 1:
+            result.command += f"  # for each of {pods[0]} … {pods[-1]}"
+        outputs = []
+        for pod in pods:
+            status, output = self._cni_call(node, action, pod, run)
+            outputs.append(output)
+            if action.ok and status != 0:
+                raise StepFailed(f"CNI {action.command} for {pod} failed: {output}")
+        output = outputs[-1]
+        if len(pods) > 1:
+            result.stdout = "\n".join(f"{pod}: {run.variables.get(f'{pod}.ip', 'ok')}" for pod in pods)
+        else:
+            result.stdout = json.dumps(output, indent=2) if output else ""
+        if not action.ok:
+            if status == 0:
+                raise StepFailed(f"CNI {action.command} for {action.pod} was expected to fail but succeeded")
+            if action.code is not None and output.get("code") != action.code:
+                raise StepFailed(f"CNI error code {output.get('code')} (expected {action.code}): {output.get('msg')}")
+            if action.msg_contains and action.msg_contains not in str(output.get("msg")):
+                raise StepFailed(f"CNI error message lacks {action.msg_contains!r}: {output.get('msg')!r}")
+
+    def _cni_call(self, node: NetnsNode, action: Any, pod: str, run: ScenarioRun) -> tuple[int, Any]:
+        netns = checks.pod_netns(node, pod)
         name = Path(netns).name
         if action.command == "ADD" and not Path(netns).exists():
             subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
@@ -252,30 +276,20 @@ class Runner:
             "type": "podnet",
             "agentSocket": str(node.agent_sock),
         }
-        if action.command == "CHECK" and f"{action.pod}.result" in run.variables:
-            conf["prevResult"] = json.loads(run.variables[f"{action.pod}.result"])
+        if action.command == "CHECK" and f"{pod}.result" in run.variables:
+            conf["prevResult"] = json.loads(run.variables[f"{pod}.result"])
         plugin = str(Path(self.lab.python).parent / "podnet-cni")
-        container_id = f"{self.lab.run_id}-{action.pod}"
-        result.command = f"{node.name}$ CNI_COMMAND={action.command} CNI_IFNAME={action.ifname} podnet < netconf"
+        container_id = f"{self.lab.run_id}-{pod}"
         status, output, _ = exec_cni(
-            node, [plugin], action.command, conf, netns, container_id, ifname=action.ifname, pod=action.pod
+            node, [plugin], action.command, conf, netns, container_id, ifname=action.ifname, pod=pod
         )
-        result.stdout = json.dumps(output, indent=2) if output else ""
         if action.command == "DEL" and Path(netns).exists():
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
-        if action.ok and status != 0:
-            raise StepFailed(f"CNI {action.command} for {action.pod} failed: {output}")
-        if not action.ok:
-            if status == 0:
-                raise StepFailed(f"CNI {action.command} for {action.pod} was expected to fail but succeeded")
-            if action.code is not None and output.get("code") != action.code:
-                raise StepFailed(f"CNI error code {output.get('code')} (expected {action.code}): {output.get('msg')}")
-            if action.msg_contains and action.msg_contains not in str(output.get("msg")):
-                raise StepFailed(f"CNI error message lacks {action.msg_contains!r}: {output.get('msg')!r}")
         if action.command == "ADD" and status == 0:
-            run.variables[f"{action.pod}.ip"] = output["ips"][0]["address"].split("/")[0]
-            run.variables[f"{action.pod}.veth"] = output["interfaces"][0]["name"]
-            run.variables[f"{action.pod}.result"] = json.dumps(output)
+            run.variables[f"{pod}.ip"] = output["ips"][0]["address"].split("/")[0]
+            run.variables[f"{pod}.veth"] = output["interfaces"][0]["name"]
+            run.variables[f"{pod}.result"] = json.dumps(output)
+        return status, output
 
     def _expect(self, step: Step, result: StepResult, proc: subprocess.CompletedProcess[str]) -> None:
         result.stdout, result.stderr = proc.stdout[-OUTPUT_LIMIT:], proc.stderr[-OUTPUT_LIMIT:]
@@ -319,6 +333,8 @@ class Runner:
             )
         if kind == "allocations":
             return checks.allocations(self.lab.node(spec.node), spec)
+        if kind == "nodes":
+            return checks.cluster_nodes(self.lab, spec)
         if kind == "routes":
             return checks.routes(self.lab.node(spec.node), spec)
         if kind == "inspect":
@@ -421,7 +437,7 @@ def run_scenarios(names: list[str], *, topology: str | None, keep: bool, artifac
                 except BaseException:
                     lab.down(keep_logs=out / "logs")
                     raise
-            console.print(f"lab {lab.run_id} ({lab.topology.name}) up in {sum(t for _, t in lab.timings):.1f}s")
+            console.print(f"lab {lab.run_id} ({lab.topology.name}) up in {lab.up_seconds:.1f}s")
         runner = Runner(lab, console)
         runs = []
         try:

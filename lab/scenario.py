@@ -59,6 +59,18 @@ class CNIAction(Strict):
     ok: bool = True
     code: int | None = Field(default=None, description="the CNI error code expected when ok is false")
     msg_contains: str | None = None
+    count: int = Field(
+        default=1, ge=1, le=512, description="act on pods <pod>-1 … <pod>-N in turn (one runtime call each)"
+    )
+
+    @model_validator(mode="after")
+    def _count(self) -> CNIAction:
+        if self.count > 1 and not self.ok:
+            raise ValueError("count applies to calls expected to succeed (ok: true)")
+        return self
+
+    def pods(self) -> list[str]:
+        return [self.pod] if self.count == 1 else [f"{self.pod}-{i}" for i in range(1, self.count + 1)]
 
 
 class WaitAction(Strict):
@@ -179,9 +191,29 @@ class PluginCallsCheck(Strict):
     sequence: list[str] = Field(min_length=1, description="libnetwork calls, in this order (others may come between)")
 
 
+class NodeCondition(Strict):
+    node: str
+    reason: str = Field(description="e.g. ClusterPoolExhausted")
+    message_contains: str | None = None
+
+
+class NodesCheck(Strict):
+    """The cluster's nodes as the operator left them in the store (what `podnet node list` shows)."""
+
+    pod_cidrs: dict[str, str] | None = Field(default=None, description="node -> its pod CIDR, or none")
+    condition: NodeCondition | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> NodesCheck:
+        if (self.pod_cidrs is None) == (self.condition is None):
+            raise ValueError("give exactly one of pod_cidrs, condition")
+        return self
+
+
 class Check(Strict):
     packets: PacketsCheck | None = None
     allocations: AllocationsCheck | None = None
+    nodes: NodesCheck | None = None
     routes: RoutesCheck | None = None
     inspect: InspectCheck | None = None
     plugin_calls: PluginCallsCheck | None = None

@@ -91,8 +91,24 @@ def test_network_create_shows_podnet_drivers_and_pool(node: NetnsNode, net: str)
     health = agent(node).healthz()
     assert inspect["Driver"] == "podnet"
     assert inspect["IPAM"]["Driver"] == "podnet"
-    assert inspect["IPAM"]["Config"] == [{"Subnet": health["pod-cidr"], "Gateway": "10.20.0.1"}]
+    assert inspect["IPAM"]["Config"] == [{"Subnet": "0.0.0.0/0", "Gateway": "10.20.0.1"}]  # as cilium-docker
+    assert health["pod-cidr"] == "10.20.0.0/24"
     assert [n["id"] for n in agent(node).request("GET", "/v1/docker/network")] == [inspect["Id"]]
+
+
+def test_second_network_while_containers_run(node: NetnsNode, net: str) -> None:
+    """The node's per-pod /32 routes overlap the pod CIDR; dockerd must not loop on RequestPool."""
+    ip = run_app1(node, net)
+    assert ip in node.cmd("ip", "route").stdout
+    log = node.logs / "podnet-docker.log"
+    before = log.read_text().count("/IpamDriver.RequestPool ->")
+    try:
+        node.docker("network", "create", "--driver", "podnet", "--ipam-driver", "podnet", "net-two", timeout=20)
+        node.docker("run", "--rm", "--net", "net-two", IMAGE, "sh", "-c", ":", timeout=30)
+    finally:
+        node.docker("network", "rm", "net-two", check=False)
+    requests = log.read_text().count("/IpamDriver.RequestPool ->") - before
+    assert requests == 1, f"dockerd asked for a pool {requests} times"
 
 
 def test_app2_reaches_app1_by_name_and_ip(node: NetnsNode, net: str) -> None:

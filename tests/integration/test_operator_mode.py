@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -76,6 +77,11 @@ def test_agent_waits_for_the_operator(node: NetnsNode) -> None:
     assert err.value.status == 503 and "not ready" in str(err.value)
     status = node_status(store, "opnode")
     assert status is not None and status.condition is not None and not status.condition.status
+    shown = subprocess.run(
+        [sys.executable, "-m", "podnet.cli", "status", "--socket", str(node.agent_sock)], capture_output=True, text=True
+    )
+    assert shown.returncode == 1 and "FAILURE" in shown.stdout and "ClusterPoolExhausted" in shown.stdout, shown
+    assert "podnet node delete NAME" in shown.stdout and "no pod CIDR yet" in shown.stdout
 
     deregister_node(store, "other")  # the other node goes away: its CIDR is ours
     operator.reconcile()

@@ -120,7 +120,7 @@ def test_exhaustion_is_a_503_with_the_cidr_and_usage(tmp_path: Path) -> None:
         with pytest.raises(AgentError) as err:
             env.client.ipam_allocate("b")
         assert err.value.status == 503
-        assert str(err.value) == "pod CIDR 10.99.0.0/30 is exhausted (2/2 in use)"
+        assert str(err.value).startswith("pod CIDR 10.99.0.0/30 is exhausted (2/2 in use): remove containers or pods")
         assert env.client.healthz()["ipam"]["state"] == "degraded"
 
 

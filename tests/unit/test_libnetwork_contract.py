@@ -90,7 +90,9 @@ class Replay:
         elif path == "/IpamDriver.GetDefaultAddressSpaces":
             assert set(reply) == {"LocalDefaultAddressSpace", "GlobalDefaultAddressSpace"}
         elif path == "/IpamDriver.RequestPool":
-            assert reply["Pool"] == agent.pod_cidr and reply["PoolID"].startswith("podnet:")
+            # no --subnet: 0.0.0.0/0 (dockerd's overlap check skips it), the pod CIDR in the PoolID
+            assert reply["Pool"] == (body.get("Pool") or "0.0.0.0/0")
+            assert reply["PoolID"] == f"podnet:{body.get('Pool') or agent.pod_cidr}"
             assert reply["Data"] == {"com.docker.network.gateway": f"{agent.router_ip}/32"}
             self.pools[f"probe-{recorded.get('Pool') or '10.213.0.0/16'}"] = reply["PoolID"]
             self.gateway = agent.router_ip

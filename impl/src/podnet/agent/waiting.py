@@ -30,7 +30,10 @@ def waiting_reason(store: KVStore, node: str) -> tuple[str | None, str]:
     if status is not None and status.pod_cidrs:
         return status.pod_cidrs[0], ""
     if status is not None and status.condition is not None:
-        return None, f"no pod CIDR: {status.condition.reason}: {status.condition.message}"
+        reason = f"no pod CIDR: {status.condition.reason}: {status.condition.message}"
+        if status.condition.reason == "ClusterPoolExhausted":
+            reason += "; give podnet-operator another --cluster-cidr or remove a node that is gone (`podnet node delete NAME`)"
+        return None, reason
     return None, "waiting for podnet-operator to assign a pod CIDR"
 
 

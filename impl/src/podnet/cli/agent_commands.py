@@ -49,7 +49,8 @@ def register_ipam_list(ipam_commands: Any) -> None:
 def _status(args: argparse.Namespace) -> int:
     client = AgentClient(args.socket)
     health = client.healthz()
-    node = client.request("GET", "/v1/node")
+    # A node still waiting for its pod CIDR serves only healthz: show that, not the 503.
+    node = client.request("GET", "/v1/node") if health.get("pod-cidr") else None
     if args.json:
         print_json({"healthz": health, "node": node})
         return 0 if health["state"] != "failure" else 1
@@ -61,8 +62,14 @@ def _status(args: argparse.Namespace) -> int:
             ("datapath", health["datapath"]["state"], health["datapath"]["message"]),
             ("ipam", health["ipam"]["state"], health["ipam"]["message"]),
             *([("bgp", health["bgp"]["state"], health["bgp"]["message"])] if health.get("bgp") else []),
-            ("node", "", f"pod CIDR {', '.join(node['pod-cidrs'])}, router IP {node['router-ip']}"),
-            ("cluster pool", "", node["cluster-pool"]),
+            *(
+                [
+                    ("node", "", f"pod CIDR {', '.join(node['pod-cidrs'])}, router IP {node['router-ip']}"),
+                    ("cluster pool", "", node["cluster-pool"]),
+                ]
+                if node
+                else [("node", "", "no pod CIDR yet")]
+            ),
             ("endpoints", "", str(health["endpoints"])),
         ],
     )

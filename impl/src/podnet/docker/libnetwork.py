@@ -24,6 +24,9 @@ IPAM_OWNER = "docker-ipam"
 ROUTE_NEXTHOP, ROUTE_CONNECTED = 0, 1
 
 
+ANY_POOL = "0.0.0.0/0"
+
+
 class PluginError(PodnetError):
     pass
 
@@ -130,9 +133,12 @@ class Handlers:
                 raise PluginError(f"invalid --ip-range {sub_text!r}: {err}") from None
             if not sub_pool.subnet_of(pool):
                 raise PluginError(f"--ip-range {sub_pool} is not inside --subnet {pool}")
+        # Without --subnet, answer "0.0.0.0/0" as cilium-docker does (source document 000): dockerd
+        # skips its route-overlap check only for that pool, and the node's per-pod /32 routes
+        # overlap the pod CIDR, so dockerd would ask again and again. The PoolID keeps the real range.
         return {
             "PoolID": PoolID(pool, sub_pool).encode(),
-            "Pool": str(pool),
+            "Pool": str(pool) if pool_text else ANY_POOL,
             "Data": {GATEWAY_TYPE: f"{router}/32"},
         }
 

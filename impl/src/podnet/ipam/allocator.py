@@ -158,7 +158,10 @@ class NodeAllocator:
         return [self._record(i) for i in sorted(self._owners)]
 
     def exhausted_error(self) -> PodCIDRExhaustedError:
-        return PodCIDRExhaustedError(f"pod CIDR {self.pod_cidr} is exhausted ({self.used}/{self.capacity} in use)")
+        return PodCIDRExhaustedError(
+            f"pod CIDR {self.pod_cidr} is exhausted ({self.used}/{self.capacity} in use): "
+            "remove containers or pods this node no longer needs (`podnet ipam list` shows who holds each IP)"
+        )
 
     # -- operations -------------------------------------------------------
     def allocate(self, owner: str, *, expires_in: float | None = None, within: Network | None = None) -> Allocation:
