@@ -20,6 +20,7 @@ from lab import checks, packets
 from lab.cniexec import exec_cni
 from lab.image import IMAGE
 from lab.lab import Lab, LabError, existing_labs
+from lab.libcni import LibCNI
 from lab.netns import NetnsNode, NodeError
 from lab.scenario import Scenario, ScenarioError, Step, all_scenarios, load_scenario
 from lab.topology import load_topology
@@ -137,6 +138,7 @@ class Runner:
     def __init__(self, lab: Lab, console: Console | None = None):
         self.lab = lab
         self.console = console or Console(stderr=True)
+        self._libcni: dict[str, LibCNI] = {}
 
     def run(self, scenario: Scenario, out: Path) -> ScenarioRun:
         out.mkdir(parents=True, exist_ok=True)
@@ -243,7 +245,10 @@ class Runner:
     def _cni(self, action: Any, run: ScenarioRun, result: StepResult) -> None:
         pods: list[str] = action.pods()
         node = self.lab.nodes[action.node]
-        result.command = f"{node.name}$ CNI_COMMAND={action.command} CNI_IFNAME={action.ifname} podnet < netconf"
+        if action.runtime == "libcni":
+            result.command = f"{node.name}$ podnet-libcni {action.command.lower()} podnet /run/netns/<pod>"
+        else:
+            result.command = f"{node.name}$ CNI_COMMAND={action.command} CNI_IFNAME={action.ifname} podnet < netconf"
         if len(pods) > 1:
             result.command += f"  # for each of {pods[0]} … {pods[-1]}"
         outputs = []
@@ -270,19 +275,28 @@ class Runner:
         name = Path(netns).name
         if action.command == "ADD" and not Path(netns).exists():
             subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-        conf: dict[str, Any] = {
-            "cniVersion": "1.1.0",
-            "name": "podnet",
-            "type": "podnet",
-            "agentSocket": str(node.agent_sock),
-        }
-        if action.command == "CHECK" and f"{pod}.result" in run.variables:
-            conf["prevResult"] = json.loads(run.variables[f"{pod}.result"])
-        plugin = str(Path(self.lab.python).parent / "podnet-cni")
+        plugin = Path(self.lab.python).parent / "podnet-cni"
         container_id = f"{self.lab.run_id}-{pod}"
-        status, output, _ = exec_cni(
-            node, [plugin], action.command, conf, netns, container_id, ifname=action.ifname, pod=pod
-        )
+        if action.runtime == "libcni":
+            if node.name not in self._libcni:
+                self._libcni[node.name] = LibCNI(node, plugin)
+                self._libcni[node.name].write_conflist("podnet", [{"type": "podnet", "agentSocket": str(node.agent_sock)}])
+            runtime = self._libcni[node.name]
+            status, output, _ = runtime.call(
+                action.command.lower(), "podnet", netns, container_id, ifname=action.ifname, pod=pod
+            )
+        else:
+            conf: dict[str, Any] = {
+                "cniVersion": "1.1.0",
+                "name": "podnet",
+                "type": "podnet",
+                "agentSocket": str(node.agent_sock),
+            }
+            if action.command == "CHECK" and f"{pod}.result" in run.variables:
+                conf["prevResult"] = json.loads(run.variables[f"{pod}.result"])
+            status, output, _ = exec_cni(
+                node, [str(plugin)], action.command, conf, netns, container_id, ifname=action.ifname, pod=pod
+            )
         if action.command == "DEL" and Path(netns).exists():
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
         if action.command == "ADD" and status == 0:

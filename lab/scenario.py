@@ -62,11 +62,17 @@ class CNIAction(Strict):
     count: int = Field(
         default=1, ge=1, le=512, description="act on pods <pod>-1 … <pod>-N in turn (one runtime call each)"
     )
+    runtime: Literal["libcni", "exec"] = Field(
+        default="libcni",
+        description="libcni: through the lab's libcni runtime (conflist, result cache); exec: the plugin exec'd per spec",
+    )
 
     @model_validator(mode="after")
     def _count(self) -> CNIAction:
         if self.count > 1 and not self.ok:
             raise ValueError("count applies to calls expected to succeed (ok: true)")
+        if self.command == "STATUS" and self.runtime == "libcni":
+            raise ValueError("libcni 1.1 has no STATUS: use runtime: exec")
         return self
 
     def pods(self) -> list[str]:

@@ -50,7 +50,7 @@ def podman(request: pytest.FixtureRequest, node: NetnsNode) -> Iterator[Podman]:
     else:
         plugin = {k: v for k, v in reference_conf(node, "10.67.0.0/24").items() if k not in ("cniVersion", "name")}
     runtime.write_conflist(plugin)
-    if not runtime.run("image", "exists", IMAGE, check=False).returncode == 0:
+    if runtime.run("image", "exists", IMAGE, check=False).returncode != 0:
         runtime.import_image(build_rootfs_tar(node.path("busybox.tar")), IMAGE)
     yield runtime
     runtime.remove_all()

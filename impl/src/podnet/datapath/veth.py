@@ -214,8 +214,11 @@ class VethDatapath:
                     "add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, state="up", peer=peer_spec
                 )
             except (NetlinkError, OSError) as err:
-                if isinstance(err, NetlinkError) and err.code == 17:  # EEXIST
-                    raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists") from err
+                if isinstance(err, NetlinkError) and err.code == 17:  # EEXIST: the host side or the peer's name
+                    if self.index_of(host) is not None:
+                        raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists") from err
+                    where = f"in {netns}" if netns else "on the node"
+                    raise DatapathError(f"interface {peer} already exists {where}") from err
                 where = f" in {netns}" if netns else ""
                 raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
             index = self.index_of(host)
