@@ -2,8 +2,9 @@
 
 One node namespace runs podnet's agent (from the lab venv: the deployed wheel);
 each cycle makes a fresh pod namespace, then times ADD and DEL of podnet's
-exec'd plugin (`podnet-cni`) and of Debian's bridge plugin with host-local
-IPAM, interleaved so drift hits both.
+exec'd plugin (the compiled podnet-cni, which forwards to the agent), of the
+pure-Python plugin (`python -m podnet.cmd.cni`, for comparison), and of
+Debian's bridge plugin with host-local IPAM, interleaved so drift hits all.
 
     python bench/cni_add.py [--cycles 50]
 """
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lab.cniexec import REFERENCE, exec_cni
-from lab.deploy import lab_venv
+from lab.deploy import cni_binary, lab_venv
 from lab.netns import NetnsNode, remove_tree
 
 
@@ -40,22 +41,22 @@ def main() -> int:
     args = parser.parse_args()
     console = Console(width=140)
     python, _ = lab_venv()
-    podnet_cni = str(Path(python).parent / "podnet-cni")
+    podnet_cni = str(cni_binary(python))
     run_id = secrets.token_hex(3)
     root = Path(f"/tmp/podnet-bench-cni-{run_id}")
     node = NetnsNode("cnibench", run_id, root)
     times: dict[str, dict[str, list[float]]] = {
         "podnet": {"ADD": [], "DEL": []},
+        "podnet (python plugin)": {"ADD": [], "DEL": []},
         "bridge+host-local": {"ADD": [], "DEL": []},
     }
     try:
         node.create()
         node.start_agent(str(python), "--pod-cidr", "10.57.0.0/24")
-        confs = {
-            "podnet": (
-                [podnet_cni],
-                {"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "agentSocket": str(node.agent_sock)},
-            ),
+        podnet_conf = {"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "agentSocket": str(node.agent_sock)}
+        confs: dict[str, tuple[list[str], dict[str, object]]] = {
+            "podnet": ([podnet_cni], podnet_conf),
+            "podnet (python plugin)": ([str(python), "-m", "podnet.cmd.cni"], podnet_conf),
             "bridge+host-local": (
                 [str(REFERENCE / "bridge")],
                 {
@@ -75,11 +76,12 @@ def main() -> int:
         with console.status(f"{args.cycles} ADD/DEL cycles per plugin…"):
             for i in range(args.cycles + 1):  # the first cycle warms caches and is not counted
                 for label, (argv, conf) in confs.items():
-                    ns = f"{node.netns}-p{i}{label[0]}"
+                    ns = f"{node.netns}-p{i}{label[0]}{len(label)}"
                     subprocess.run(["ip", "netns", "add", ns], check=True)
                     try:
-                        add = timed(node, argv, "ADD", conf, f"/run/netns/{ns}", f"c{i}")
-                        delete = timed(node, argv, "DEL", conf, f"/run/netns/{ns}", f"c{i}")
+                        cid = f"c{i}-{len(label)}"
+                        add = timed(node, argv, "ADD", conf, f"/run/netns/{ns}", cid)
+                        delete = timed(node, argv, "DEL", conf, f"/run/netns/{ns}", cid)
                     finally:
                         subprocess.run(["ip", "netns", "del", ns], check=False)
                     if i:

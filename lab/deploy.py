@@ -24,9 +24,10 @@ class DeployError(RuntimeError):
 
 def source_hash() -> str:
     digest = hashlib.sha256()
-    files = [IMPL / "pyproject.toml", *sorted((IMPL / "src" / "podnet").rglob("*"))]
+    files = [IMPL / "pyproject.toml", IMPL / "setup.py", *sorted((IMPL / "src" / "podnet").rglob("*"))]
     for path in files:
-        if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc"):
+        built = path.parent.name == "bin"  # podnet-cni compiled in a source tree, not a source
+        if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc") and not built:
             digest.update(str(path.relative_to(IMPL)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -72,3 +73,16 @@ def lab_venv() -> tuple[Path, bool]:
         if stale.name != f"wheelhouse-{key}":
             shutil.rmtree(stale, ignore_errors=True)
     return python, True
+
+
+def cni_binary(python: str | Path) -> Path:
+    """The compiled podnet-cni (what goes into a CNI bin dir) of the podnet installed for `python`."""
+    proc = subprocess.run(
+        [str(python), "-c", "from podnet.cni.shim import binary; print(binary())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise DeployError(f"locating podnet-cni for {python}: {proc.stderr.strip()[-500:]}")
+    return Path(proc.stdout.strip())

@@ -25,7 +25,7 @@ from typing import Any
 
 from lab.bgp import TOR_ASN, node_asn, start_tor_bird, wait_for_pod_routes
 from lab.control import etcd_url, start_control_plane
-from lab.deploy import lab_venv
+from lab.deploy import cni_binary, lab_venv
 from lab.image import IMAGE, build_rootfs_tar
 from lab.netns import NetnsNode, NodeError, remove_tree, wait_for
 from lab.topology import Topology
@@ -45,6 +45,7 @@ class Lab:
     python: str = ""
     timings: list[tuple[str, float]] = field(default_factory=list)  # per step; nodes' steps overlap
     up_seconds: float = 0.0  # wall clock of the whole bring-up
+    _cni_plugin: Path | None = field(default=None, init=False, repr=False)
     tor: NetnsNode = field(init=False)
     nodes: dict[str, NetnsNode] = field(init=False)
 
@@ -204,6 +205,12 @@ class Lab:
             self.tor.cmd("ip", "addr", "add", f"{link.tor_ip}/30", "dev", f"to-{link.node}")
             self.tor.cmd("ip", "link", "set", f"to-{link.node}", "up")
         self.tor.cmd("sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+    def cni_plugin(self) -> Path:
+        """podnet's compiled CNI plugin in the lab venv (what a node's CNI bin dir holds as `podnet`)."""
+        if self._cni_plugin is None:
+            self._cni_plugin = cni_binary(self.python)
+        return self._cni_plugin
 
     def node_env(self, name: str) -> dict[str, str]:
         """What a shell on the node sees: its dockerd, its agent, the cluster store, podnet's commands."""

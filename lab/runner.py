@@ -275,12 +275,14 @@ class Runner:
         name = Path(netns).name
         if action.command == "ADD" and not Path(netns).exists():
             subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-        plugin = Path(self.lab.python).parent / "podnet-cni"
+        plugin = self.lab.cni_plugin()
         container_id = f"{self.lab.run_id}-{pod}"
         if action.runtime == "libcni":
             if node.name not in self._libcni:
                 self._libcni[node.name] = LibCNI(node, plugin)
-                self._libcni[node.name].write_conflist("podnet", [{"type": "podnet", "agentSocket": str(node.agent_sock)}])
+                self._libcni[node.name].write_conflist(
+                    "podnet", [{"type": "podnet", "agentSocket": str(node.agent_sock)}]
+                )
             runtime = self._libcni[node.name]
             status, output, _ = runtime.call(
                 action.command.lower(), "podnet", netns, container_id, ifname=action.ifname, pod=pod

@@ -135,3 +135,50 @@ def test_add_onto_an_existing_interface_fails_and_leaks_nothing(node: NetnsNode,
         state = AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")
         assert [a["owner"] for a in state["allocations"]] == ["router"]
         assert "lxc" not in node.cmd("ip", "link").stdout
+
+
+# -- the compiled podnet-cni (what a CNI bin dir holds) ------------------------------------------
+
+
+def exec_shim(node: NetnsNode, command: str, conf: dict[str, Any], netns: str, cid: str) -> tuple[int, Any]:
+    from podnet.cni.shim import binary
+
+    status, output, _ = cniexec.exec_cni(node, [str(binary())], command, conf, netns, cid)
+    return status, output
+
+
+def test_shim_version_matches_the_python_plugin(node: NetnsNode) -> None:
+    from podnet.cmd.cni import run
+
+    assert exec_shim(node, "VERSION", {}, "", "v")[1] == run(b"", {"CNI_COMMAND": "VERSION"})[1]
+
+
+def test_shim_add_check_del_through_the_agent(node: NetnsNode, pod: str) -> None:
+    status, result = exec_shim(node, "ADD", podnet_conf(node), pod, "shim1")
+    assert status == 0, result
+    assert result["cniVersion"] == "1.1.0" and result["ips"][0]["address"].startswith("10.55.0.")
+    ip = result["ips"][0]["address"]
+    assert f"inet {ip} scope global eth0" in in_pod(pod, "ip", "-o", "-4", "addr", "show", "eth0")
+    assert exec_shim(node, "CHECK", {**podnet_conf(node), "prevResult": result}, pod, "shim1") == (0, None)
+    assert exec_shim(node, "DEL", podnet_conf(node), pod, "shim1") == (0, None)
+    assert exec_shim(node, "DEL", podnet_conf(node), pod, "shim1") == (0, None)
+
+
+def test_shim_passes_plugin_errors_through(node: NetnsNode, pod: str) -> None:
+    status, error = exec_shim(
+        node, "ADD", {"cniVersion": "9.9.9", "type": "podnet"} | {"agentSocket": str(node.agent_sock)}, pod, "bad"
+    )
+    assert status == 1 and error["code"] == 1 and "9.9.9" in error["msg"], error  # incompatible version
+    status, error = exec_shim(node, "ADD", {**podnet_conf(node), "mtu": "big"}, pod, "bad")
+    assert status == 1 and error["code"] == 7, error
+
+
+def test_shim_reports_an_unreachable_agent_as_try_again(node: NetnsNode, pod: str) -> None:
+    conf = {**podnet_conf(node), "agentSocket": "/nonexistent/podnet.sock"}
+    status, error = exec_shim(node, "ADD", conf, pod, "down")
+    assert status == 1 and error == {
+        "cniVersion": "1.1.0",
+        "code": 11,
+        "msg": "podnet agent is unreachable at unix:///nonexistent/podnet.sock (No such file or directory); "
+        "is podnet-agent running?",
+    }

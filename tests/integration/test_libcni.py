@@ -12,7 +12,6 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from lab.cniexec import reference_conf
 from lab.libcni import LibCNI
 from lab.netns import NetnsNode
 from podnet.api.client import AgentClient
+from podnet.cni.shim import binary
 from tests.integration.nodes import bare_node
 
 pytestmark = pytest.mark.root
@@ -34,7 +34,7 @@ def node() -> Iterator[NetnsNode]:
 
 @pytest.fixture(scope="module")
 def runtime(node: NetnsNode) -> LibCNI:
-    cni = LibCNI(node, Path(sys.executable).parent / "podnet-cni")
+    cni = LibCNI(node, binary())
     podnet = {"type": "podnet", "agentSocket": str(node.agent_sock)}
     cni.write_conflist("podnet", [podnet])
     cni.write_conflist(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from lab.image import IMAGE, build_rootfs_tar
 from lab.netns import NetnsNode
 from lab.podman import Podman
 from podnet.api.client import AgentClient
+from podnet.cni.shim import binary
 from tests.integration.nodes import bare_node
 
 pytestmark = [
@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 POD_CIDR = "10.57.0.0/28"
-PLUGIN = Path(sys.executable).parent / "podnet-cni"
+PLUGIN = binary()
 
 
 @pytest.fixture(scope="module")

@@ -186,3 +186,25 @@ def test_served_openapi_matches_the_models(env: RunningAgent) -> None:
     from podnet.api.openapi import build
 
     assert env.client.request("GET", "/v1/openapi.json") == json.loads(json.dumps(build()))
+
+
+def test_cni_route_runs_the_plugin_for_the_compiled_binary(env: RunningAgent) -> None:
+    import http.client
+    import socket as socketlib
+
+    def post(body: object) -> tuple[int, str | None, str]:
+        conn = http.client.HTTPConnection("podnet")
+        conn.sock = socketlib.socket(socketlib.AF_UNIX)
+        conn.sock.connect(env.socket)
+        conn.request("POST", "/v1/cni", json.dumps(body), {"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        return reply.status, reply.getheader("Podnet-CNI-Exit"), reply.read().decode()
+
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "n", "type": "podnet", "agentSocket": env.socket})
+    env_vars = {"CNI_COMMAND": "STATUS"}
+    assert post({"env": env_vars, "stdin": conf})[:3] == (200, "0", "")
+    add = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0"}
+    status, exit_code, text = post({"env": add, "stdin": "{not json"})
+    assert (status, exit_code) == (200, "1") and json.loads(text)["code"] == 6  # the plugin's decoding error
+    status, _, text = post({"env": {"PATH": "/bin"}, "stdin": conf})
+    assert status == 400 and "only CNI_* variables are forwarded, not PATH" in text

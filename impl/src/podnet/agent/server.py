@@ -127,6 +127,7 @@ class AgentAPI:
     def __init__(self, agent: Agent):
         self.agent = agent
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
+        self.cni_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cni")
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.worker, partial(fn, *args, **kwargs))
@@ -213,6 +214,17 @@ class AgentAPI:
 
     async def bgp(self, request: web.Request) -> web.Response:
         return _json(await self.call(self.agent.bgp_status))
+
+    async def cni(self, request: web.Request) -> web.Response:
+        """The plugin logic runs here, on its own threads (it calls this API like the exec'd
+        plugin would, so it must not hold the worker)."""
+        from podnet.cmd.cni import run as run_cni
+
+        call = await _body(request, m.CNICall)
+        loop = asyncio.get_running_loop()
+        status, output = await loop.run_in_executor(self.cni_pool, run_cni, call.stdin.encode(), call.env)
+        text = json.dumps(output) + "\n" if output is not None else ""
+        return web.Response(text=text, content_type="application/json", headers={"Podnet-CNI-Exit": str(status)})
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(build_openapi())

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 def _alias(name: str) -> str:
@@ -257,3 +257,21 @@ class DockerNetwork(Model):
     pool: str
     gateway: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- CNI ----------------------------------------------------------------------------
+
+
+class CNICall(Model):
+    """One CNI invocation as the podnet-cni binary received it: its CNI_* environment and stdin."""
+
+    env: dict[str, str] = Field(description="CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS, CNI_PATH")
+    stdin: str = Field(max_length=1 << 20, description="the network configuration, as the runtime wrote it")
+
+    @field_validator("env")
+    @classmethod
+    def _cni_only(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(k for k in value if not k.startswith("CNI_"))
+        if unknown:
+            raise ValueError(f"only CNI_* variables are forwarded, not {', '.join(unknown)}")
+        return value

@@ -114,4 +114,13 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "DELETE", "/v1/docker/network/{id}", "network_delete", "forget a docker network", None, 204, errors=(400, 404)
     ),
+    Route(
+        "POST",
+        "/v1/cni",
+        "cni",
+        "run a CNI call for the podnet-cni binary: the reply body is what it prints, "
+        "header Podnet-CNI-Exit its exit status",
+        None,
+        request=m.CNICall,
+    ),
 )

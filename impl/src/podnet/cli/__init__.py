@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from podnet import __version__
-from podnet.cli import agent_commands, bgp, ipam, node
+from podnet.cli import agent_commands, bgp, cni, ipam, node
 from podnet.errors import PodnetError
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     ipam.register(commands)
     bgp.register(commands)
     node.register(commands)
+    cni.register(commands)
     return parser
 
 
