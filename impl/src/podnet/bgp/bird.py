@@ -38,6 +38,7 @@ protocol bgp tor {{
   neighbor {peer_ip} as {peer_asn};
   hold time 9;
   keepalive time 3;
+  connect delay time 1;
   connect retry time 3;
   error wait time 1, 10;
   error forget time 10;
