@@ -17,6 +17,15 @@ from lab.netns import NetnsNode
 REFERENCE = Path("/usr/lib/cni")
 
 
+def link_plugin(bin_dir: Path, plugin: Path) -> Path:
+    """Make `plugin` the CNI plugin `podnet` in `bin_dir` (what `podnet cni install` does on a real node)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    link = bin_dir / "podnet"
+    link.unlink(missing_ok=True)
+    link.symlink_to(plugin)
+    return link
+
+
 def reference_conf(node: NetnsNode, subnet: str) -> dict[str, Any]:
     """bridge + host-local, the reference podnet is compared with."""
     return {

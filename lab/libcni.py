@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.cniexec import REFERENCE
+from lab.cniexec import REFERENCE, link_plugin
 from lab.deploy import CACHE
 from lab.netns import NetnsNode
 
@@ -60,11 +60,9 @@ class LibCNI:
         self.conf_dir = node.path("cni", "net.d")
         self.bin_dir = node.path("cni", "bin")
         self.cache_dir = node.path("cni", "cache")
-        for d in (self.conf_dir, self.bin_dir, self.cache_dir):
+        for d in (self.conf_dir, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
-        link = self.bin_dir / "podnet"
-        if not link.is_symlink():
-            link.symlink_to(cni_plugin)
+        link_plugin(self.bin_dir, cni_plugin)
 
     def write_conflist(self, name: str, plugins: list[dict[str, Any]], cni_version: str = "1.0.0") -> Path:
         """libcni 1.1 (Debian 12) speaks CNI up to 1.0.0."""

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lab.cniexec import REFERENCE
+from lab.cniexec import REFERENCE, link_plugin
 from lab.netns import NetnsNode, NodeError
 
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
@@ -28,11 +28,9 @@ class Podman:
         self.base = node.path("podman")
         self.config_dir = self.base / "net.d"
         self.plugin_dir = self.base / "cni-bin"
-        for d in (self.config_dir, self.plugin_dir, self.base / "tmp"):
+        for d in (self.config_dir, self.base / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
-        link = self.plugin_dir / "podnet"
-        link.unlink(missing_ok=True)
-        link.symlink_to(cni_plugin)
+        link_plugin(self.plugin_dir, cni_plugin)
         (self.base / "containers.conf").write_text(
             "[network]\n"
             'network_backend = "cni"\n'

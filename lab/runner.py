@@ -251,13 +251,10 @@ class Runner:
             result.command = f"{node.name}$ CNI_COMMAND={action.command} CNI_IFNAME={action.ifname} podnet < netconf"
         if len(pods) > 1:
             result.command += f"  # for each of {pods[0]} … {pods[-1]}"
-        outputs = []
         for pod in pods:
             status, output = self._cni_call(node, action, pod, run)
-            outputs.append(output)
             if action.ok and status != 0:
                 raise StepFailed(f"CNI {action.command} for {pod} failed: {output}")
-        output = outputs[-1]
         if len(pods) > 1:
             result.stdout = "\n".join(f"{pod}: {run.variables.get(f'{pod}.ip', 'ok')}" for pod in pods)
         else:

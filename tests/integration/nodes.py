@@ -47,3 +47,25 @@ def bare_node(name: str) -> Iterator[NetnsNode]:
         if node.logs.is_dir():
             shutil.copytree(node.logs, ARTIFACTS / f"{name}-{run_id}", dirs_exist_ok=True)
         remove_tree(root)
+
+
+@contextmanager
+def pod_netns(node: NetnsNode) -> Iterator[str]:
+    """A pod sandbox: a network namespace of its own, named after the node (so `lab clean` finds it)."""
+    name = f"{node.netns}-pod{secrets.token_hex(2)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def in_pod(netns: str, *argv: str) -> str:
+    return subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True, check=True).stdout
+
+
+def ipam_owners(node: NetnsNode) -> list[str]:
+    """Who holds each IP on the node's agent (the router IP's owner is `router`)."""
+    from podnet.api.client import AgentClient
+
+    return [a["owner"] for a in AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")["allocations"]]

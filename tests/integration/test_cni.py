@@ -18,7 +18,7 @@ import pytest
 
 from lab import cniexec
 from lab.netns import NetnsNode
-from tests.integration.nodes import bare_node
+from tests.integration.nodes import bare_node, in_pod, ipam_owners, pod_netns
 
 pytestmark = pytest.mark.root
 
@@ -32,10 +32,8 @@ def node() -> Iterator[NetnsNode]:
 
 @pytest.fixture
 def pod(node: NetnsNode) -> Iterator[str]:
-    name = f"{node.netns}-pod{secrets.token_hex(2)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    yield f"/run/netns/{name}"
-    subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    with pod_netns(node) as netns:
+        yield netns
 
 
 def podnet_conf(node: NetnsNode) -> dict[str, Any]:
@@ -52,10 +50,6 @@ def exec_plugin(
     argv = [sys.executable, "-m", "podnet.cmd.cni"] if plugin == "podnet" else [str(cniexec.REFERENCE / plugin)]
     status, output, _ = cniexec.exec_cni(node, argv, command, conf, netns, cid, ifname=ifname)
     return status, output
-
-
-def in_pod(netns: str, *argv: str) -> str:
-    return subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True, check=True).stdout
 
 
 def test_add_configures_the_pod_as_in_the_seed(node: NetnsNode, pod: str) -> None:
@@ -114,10 +108,7 @@ def test_del_is_idempotent_even_without_the_netns(node: NetnsNode, plugin: str) 
     assert exec_plugin(node, plugin, "DEL", conf, netns, f"{plugin}-del") == (0, None)
     assert exec_plugin(node, plugin, "DEL", conf, netns, f"{plugin}-del") == (0, None)
     if plugin == "podnet":
-        from podnet.api.client import AgentClient
-
-        held = [a["owner"] for a in AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")["allocations"]]
-        assert held == ["router"], "DEL without a netns must still release the IP"
+        assert ipam_owners(node) == ["router"], "DEL without a netns must still release the IP"
 
 
 @pytest.mark.parametrize("plugin", ["podnet", "bridge"])
@@ -130,10 +121,7 @@ def test_add_onto_an_existing_interface_fails_and_leaks_nothing(node: NetnsNode,
     exec_plugin(node, plugin, "DEL", conf, pod, f"{plugin}-second")
     if plugin == "podnet":
         assert error["code"] == 101 and "eth0" in error["msg"]
-        from podnet.api.client import AgentClient
-
-        state = AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")
-        assert [a["owner"] for a in state["allocations"]] == ["router"]
+        assert ipam_owners(node) == ["router"]
         assert "lxc" not in node.cmd("ip", "link").stdout
 
 

@@ -8,8 +8,6 @@ where behaviour should match.
 
 from __future__ import annotations
 
-import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -18,9 +16,8 @@ import pytest
 from lab.cniexec import reference_conf
 from lab.libcni import LibCNI
 from lab.netns import NetnsNode
-from podnet.api.client import AgentClient
 from podnet.cni.shim import binary
-from tests.integration.nodes import bare_node
+from tests.integration.nodes import bare_node, in_pod, ipam_owners, pod_netns
 
 pytestmark = pytest.mark.root
 
@@ -47,18 +44,8 @@ def runtime(node: NetnsNode) -> LibCNI:
 
 @pytest.fixture
 def pod(node: NetnsNode) -> Iterator[str]:
-    name = f"{node.netns}-pod{secrets.token_hex(2)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    yield f"/run/netns/{name}"
-    subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
-
-
-def in_pod(netns: str, *argv: str) -> str:
-    return subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True, check=True).stdout
-
-
-def owners(node: NetnsNode) -> list[str]:
-    return [a["owner"] for a in AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")["allocations"]]
+    with pod_netns(node) as netns:
+        yield netns
 
 
 def test_validate_negotiates_the_version(runtime: LibCNI) -> None:
@@ -78,7 +65,7 @@ def test_add_check_del_del(node: NetnsNode, runtime: LibCNI, pod: str, network: 
     assert runtime.call("del", network, pod, f"{network}-c1")[:2] == (0, None)  # idempotent
     if network == "podnet":
         assert ip.startswith("10.58.0.") and ip.endswith("/32")
-        assert owners(node) == ["router"]
+        assert ipam_owners(node) == ["router"]
         assert "lxc" not in node.cmd("ip", "link").stdout
 
 
@@ -90,7 +77,7 @@ def test_chained_plugin_gets_podnets_result(node: NetnsNode, runtime: LibCNI, po
     assert in_pod(pod, "cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify").strip() == "1"
     assert runtime.call("check", "podnet-tuned", pod, "tuned")[:2] == (0, None)
     assert runtime.call("del", "podnet-tuned", pod, "tuned")[:2] == (0, None)
-    assert owners(node) == ["router"]
+    assert ipam_owners(node) == ["router"]
 
 
 def test_plugin_error_reaches_the_runtime(node: NetnsNode, runtime: LibCNI, pod: str) -> None:
@@ -100,4 +87,4 @@ def test_plugin_error_reaches_the_runtime(node: NetnsNode, runtime: LibCNI, pod:
     assert error["msg"] == f"interface eth0 already exists in {pod}", error
     runtime.call("del", "podnet", pod, "second")
     runtime.call("del", "podnet", pod, "first")
-    assert owners(node) == ["router"]
+    assert ipam_owners(node) == ["router"]

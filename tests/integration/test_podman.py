@@ -23,7 +23,7 @@ from lab.netns import NetnsNode
 from lab.podman import Podman
 from podnet.api.client import AgentClient
 from podnet.cni.shim import binary
-from tests.integration.nodes import bare_node
+from tests.integration.nodes import bare_node, ipam_owners
 
 pytestmark = [
     pytest.mark.root,
@@ -62,10 +62,6 @@ def ip_of(podman: Podman, name: str) -> str:
     ).stdout.strip()
 
 
-def owners(node: NetnsNode) -> list[str]:
-    return [a["owner"] for a in AgentClient(str(node.agent_sock)).request("GET", "/v1/ipam")["allocations"]]
-
-
 @pytest.fixture(autouse=True)
 def no_containers_left(podman: Podman) -> Iterator[None]:
     yield
@@ -96,13 +92,13 @@ def test_stop_start_and_rm_leave_nothing(node: NetnsNode, podman: Podman) -> Non
     first = ip_of(podman, "cycle")
     podman.run("stop", "-t", "0", "cycle")  # CNI DEL
     if podman.network == "podnet":
-        assert "default/cycle" not in owners(node)
+        assert "default/cycle" not in ipam_owners(node)
     podman.run("start", "cycle")  # CNI ADD again
     again = ip_of(podman, "cycle")
     assert again and podman.run("exec", "cycle", "ip", "-o", "-4", "addr", "show", "eth0").stdout.count(again) == 1
     podman.run("rm", "-f", "-t", "0", "cycle")
     if podman.network == "podnet":
-        assert owners(node) == ["router"]
+        assert ipam_owners(node) == ["router"]
         assert first.startswith("10.57.0.") and "lxc" not in node.cmd("ip", "link").stdout
         assert node.cmd("ip", "-o", "link").stdout.count("\n") == links_before
     else:
@@ -121,5 +117,5 @@ def test_agent_down_fails_the_run_with_podnet_message(node: NetnsNode, podman: P
         podman.run("rm", "-f", "-t", "0", "orphan", check=False)
     finally:
         node.start_agent(sys.executable, "--pod-cidr", POD_CIDR)
-    assert owners(node) == ["router"]
+    assert ipam_owners(node) == ["router"]
     assert "lxc" not in node.cmd("ip", "link").stdout
