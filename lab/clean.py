@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from lab.lab import CURRENT, LABS
-from lab.netns import CGROUP_ROOT, remove_cgroup, remove_tree
+from lab.netns import BPF_PINS, CGROUP_ROOT, remove_cgroup, remove_pins, remove_tree
 
 NETNS_DIR = Path("/run/netns")
 
@@ -51,7 +51,13 @@ def lab_processes() -> dict[int, str]:
 
 
 def clean(report: bool = True) -> dict[str, list[str]]:
-    removed: dict[str, list[str]] = {"processes": [], "namespaces": [], "cgroups": [], "directories": []}
+    removed: dict[str, list[str]] = {
+        "processes": [],
+        "namespaces": [],
+        "bpf pins": [],
+        "cgroups": [],
+        "directories": [],
+    }
     for sig in (signal.SIGTERM, signal.SIGKILL):
         procs = lab_processes()
         for pid, why in procs.items():
@@ -67,6 +73,9 @@ def clean(report: bool = True) -> dict[str, list[str]]:
     for name in lab_namespaces():
         subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         removed["namespaces"].append(name)
+    for pins in sorted(BPF_PINS.glob("pn-*")):
+        remove_pins(pins)
+        removed["bpf pins"].append(str(pins))
     for cg in sorted(CGROUP_ROOT.glob("pn-*")):
         remove_cgroup(cg)
         removed["cgroups"].append(str(cg))

@@ -26,6 +26,7 @@ from typing import Any
 
 DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+BPF_PINS = Path("/sys/fs/bpf/podnet")
 
 
 class NodeError(RuntimeError):
@@ -100,6 +101,7 @@ class NetnsNode:
     run_id: str
     root: Path
     processes: dict[str, Process] = field(default_factory=dict)
+    agent_args: tuple[str, ...] = ()  # the last start_agent's extra flags, reused by a bare restart
 
     # -- names and paths ----------------------------------------------------------
     @property
@@ -124,6 +126,11 @@ class NetnsNode:
     @property
     def plugin_dir(self) -> Path:
         return self.path("plugins")
+
+    @property
+    def bpf_pin_dir(self) -> Path:
+        """The node's BPF maps (one bpffs for the whole machine: the name carries the run id)."""
+        return BPF_PINS / self.netns
 
     @property
     def agent_sock(self) -> Path:
@@ -281,7 +288,11 @@ class NetnsNode:
 
     # -- podnet -------------------------------------------------------------------------
     def start_agent(self, python: str, *extra: str, timeout_s: float = 30.0, require_pod_cidr: bool = True) -> None:
-        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR)."""
+        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR).
+
+        Without `extra`, the flags of the previous start are used again (a restart)."""
+        extra = extra or self.agent_args
+        self.agent_args = extra
         self.start(
             "podnet-agent",
             [
@@ -294,6 +305,8 @@ class NetnsNode:
                 str(self.agent_sock),
                 "--store",
                 self.state_url,
+                "--bpf-pin-dir",
+                str(self.bpf_pin_dir),
                 *extra,
             ],
         )
@@ -367,6 +380,7 @@ class NetnsNode:
         if Path(self.netns_path).exists():
             subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
         remove_cgroup(CGROUP_ROOT / self.cgroup_parent)
+        remove_pins(self.bpf_pin_dir)
         if errors:
             raise NodeError("; ".join(errors))
 
@@ -377,6 +391,17 @@ def remove_cgroup(path: Path) -> None:
     for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def remove_pins(path: Path) -> None:
+    """Unpin a node's BPF maps; the kernel frees them once no program uses them."""
+    if not path.is_dir():
+        return
+    for pin in path.iterdir():
+        with contextlib.suppress(OSError):
+            pin.unlink()
     with contextlib.suppress(OSError):
         path.rmdir()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
 from podnet.datapath.veth import EndpointLink, LinkCounters
@@ -14,13 +16,21 @@ class FakeDatapath:
         self.router_ip: str | None = None
         self.fail_next: str | None = None
         self._next_index = 10
+        self.policy_endpoints: dict[str, tuple[int, bool]] = {}
+        self.policy_entries: set[tuple[int, int, int, int]] = set()
+        self.ipcache: dict[str, int] = {}
 
     def _add(self, name: str) -> int:
         self._next_index += 1
         self.links[name] = self._next_index
         return self._next_index
 
-    def ensure_host_device(self, router_ip: str) -> int:
+    mode = "routes"
+
+    def describe(self) -> str:
+        return "fake datapath"
+
+    def ensure_host_device(self, router_ip: str, pod_cidr: str) -> int:
         self.router_ip = router_ip
         return self.links.get("podnet_host") or self._add("podnet_host")
 
@@ -62,11 +72,24 @@ class FakeDatapath:
     def host_veths(self) -> list[str]:
         return sorted(n for n in self.links if n.startswith("lxc"))
 
-    def has_route(self, ip: str, ifname: str) -> bool:
-        return self.routes.get(ip) == ifname
-
-    def ensure_route(self, ip: str, ifname: str) -> None:
+    def restore_endpoint(self, ip: str, ifname: str, mac: str, host_mac: str) -> bool:
+        if ifname not in self.links:
+            raise DatapathError(f"cannot restore {ip}: {ifname} does not exist")
+        if self.routes.get(ip) == ifname:
+            return False
         self.routes[ip] = ifname
+        return True
+
+    def apply_policy(
+        self,
+        endpoints: dict[str, tuple[int, bool]],
+        entries: Iterable[tuple[int, int, int, int]],
+        ipcache: dict[str, int] | None,
+    ) -> None:
+        self.policy_endpoints = dict(endpoints)
+        self.policy_entries = set(entries)
+        if ipcache is not None:
+            self.ipcache = dict(ipcache)
 
     def index_of(self, ifname: str) -> int | None:
         return self.links.get(ifname)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lab.netns import NetnsNode, remove_tree
 from lab.netns import docker_node as lab_docker_node
+from podnet.api.client import AgentClient
 
 PYTHON = sys.executable
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "integration"
@@ -31,6 +32,23 @@ def host_snapshot() -> dict[str, set[str]]:
 def docker_node(name: str, *agent_args: str) -> Iterator[NetnsNode]:
     with lab_docker_node(name, PYTHON, agent_args=agent_args, plugin_args=FAST_GC, keep_logs=ARTIFACTS) as node:
         yield node
+
+
+def datapath(node: NetnsNode) -> str:
+    """The datapath the node's agent was started with (podnet's default: bpf)."""
+    args = node.agent_args
+    return args[args.index("--datapath") + 1] if "--datapath" in args else "bpf"
+
+
+def assert_delivered_to(node: NetnsNode, ip: str, ifname: str, pod_cidr: str) -> None:
+    """routes: a /32 route per pod; bpf: one route for the pod CIDR, the pod in the endpoints map."""
+    routes = node.cmd("ip", "route").stdout
+    if datapath(node) == "routes":
+        assert f"{ip} dev {ifname}" in routes, routes
+        return
+    assert f"{ip} dev" not in routes and f"{pod_cidr} dev podnet_host proto 200" in routes, routes
+    maps = AgentClient(str(node.agent_sock)).request("GET", "/v1/bpf")
+    assert (ip, ifname) in {(e["ip"], e["interface-name"]) for e in maps["endpoints"]}, maps["endpoints"]
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import pytest
 
 from lab import cniexec
 from lab.netns import NetnsNode
-from tests.integration.nodes import bare_node, in_pod, ipam_owners, pod_netns
+from tests.integration.nodes import assert_delivered_to, bare_node, in_pod, ipam_owners, pod_netns
 
 pytestmark = pytest.mark.root
 
@@ -71,7 +71,7 @@ def test_add_configures_the_pod_as_in_the_seed(node: NetnsNode, pod: str) -> Non
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr
     host_if = result["interfaces"][0]["name"]
-    assert f"{ip.split('/')[0]} dev {host_if}" in node.cmd("ip", "route").stdout
+    assert_delivered_to(node, ip.split("/")[0], host_if, "10.55.0.0/28")
     assert exec_plugin(node, "podnet", "CHECK", {**podnet_conf(node), "prevResult": result}, pod, "c1") == (0, None)
     assert exec_plugin(node, "podnet", "DEL", podnet_conf(node), pod, "c1") == (0, None)
     assert host_if not in node.cmd("ip", "link").stdout

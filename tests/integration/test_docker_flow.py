@@ -19,15 +19,16 @@ from lab import unixhttp
 from lab.image import IMAGE, INDEX_HTML
 from lab.netns import NetnsNode, wait_for
 from podnet.api.client import AgentClient
-from tests.integration.nodes import PYTHON, docker_node, host_snapshot
+from tests.integration.nodes import PYTHON, assert_delivered_to, datapath, docker_node, host_snapshot
 
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[NetnsNode]:
+@pytest.fixture(scope="module", params=["bpf", "routes"])
+def node(request: pytest.FixtureRequest) -> Iterator[NetnsNode]:
     before = host_snapshot()
-    with docker_node("node1") as n:
+    with docker_node("node1", "--datapath", request.param) as n:
+        assert agent(n).healthz()["datapath"]["message"].startswith("eBPF" if request.param == "bpf" else "veth")
         yield n
     after = host_snapshot()
     assert after["netns"] == before["netns"], "a lab namespace was left behind"
@@ -99,7 +100,8 @@ def test_network_create_shows_podnet_drivers_and_pool(node: NetnsNode, net: str)
 def test_second_network_while_containers_run(node: NetnsNode, net: str) -> None:
     """The node's per-pod /32 routes overlap the pod CIDR; dockerd must not loop on RequestPool."""
     ip = run_app1(node, net)
-    assert ip in node.cmd("ip", "route").stdout
+    wait_for(lambda: endpoint_of(node, "app1")["state"] == "ready", 15, "app1's endpoint to get its labels")
+    assert_delivered_to(node, ip, endpoint_of(node, "app1")["networking"]["interface-name"], "10.20.0.0/24")
     log = node.logs / "podnet-docker.log"
     before = log.read_text().count("/IpamDriver.RequestPool ->")
     try:
@@ -127,7 +129,7 @@ def test_app2_reaches_app1_by_name_and_ip(node: NetnsNode, net: str) -> None:
     routes = node.docker("exec", "app1", "ip", "route").stdout
     assert "default via 10.20.0.1 dev eth0" in routes and "10.20.0.1 dev eth0 scope link" in routes
     assert f"inet {ip}/32" in node.docker("exec", "app1", "ip", "addr", "show", "eth0").stdout
-    assert f"{ip} dev {ep['networking']['interface-name']}" in node.cmd("ip", "route").stdout
+    assert_delivered_to(node, ip, ep["networking"]["interface-name"], "10.20.0.0/24")
     owners = {a["ip"]: a["owner"] for a in agent(node).request("GET", "/v1/ipam")["allocations"]}
     assert owners[ip] == f"endpoint:{ep['id']}"
 
@@ -141,6 +143,8 @@ def test_stop_and_rm_release_ip_and_veth(node: NetnsNode, net: str) -> None:
     assert ip not in {a["ip"] for a in agent(node).request("GET", "/v1/ipam")["allocations"]}
     assert agent(node).request("GET", "/v1/endpoint") == []
     assert f"{ip} dev lxc" not in node.cmd("ip", "route").stdout
+    if datapath(node) == "bpf":
+        assert agent(node).request("GET", "/v1/bpf")["endpoints"] == []
 
 
 def test_network_rm_releases_the_pool(node: NetnsNode) -> None:

@@ -41,6 +41,14 @@ class AgentConfig(BaseModel):
         default="local",
         description="local: take a pod CIDR from the cluster pool in the store; operator: register and wait for one",
     )
+    datapath: Literal["bpf", "routes"] = Field(
+        default="bpf",
+        description="bpf: tc programs, no per-pod routes, policy; routes: veth + /32 routes "
+        "(also used, with a logged reason, when BPF cannot load)",
+    )
+    bpf_pin_dir: str | None = Field(
+        default=None, description="where the node's BPF maps are pinned (default /sys/fs/bpf/podnet/<node name>)"
+    )
     bgp_peer: str | None = Field(default=None, description="announce the pod CIDR to this router over BGP")
     bgp_asn: int = Field(default=65001, ge=1, le=4294967295)
     bgp_peer_asn: int = Field(default=65000, ge=1, le=4294967295)
@@ -56,6 +64,17 @@ class AgentConfig(BaseModel):
         if self.ipam_mode == "operator" and self.node_ip is None and self.pod_cidr is None:
             raise ValueError("ipam_mode operator needs node_ip (nodes register with their underlay IP)")
         return self
+
+    @property
+    def pin_dir(self) -> str:
+        return self.bpf_pin_dir or f"/sys/fs/bpf/podnet/{self.node_name}"
+
+    @field_validator("bpf_pin_dir")
+    @classmethod
+    def _pin_dir(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/sys/fs/bpf/"):
+            raise ValueError(f"bpf_pin_dir {value!r} must be under /sys/fs/bpf/ (a BPF filesystem)")
+        return value
 
     @field_validator("cluster_cidrs")
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podnet.agent.config import describe_validation_error
 from podnet.agent.endpoints import EndpointExistsError, EndpointNotFoundError
@@ -26,8 +26,10 @@ from podnet.datapath.errors import DatapathError
 from podnet.errors import PodnetError
 from podnet.ipam import AlreadyAllocatedError, IPAMError, PodCIDRExhaustedError
 from podnet.kvstore import KVStoreError
+from podnet.policy.model import PolicyRule
 
 log = logging.getLogger("podnet.agent.api")
+RULES = TypeAdapter(list[PolicyRule])
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,7 +148,7 @@ class AgentAPI:
             pod_cidr=self.agent.pod_cidr,
             router_ip=self.agent.router_ip,
             mtu=c.mtu,
-            datapath="routes",
+            datapath=self.agent.datapath.mode,
             ip_expiration_s=c.ip_expiration_s,
             notes=self.agent.pool.notes,
         )
@@ -225,6 +227,58 @@ class AgentAPI:
         status, output = await loop.run_in_executor(self.cni_pool, run_cni, call.stdin.encode(), call.env)
         text = json.dumps(output) + "\n" if output is not None else ""
         return web.Response(text=text, content_type="application/json", headers={"Podnet-CNI-Exit": str(status)})
+
+    async def policy_get(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.policy_state))
+
+    async def policy_put(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            data = json.loads(raw or b"null")
+        except ValueError as err:
+            raise BadRequestError(f"request body is not valid JSON: {err}") from None
+        if isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, list) or not data:
+            raise BadRequestError("request body must be a policy rule or a non-empty JSON array of rules")
+        rules = RULES.validate_python(data)
+        return _json(await self.call(self.agent.policy_put, rules))
+
+    async def policy_delete(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.policy_delete, request.match_info["name"]))
+
+    async def policy_delete_all(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.policy_delete, None))
+
+    async def identity_list(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.identity_list))
+
+    async def bpf_maps(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.bpf_maps))
+
+    async def monitor(self, request: web.Request) -> web.StreamResponse:
+        kind = request.query.get("type", "drop")
+        if kind not in ("drop", "trace", "all"):
+            raise BadRequestError(f"invalid type {kind!r}: expected drop, trace or all")
+        monitor = self.agent.monitor
+        if not monitor.available:
+            await self.call(self.agent._require_bpf)
+        types = frozenset(("drop", "trace")) if kind == "all" else frozenset((kind,))
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        sub = monitor.subscribe(types)
+        try:
+            if _flag(request.query.get("recent"), "recent"):
+                for event in list(monitor.recent):
+                    await response.write(json.dumps(event.wire()).encode() + b"\n")
+            while True:
+                event = await sub.queue.get()
+                await response.write(json.dumps(event.wire()).encode() + b"\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            monitor.unsubscribe(sub)
+        return response
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(build_openapi())

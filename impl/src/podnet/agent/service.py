@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointExistsError, EndpointNotFoundError, EndpointStore, transition
+from podnet.agent.monitor import Monitor
 from podnet.api.models import (
     AddressPair,
     BGPPeer,
     BGPStatus,
+    BpfCounters,
+    BpfEndpointEntry,
+    BpfMaps,
+    BpfPolicyEntry,
     ComponentHealth,
     DockerNetwork,
     Endpoint,
@@ -23,26 +29,39 @@ from podnet.api.models import (
     EndpointState,
     Healthz,
     HostAddressingFamily,
+    Identity,
     IPAMAddressResponse,
     IPAMAllocation,
     IPAMRelease,
     IPAMResponse,
     IPAMState,
+    MonitorEvent,
     NodeAddressing,
     NodeInfo,
+    PolicyDeleted,
+    PolicyState,
 )
 from podnet.bgp.bird import BGPConfig, BGPError, BirdSpeaker
+from podnet.datapath.bpf.maps import PROTOCOLS, Event
+from podnet.datapath.ebpf import BpfDatapath
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname
 from podnet.datapath.veth import EndpointLink, LinkCounters
 from podnet.errors import PodnetError
+from podnet.identity import IdentityAllocator, security_labels
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator, IPAMError, parse_address, parse_cidr
 from podnet.ipam.allocator import ROUTER_OWNER, Allocation
 from podnet.ipam.cidr import Network
 from podnet.kvstore import KVStore, KVStoreError
+from podnet.policy.compile import CompiledPolicy, compile_policy
+from podnet.policy.model import PolicyRule
+from podnet.policy.repository import PolicyRepository
 
 log = logging.getLogger("podnet.agent")
 
+IDENTITY_HOST = 1
+IDENTITY_INIT = 5  # see podnet.datapath.bpf.maps: reserved identities
+RESERVED_IDENTITIES = {1: ["reserved:host"], 2: ["reserved:world"], 5: ["reserved:init"]}
 ENDPOINT_OWNER = "endpoint:"
 RELEASED_OWNER = "released-endpoint:"
 
@@ -50,7 +69,10 @@ RELEASED_OWNER = "released-endpoint:"
 class Datapath(Protocol):
     """What the agent needs from the kernel (VethDatapath; faked in unit tests)."""
 
-    def ensure_host_device(self, router_ip: str) -> int: ...
+    mode: str  # "bpf" or "routes"
+
+    def describe(self) -> str: ...
+    def ensure_host_device(self, router_ip: str, pod_cidr: str) -> int: ...
     def create_endpoint(
         self, endpoint_id: str, ip: str, router_ip: str, *, netns: str | None = None, ifname: str | None = None
     ) -> EndpointLink: ...
@@ -58,8 +80,13 @@ class Datapath(Protocol):
     def delete_endpoint_later(self, endpoint_id: str, ip: str | None) -> None: ...
     def counters(self, ifname: str) -> LinkCounters | None: ...
     def host_veths(self) -> list[str]: ...
-    def has_route(self, ip: str, ifname: str) -> bool: ...
-    def ensure_route(self, ip: str, ifname: str) -> None: ...
+    def restore_endpoint(self, ip: str, ifname: str, mac: str, host_mac: str) -> bool: ...
+    def apply_policy(
+        self,
+        endpoints: dict[str, tuple[int, bool]],
+        entries: Iterable[tuple[int, int, int, int]],
+        ipcache: dict[str, int] | None,
+    ) -> None: ...
     def index_of(self, ifname: str) -> int | None: ...
     def delete_link(self, ifname: str) -> None: ...
     def pending_deletions(self) -> int: ...
@@ -81,7 +108,7 @@ class RestoreReport:
         return (
             f"restored {self.endpoints} endpoint(s); {len(self.not_ready)} not ready; "
             f"removed {len(self.leaked_veths_removed)} leaked veth(s); released {len(self.leaked_ips_released)} leaked IP(s); "
-            f"re-added {len(self.routes_restored)} route(s)"
+            f"re-plumbed {len(self.routes_restored)} endpoint(s)"
         )
 
 
@@ -101,6 +128,13 @@ class Agent:
         self.ipam = DurableNodeAllocator(store, pod_cidr, router_ip=config.router_ip)
         self.endpoints = EndpointStore(store, config.node_name)
         self.datapath_error: str | None = None
+        self.datapath_note: str | None = None  # why the eBPF datapath is not in use, when it is not
+        self.identities = IdentityAllocator(store)
+        self.policies = PolicyRepository(store)
+        self.identity_labels: dict[int, list[str]] = dict(RESERVED_IDENTITIES)
+        self.policy = CompiledPolicy()
+        bpf = self.bpf
+        self.monitor = Monitor(self._describe_event, bpf.set_trace if bpf is not None else None)
         self.last_restore = RestoreReport()
         self.speaker: BirdSpeaker | None = None
         if config.bgp_peer and config.node_ip:
@@ -120,11 +154,14 @@ class Agent:
         for note in self.pool.notes:
             log.warning("cluster pool: %s", note)
         try:
-            self.datapath.ensure_host_device(self.router_ip)
+            self.datapath.ensure_host_device(self.router_ip, self.pod_cidr)
         except DatapathError as err:
             self.datapath_error = str(err)
             raise
         self.last_restore = self.restore()
+        self.regenerate(full=True)
+        if self.bpf is not None:
+            self.bpf.start_events(self.monitor.publish)
         if self.speaker is not None:
             self.speaker.start()
             log.info(
@@ -154,8 +191,8 @@ class Agent:
                     self.endpoints.save(transition(endpoint, EndpointState.not_ready, f"host veth {ifname} is gone"))
                 report.not_ready.append(endpoint.id)
                 continue
-            if ip and not self.datapath.has_route(ip, ifname):
-                self.datapath.ensure_route(ip, ifname)
+            networking = endpoint.networking
+            if ip and self.datapath.restore_endpoint(ip, ifname, networking.mac, networking.host_mac):
                 report.routes_restored.append(ip)
             if ip:
                 held = self.ipam.get(ip)
@@ -182,7 +219,185 @@ class Agent:
             if ifname not in owned and self.datapath.pending_deletions() == 0:
                 log.warning("removing leaked veth %s (no endpoint owns it)", ifname)
                 self.datapath.delete_link(ifname)
+        self.regenerate(full=True)
         return gone
+
+    # -- identities and policy ---------------------------------------------------------
+    @property
+    def bpf(self) -> BpfDatapath | None:
+        return self.datapath if isinstance(self.datapath, BpfDatapath) else None
+
+    def _require_bpf(self) -> BpfDatapath:
+        if self.bpf is None:
+            raise BadRequestError(
+                f"this node runs the {self.datapath.mode} datapath, which has no BPF maps"
+                + (f" ({self.datapath_note})" if self.datapath_note else "")
+            )
+        return self.bpf
+
+    def _endpoint_by_ifindex(self) -> dict[int, Endpoint]:
+        return {e.networking.interface_index: e for e in self.endpoints.list()}
+
+    def _labels(self, identity: int) -> list[str]:
+        return self.identity_labels.get(identity, [])
+
+    def bpf_maps(self) -> BpfMaps:
+        bpf = self._require_bpf()
+        by_index = self._endpoint_by_ifindex()
+        self.identity_labels = {**RESERVED_IDENTITIES, **self.identities.all()}
+        endpoints = []
+        for ip, info in bpf.endpoint_entries():
+            owner = by_index.get(info.ifindex)
+            endpoints.append(
+                BpfEndpointEntry(
+                    ip=ip,
+                    ifindex=info.ifindex,
+                    interface_name=owner.networking.interface_name if owner else None,
+                    endpoint_id=owner.id if owner else None,
+                    identity=info.identity,
+                    mac=info.mac,
+                    node_mac=info.node_mac,
+                    policy_enforced=info.policy_enforced,
+                )
+            )
+        policy = [
+            BpfPolicyEntry(
+                src_identity=key.src_identity,
+                src_labels=self._labels(key.src_identity) if key.src_identity else ["(any)"],
+                dst_identity=key.dst_identity,
+                dst_labels=self._labels(key.dst_identity),
+                protocol=PROTOCOLS.get(key.proto, str(key.proto)),
+                port=key.dport,
+                packets=value.packets,
+                bytes=value.nbytes,
+            )
+            for key, value in bpf.policy_entries()
+        ]
+        counters = []
+        for ifindex, c in sorted(bpf.counter_entries().items()):
+            owner = by_index.get(ifindex)
+            counters.append(
+                BpfCounters(
+                    ifindex=ifindex,
+                    interface_name=owner.networking.interface_name if owner else None,
+                    endpoint_id=owner.id if owner else None,
+                    from_container_packets=c.from_packets,
+                    from_container_bytes=c.from_bytes,
+                    to_container_packets=c.to_packets,
+                    to_container_bytes=c.to_bytes,
+                    drops=c.drops,
+                )
+            )
+        return BpfMaps(
+            datapath="bpf",
+            pin_dir=str(bpf.pin_dir),
+            endpoints=endpoints,
+            policy=policy,
+            counters=counters,
+            ipcache=bpf.ipcache_entries(),
+        )
+
+    def _describe_event(self, event: Event) -> MonitorEvent:
+        owner = self._endpoint_by_ifindex().get(event.ifindex)
+        return MonitorEvent(
+            timestamp_ns=event.timestamp_ns,
+            type=event.type,
+            reason=event.reason,
+            direction=event.direction,
+            endpoint_id=owner.id if owner else None,
+            endpoint_name=(owner.container_name or owner.pod_name) if owner else None,
+            ifindex=event.ifindex,
+            src_identity=event.src_identity,
+            src_labels=self._labels(event.src_identity),
+            dst_identity=event.dst_identity,
+            dst_labels=self._labels(event.dst_identity),
+            protocol=PROTOCOLS.get(event.proto, str(event.proto)),
+            saddr=event.saddr,
+            sport=event.sport,
+            daddr=event.daddr,
+            dport=event.dport,
+            length=event.length,
+        )
+
+    def policy_state(self, message: str = "") -> PolicyState:
+        enforced = self.datapath.mode == "bpf"
+        if not enforced and not message:
+            message = "not enforced on this node: the routes datapath has no policy" + (
+                f" ({self.datapath_note})" if self.datapath_note else ""
+            )
+        rules = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in self.policies.list()]
+        return PolicyState(revision=self.store.revision(), rules=rules, enforced=enforced, message=message)
+
+    def policy_put(self, rules: list[PolicyRule]) -> PolicyState:
+        names = [r.name for r in rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise BadRequestError(f"policy rule names must be unique; repeated: {', '.join(duplicates)}")
+        self.policies.put(rules)
+        compiled = self.regenerate()
+        selected = sorted(
+            e.id for e in self.endpoints.list() if e.identity is not None and e.identity in compiled.enforced
+        )
+        return self.policy_state(
+            f"imported {len(rules)} rule(s); {len(selected)} endpoint(s) of this node under policy"
+            + (f": {', '.join(selected)}" if selected else "")
+        )
+
+    def policy_delete(self, name: str | None) -> PolicyDeleted:
+        names = [name] if name is not None else [r.name for r in self.policies.list()]
+        deleted = [n for n in names if self.policies.delete(n)]
+        if name is not None and not deleted:
+            raise EndpointNotFoundError(f"policy rule {name} not found")
+        self.regenerate()
+        return PolicyDeleted(deleted=deleted, revision=self.store.revision())
+
+    def identity_list(self) -> list[Identity]:
+        self.identity_labels = {**RESERVED_IDENTITIES, **self.identities.all()}
+        return [
+            Identity(id=n, labels=labels, reserved=n in RESERVED_IDENTITIES)
+            for n, labels in sorted(self.identity_labels.items())
+        ]
+
+    def _identity_of(self, labels: list[str]) -> int:
+        return self.identities.identity_for(labels)
+
+    def regenerate(self, *, full: bool = False) -> CompiledPolicy:
+        """Recompile policy for this node's endpoints and write it to the datapath.
+
+        Runs after every endpoint or policy change, and periodically (gc, `full`:
+        with the IP cache) to pick up identities, endpoints and rules other
+        nodes added."""
+        known = self.identities.all()
+        self.identity_labels = {**RESERVED_IDENTITIES, **known}
+        local = self.endpoints.list()
+        local_ids = {e.identity for e in local if e.identity is not None}
+        compiled = compile_policy(self.policies.list(), known, local_ids)
+        states = {
+            ip: (e.identity or IDENTITY_INIT, (e.identity or 0) in compiled.enforced)
+            for e in local
+            if (ip := e.networking.addressing[0].ipv4)
+        }
+        self.datapath.apply_policy(states, compiled.entries, self._ipcache(local) if full else None)
+        self.policy = compiled
+        return compiled
+
+    def _ipcache(self, local: list[Endpoint]) -> dict[str, int]:
+        """IP -> identity for what is not a local endpoint: this node's own addresses, other nodes' pods."""
+        cache = {self.router_ip: IDENTITY_HOST}
+        if self.config.node_ip:
+            cache[self.config.node_ip] = IDENTITY_HOST
+        mine = {e.id for e in local}
+        for entry in self.store.list_prefix("podnet/nodes/"):
+            if "/endpoints/" not in entry.key or entry.key.startswith(self.endpoints.prefix):
+                continue
+            try:
+                endpoint = Endpoint.model_validate_json(entry.value)
+            except ValueError:
+                continue
+            ip = endpoint.networking.addressing[0].ipv4
+            if ip and endpoint.identity is not None and endpoint.id not in mine:
+                cache[ip] = endpoint.identity
+        return cache
 
     # -- node & health ------------------------------------------------------------
     def node_info(self) -> NodeInfo:
@@ -205,7 +420,11 @@ class Agent:
         elif self.datapath.index_of("podnet_host") is None:
             datapath = ComponentHealth(state="failure", message="host device podnet_host is missing")
         else:
-            datapath = ComponentHealth(state="ok", message=f"veth + routes; router IP {self.router_ip} on podnet_host")
+            note = f" ({self.datapath_note})" if self.datapath_note else ""
+            datapath = ComponentHealth(
+                state="degraded" if self.datapath_note else "ok",
+                message=f"{self.datapath.describe()}; router IP {self.router_ip} on podnet_host{note}",
+            )
         used, capacity = self.ipam.mem.used, self.ipam.mem.capacity
         ipam = ComponentHealth(
             state="ok" if used < capacity else "degraded",
@@ -353,6 +572,7 @@ class Agent:
             self.ipam.claim(address, ENDPOINT_OWNER + endpoint_id)
             now = time.time()
             labels = request.labels or []
+            identity = self._identity_of(labels) if labels else None
             endpoint = Endpoint(
                 id=endpoint_id,
                 state=EndpointState.waiting_for_identity,
@@ -363,6 +583,7 @@ class Agent:
                 pod_name=request.pod_name,
                 sandbox_key=request.sandbox_key or request.netns,
                 labels=labels,
+                identity=identity,
                 networking=EndpointNetworking(
                     addressing=[AddressPair(ipv4=ip)],
                     interface_name=link.host_ifname,
@@ -376,8 +597,9 @@ class Agent:
             )
             endpoint = transition(endpoint, EndpointState.waiting_for_identity, "endpoint created, datapath ready")
             if labels:
-                endpoint = transition(endpoint, EndpointState.ready, f"labels {', '.join(labels)}")
+                endpoint = transition(endpoint, EndpointState.ready, f"identity {identity}: {', '.join(labels)}")
             self.endpoints.save(endpoint)
+            self.regenerate()
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
             if previous is not None:
@@ -394,10 +616,17 @@ class Agent:
         for fixed in ("addressing", "netns", "interface_name"):
             if fixed in changes:
                 raise BadRequestError(f"{fixed.replace('_', '-')} of an existing endpoint cannot change")
+        if "labels" in changes:
+            changes["identity"] = self._identity_of(changes["labels"])
         updated = endpoint.model_copy(update=changes)
-        if "labels" in changes and updated.state == EndpointState.waiting_for_identity:
-            updated = transition(updated, EndpointState.ready, f"labels {', '.join(updated.labels) or '(none)'}")
+        if "labels" in changes and (
+            updated.state == EndpointState.waiting_for_identity or updated.identity != endpoint.identity
+        ):
+            shown = ", ".join(security_labels(updated.labels)) or "(no labels)"
+            updated = transition(updated, EndpointState.ready, f"identity {updated.identity}: {shown}")
         self.endpoints.save(updated)
+        if updated.identity != endpoint.identity:
+            self.regenerate()
         return self._with_counters(updated)
 
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 from podnet.errors import PodnetError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 DEFAULT_SOCKET = "/var/run/podnet/podnet.sock"
@@ -94,6 +95,48 @@ class AgentClient:
             message = data.get("message") if isinstance(data, dict) else raw.decode(errors="replace")
             raise AgentError(status, str(message))
         return data
+
+    def stream(self, path: str, *, query: dict[str, str] | None = None, timeout: float | None = None) -> Iterator[Any]:
+        """GET a stream of JSON lines (chunked); yields each object until the agent or `timeout` ends it."""
+        url = path + ("?" + urlencode(query) if query else "")
+        request = f"GET {url} HTTP/1.1\r\nHost: podnet\r\nConnection: close\r\n\r\n".encode()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.socket_path)
+            except (FileNotFoundError, ConnectionRefusedError) as err:
+                raise AgentUnreachableError(
+                    f"podnet agent is unreachable at unix://{self.socket_path} ({err.strerror}); is podnet-agent running?"
+                ) from None
+            sock.sendall(request)
+            sock.settimeout(timeout)
+            reader = sock.makefile("rb")
+            status_line = reader.readline().split()
+            headers: dict[bytes, bytes] = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+            status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+            if status != 200:
+                body = reader.read(int(headers.get(b"content-length", b"0")))
+                data = json.loads(body) if body else {}
+                raise AgentError(status, str(data.get("message", body.decode(errors="replace"))))
+            pending = b""
+            while size_line := reader.readline():
+                size = int(size_line.strip() or b"0", 16)
+                if size == 0:
+                    return
+                pending += reader.read(size)
+                reader.readline()  # the chunk's CRLF
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except TimeoutError:
+            return
+        finally:
+            sock.close()
 
     # -- typed helpers (return the JSON) ------------------------------------------
     def healthz(self) -> Any:

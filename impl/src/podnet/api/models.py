@@ -275,3 +275,88 @@ class CNICall(Model):
         if unknown:
             raise ValueError(f"only CNI_* variables are forwarded, not {', '.join(unknown)}")
         return value
+
+
+# -- policy, identities, BPF maps, monitor ---------------------------------------------
+
+
+class PolicyState(Model):
+    """The cluster's policy rules, and whether this node's datapath enforces them."""
+
+    revision: int
+    rules: list[dict[str, Any]] = Field(description="Cilium-like rules (see podnet.policy.model.PolicyRule)")
+    enforced: bool
+    message: str = ""
+
+
+class PolicyDeleted(Model):
+    deleted: list[str]
+    revision: int
+
+
+class Identity(Model):
+    id: int
+    labels: list[str]
+    reserved: bool = False
+
+
+class BpfEndpointEntry(Model):
+    ip: str
+    ifindex: int
+    interface_name: str | None = None
+    endpoint_id: str | None = None
+    identity: int
+    mac: str
+    node_mac: str
+    policy_enforced: bool
+
+
+class BpfPolicyEntry(Model):
+    src_identity: int
+    src_labels: list[str]
+    dst_identity: int
+    dst_labels: list[str]
+    protocol: str
+    port: int
+    packets: int
+    bytes: int
+
+
+class BpfCounters(Model):
+    ifindex: int
+    interface_name: str | None = None
+    endpoint_id: str | None = None
+    from_container_packets: int
+    from_container_bytes: int
+    to_container_packets: int
+    to_container_bytes: int
+    drops: dict[str, int] = Field(default_factory=dict)
+
+
+class BpfMaps(Model):
+    datapath: str
+    pin_dir: str | None = None
+    endpoints: list[BpfEndpointEntry] = Field(default_factory=list)
+    policy: list[BpfPolicyEntry] = Field(default_factory=list)
+    counters: list[BpfCounters] = Field(default_factory=list)
+    ipcache: dict[str, int] = Field(default_factory=dict)
+
+
+class MonitorEvent(Model):
+    timestamp_ns: int
+    type: str = Field(description="drop or trace")
+    reason: str = ""
+    direction: str
+    endpoint_id: str | None = None
+    endpoint_name: str | None = None
+    ifindex: int
+    src_identity: int
+    src_labels: list[str] = Field(default_factory=list)
+    dst_identity: int
+    dst_labels: list[str] = Field(default_factory=list)
+    protocol: str
+    saddr: str
+    sport: int
+    daddr: str
+    dport: int
+    length: int

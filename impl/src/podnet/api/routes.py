@@ -115,6 +115,37 @@ ROUTES: tuple[Route, ...] = (
         "DELETE", "/v1/docker/network/{id}", "network_delete", "forget a docker network", None, 204, errors=(400, 404)
     ),
     Route(
+        "GET", "/v1/policy", "policy_get", "the cluster's policy rules; whether this node enforces them", m.PolicyState
+    ),
+    Route(
+        "PUT",
+        "/v1/policy",
+        "policy_put",
+        "import policy rules (a JSON array of Cilium-like rules, or one rule); same name replaces",
+        m.PolicyState,
+        errors=(400, 503),
+    ),
+    Route("DELETE", "/v1/policy", "policy_delete_all", "delete every policy rule", m.PolicyDeleted),
+    Route("DELETE", "/v1/policy/{name}", "policy_delete", "delete one policy rule", m.PolicyDeleted, errors=(400, 404)),
+    Route(
+        "GET", "/v1/identity", "identity_list", "security identities and their labels", m.Identity, list_response=True
+    ),
+    Route(
+        "GET",
+        "/v1/bpf",
+        "bpf_maps",
+        "the node's BPF maps: endpoints, policy (with hits), per-endpoint counters, IP cache",
+        m.BpfMaps,
+    ),
+    Route(
+        "GET",
+        "/v1/monitor",
+        "monitor",
+        "stream datapath events as JSON lines (drop events; trace events with type=trace or all)",
+        m.MonitorEvent,
+        query=(("type", "drop (default), trace or all"), ("recent", "true: first replay the last drops seen")),
+    ),
+    Route(
         "POST",
         "/v1/cni",
         "cni",

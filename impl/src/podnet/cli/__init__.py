@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from podnet import __version__
-from podnet.cli import agent_commands, bgp, cni, ipam, node
+from podnet.cli import agent_commands, bgp, bpf, cni, ipam, monitor, node, policy
 from podnet.errors import PodnetError
 
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     bgp.register(commands)
     node.register(commands)
     cni.register(commands)
+    policy.register(commands)
+    bpf.register(commands)
+    monitor.register(commands)
     return parser
 
 

@@ -2,7 +2,7 @@
 
 podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
              [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
-             [--router-ip IP] [--mtu N]
+             [--router-ip IP] [--mtu N] [--datapath bpf|routes] [--bpf-pin-dir DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from podnet.agent.config import AgentConfig, load_config
 from podnet.agent.server import make_app, serve
 from podnet.agent.service import Agent
 from podnet.agent.waiting import wait_for_pod_cidr
+from podnet.datapath.ebpf import BpfDatapath
 from podnet.datapath.veth import VethDatapath
 from podnet.errors import PodnetError
 from podnet.kvstore import KVStore, open_store
@@ -49,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="local (default): take a pod CIDR from the store's cluster pool; "
         "operator: register and wait for podnet-operator to assign one",
     )
+    p.add_argument(
+        "--datapath",
+        choices=["bpf", "routes"],
+        help="bpf (default): tc programs, no per-pod routes, policy; routes: veth + /32 routes",
+    )
+    p.add_argument("--bpf-pin-dir", metavar="DIR", help="pin the BPF maps here (default /sys/fs/bpf/podnet/<node>)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -88,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             if cidr is None:
                 return 0  # stopped while waiting
             config = config.model_copy(update={"pod_cidr": cidr})
-        datapath = VethDatapath(mtu=config.mtu)
+        datapath, note = make_datapath(config)
         agent = Agent(config, store, datapath)
+        agent.datapath_note = note
         agent.start()
     except PodnetError as err:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
@@ -100,6 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def make_datapath(config: AgentConfig) -> tuple[VethDatapath, str | None]:
+    """The configured datapath; the routes one, with the reason, when eBPF cannot load."""
+    if config.datapath == "routes":
+        return VethDatapath(mtu=config.mtu), None
+    try:
+        bpf = BpfDatapath(pin_dir=Path(config.pin_dir), mtu=config.mtu)
+    except (PodnetError, OSError) as err:
+        reason = f"eBPF datapath unavailable, using routes: {err}"
+        detail = getattr(err, "verifier_log", "")
+        log.warning("%s%s", reason, f"\n{detail}" if detail else "")
+        return VethDatapath(mtu=config.mtu), reason
+    log.info("datapath: %s", bpf.describe())
+    return bpf, None
 
 
 async def _wait(config: AgentConfig, store: KVStore) -> str | None:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ HOST_DEVICE = "podnet_host"
 HOST_DEVICE_PEER = "podnet_net"
 RT_SCOPE_LINK = 253
 RTPROT_PODNET = 200  # our routes are recognisable in `ip route` as "proto 200"
+IFF_NOARP = 0x80
 
 
 @dataclass(frozen=True)
@@ -153,18 +154,29 @@ class VethDatapath:
         routes = self.ipr.get_routes(family=2, dst=ip, dst_len=32, table=254)
         return any(r.get("oif") == index for r in routes)
 
-    def ensure_route(self, ip: str, ifname: str) -> None:
-        """The /32 route of an endpoint whose veth exists (restore)."""
+    def restore_endpoint(self, ip: str, ifname: str, mac: str, host_mac: str) -> bool:
+        """Re-plumb an endpoint whose veth exists (agent restart); True if anything was missing."""
         index = self.index_of(ifname)
         if index is None:
-            raise DatapathError(f"cannot route {ip}/32: {ifname} does not exist")
+            raise DatapathError(f"cannot restore {ip}: {ifname} does not exist")
+        # Left over from the eBPF datapath: its programs go with the qdisc.
+        with contextlib.suppress(NetlinkError):
+            self.ipr.tc("del", "clsact", index)
+        if self.has_route(ip, ifname):
+            return False
         self._route_to(ip, index)
+        return True
 
     def _route_to(self, ip: str, index: int) -> None:
         self.ipr.route("replace", dst=ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK, proto=RTPROT_PODNET, table=254)
 
     # -- node setup -----------------------------------------------------------
-    def ensure_host_device(self, router_ip: str) -> int:
+    mode = "routes"
+
+    def describe(self) -> str:
+        return "veth + per-pod /32 routes"
+
+    def ensure_host_device(self, router_ip: str, pod_cidr: str) -> int:
         """podnet_host carries the router IP; idempotent. Returns its ifindex."""
         index = self.index_of(HOST_DEVICE)
         try:
@@ -186,7 +198,20 @@ class VethDatapath:
         sysctl.write("net/ipv4/ip_forward", 1)
         sysctl.write("net/ipv4/conf/all/rp_filter", 0)
         firewall.ensure()
+        self._setup_host_device(index)
         return index
+
+    def _setup_host_device(self, index: int) -> None:
+        """Undo what the eBPF datapath did to podnet_host: pod CIDR route, NOARP, program."""
+        try:
+            for route in self.ipr.get_routes(family=2, oif=index, table=254):
+                if route.get("proto") == RTPROT_PODNET:
+                    self.ipr.route("del", dst=route.get("RTA_DST"), dst_len=route["dst_len"], oif=index, table=254)
+            self.ipr.link("set", index=index, flags=0, change=IFF_NOARP)
+            with contextlib.suppress(NetlinkError):
+                self.ipr.tc("del", "clsact", index)
+        except NetlinkError as err:
+            raise _err(f"resetting {HOST_DEVICE} for the routes datapath", err) from err
 
     # -- endpoints --------------------------------------------------------------
     def create_endpoint(
@@ -227,16 +252,23 @@ class VethDatapath:
             # Answer ARP for the router IP (and anything on-link) at once.
             sysctl.set_interface(host, rp_filter=0, forwarding=1, proxy_arp=1)
             sysctl.write(f"net/ipv4/neigh/{host}/proxy_delay", 0)
-            try:
-                self._route_to(ip, index)
-            except NetlinkError as err:
-                raise _err(f"routing {ip}/32 to {host}", err) from err
-            undo.add("delete route", lambda: self._del_route(ip, index))
+            self._plumb(ip, index, host, host_mac, peer_mac)
+            undo.add("unplumb", lambda: self._unplumb(ip, index))
             if netns:
                 assert ifname is not None
                 self._configure_peer(netns, ifname, ip, router_ip)
             undo.commit()
         return EndpointLink(host, index, host_mac, peer, peer_mac, moved=bool(netns))
+
+    def _plumb(self, ip: str, index: int, host: str, host_mac: str, peer_mac: str) -> None:
+        """How traffic for the endpoint's IP reaches its veth: here, a /32 route."""
+        try:
+            self._route_to(ip, index)
+        except NetlinkError as err:
+            raise _err(f"routing {ip}/32 to {host}", err) from err
+
+    def _unplumb(self, ip: str, index: int) -> None:
+        self._del_route(ip, index)
 
     def _configure_peer(self, netns: str, ifname: str, ip: str, router_ip: str) -> None:
         def configure(ns: IPRoute) -> None:
@@ -267,14 +299,15 @@ class VethDatapath:
                 raise
 
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool:
-        """Synchronous removal; the agent normally hands this to a `Reaper`."""
-        """Remove an endpoint's veth (both sides) and route; True if anything existed."""
+        """Remove an endpoint's veth (both sides) and route; True if anything existed.
+
+        Synchronous; the agent normally hands this to a `Reaper`."""
         host = host_ifname(endpoint_id)
         index = self.index_of(host)
         existed = index is not None
         try:
             if ip is not None and index is not None:
-                self._del_route(ip, index)
+                self._unplumb(ip, index)
             if index is not None:
                 self.ipr.link("del", index=index)
             temp = self.index_of(temp_ifname(endpoint_id))
@@ -284,6 +317,14 @@ class VethDatapath:
         except NetlinkError as err:
             raise _err(f"deleting endpoint {endpoint_id} ({host})", err) from err
         return existed
+
+    def apply_policy(
+        self,
+        endpoints: dict[str, tuple[int, bool]],
+        entries: Iterable[tuple[int, int, int, int]],
+        ipcache: dict[str, int] | None,
+    ) -> None:
+        """Policy needs the eBPF datapath; with plain routes there is nothing to write."""
 
     def delete_link(self, ifname: str) -> None:
         index = self.index_of(ifname)

@@ -1,0 +1,147 @@
+"""Open, load and pin podnet's BPF object; the verifier's log in the error when the kernel refuses it.
+
+Maps are pinned by name under the node's pin directory (/sys/fs/bpf/podnet/<node>):
+a second load (the agent restarting) re-uses them, so endpoint entries,
+policy and counters survive and traffic never stops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from podnet.datapath.bpf import libbpf
+from podnet.datapath.bpf.maps import BpfMap
+from podnet.errors import PodnetError
+
+LOG_SIZE = 1 << 22
+BPF_FS_MAGIC = 0xCAFE4A11
+BPF_FS = Path("/sys/fs/bpf")
+PER_CPU_MAPS = {"pn_counters"}
+
+
+class BpfLoadError(PodnetError):
+    """The object could not be opened or loaded; `verifier_log` is the kernel's reason."""
+
+    def __init__(self, message: str, verifier_log: str = ""):
+        super().__init__(message)
+        self.verifier_log = verifier_log
+
+
+def _statfs_type(path: Path) -> int:
+    class StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
+
+    buf = StatFs()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(str(path).encode(), ctypes.byref(buf)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"statfs {path}: {os.strerror(err)}")
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+def ensure_bpffs(root: Path = BPF_FS) -> None:
+    """Mount the BPF filesystem at /sys/fs/bpf if nothing is mounted there (as Cilium does)."""
+    if _statfs_type(root) == BPF_FS_MAGIC:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"bpf", str(root).encode(), b"bpf", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise BpfLoadError(f"{root} is not a BPF filesystem and mounting one failed: {os.strerror(err)}")
+
+
+class BpfObject:
+    """A loaded BPF object: its programs' fds and its maps."""
+
+    def __init__(self, path: Path, pin_dir: Path | None = None):
+        self.path = path
+        self.pin_dir = pin_dir
+        self._lib = libbpf.lib()
+        if not path.exists():
+            raise BpfLoadError(f"BPF object {path} does not exist")
+        obj = self._lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            err = ctypes.get_errno()
+            raise BpfLoadError(f"opening BPF object {path}: {os.strerror(err)}")
+        self._obj: int | None = obj
+        self._logs: dict[str, ctypes.Array[ctypes.c_char]] = {}
+        try:
+            self._prepare()
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _programs(self) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        prog = self._lib.bpf_object__next_program(self._obj, None)
+        while prog:
+            found.append((self._lib.bpf_program__name(prog).decode(), prog))
+            prog = self._lib.bpf_object__next_program(self._obj, prog)
+        return found
+
+    def _maps(self) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        m = self._lib.bpf_object__next_map(self._obj, None)
+        while m:
+            found.append((self._lib.bpf_map__name(m).decode(), m))
+            m = self._lib.bpf_object__next_map(self._obj, m)
+        return found
+
+    def _prepare(self) -> None:
+        for name, prog in self._programs():
+            log = ctypes.create_string_buffer(LOG_SIZE)
+            self._logs[name] = log
+            self._lib.bpf_program__set_log_buf(prog, log, LOG_SIZE)
+            self._lib.bpf_program__set_log_level(prog, 1)
+        if self.pin_dir is None:
+            return
+        ensure_bpffs()
+        self.pin_dir.mkdir(parents=True, exist_ok=True)
+        for name, m in self._maps():
+            if name.startswith("."):  # .rodata/.bss: internal, never pinned
+                continue
+            libbpf.check(self._lib.bpf_map__set_pin_path(m, str(self.pin_dir / name).encode()), f"pinning map {name}")
+
+    def _load(self) -> None:
+        rc = self._lib.bpf_object__load(self._obj)
+        if rc == 0:
+            return
+        failed = {name: log.value.decode(errors="replace").strip() for name, log in self._logs.items()}
+        failed = {name: text for name, text in failed.items() if text}
+        detail = "\n".join(f"--- verifier log of {name} ---\n{text}" for name, text in failed.items())
+        reason = os.strerror(-rc)
+        hint = ""
+        if -rc == 22 and not failed and self.pin_dir is not None:
+            hint = f" (a pinned map under {self.pin_dir} may no longer match this program's layout: remove it)"
+        last = ""
+        for text in failed.values():
+            lines = [line for line in text.splitlines() if line.strip()]
+            if lines:
+                last = f": {lines[-2] if len(lines) > 1 and lines[-1].startswith('processed') else lines[-1]}"
+                break
+        raise BpfLoadError(f"the kernel refused BPF object {self.path.name}: {reason}{last}{hint}", detail)
+
+    def program_fd(self, name: str) -> int:
+        prog = self._lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if not prog:
+            raise BpfLoadError(f"BPF object {self.path.name} has no program {name}")
+        return int(self._lib.bpf_program__fd(prog))
+
+    def map(self, name: str) -> BpfMap:
+        m = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if not m:
+            raise BpfLoadError(f"BPF object {self.path.name} has no map {name}")
+        return BpfMap(
+            name,
+            int(self._lib.bpf_map__fd(m)),
+            int(self._lib.bpf_map__key_size(m)),
+            int(self._lib.bpf_map__value_size(m)),
+            per_cpu=name in PER_CPU_MAPS,
+        )
+
+    def close(self) -> None:
+        if self._obj:
+            self._lib.bpf_object__close(self._obj)
+            self._obj = None
