@@ -1,4 +1,6 @@
-"""Builds the podnet-cni binary (C, impl/src/podnet/cni/shim/) into the wheel.
+"""Builds the compiled parts into the wheel: the podnet-cni binary (C,
+impl/src/podnet/cni/shim/) and the eBPF object (impl/src/podnet/datapath/bpf/,
+clang -target bpf against Debian's libbpf-dev headers).
 
 Everything else is declared in pyproject.toml. The wheel carries a compiled
 binary, so it is tagged for this platform rather than "any".
@@ -12,7 +14,11 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
-SHIM = Path(__file__).resolve().parent / "src" / "podnet" / "cni" / "shim" / "podnet-cni.c"
+SRC = Path(__file__).resolve().parent / "src" / "podnet"
+SHIM = SRC / "cni" / "shim" / "podnet-cni.c"
+BPF = SRC / "datapath" / "bpf" / "endpoint.c"
+# The same flags as podnet.datapath.bpf.CLANG_FLAGS (setup.py cannot import the package it builds).
+BPF_FLAGS = ["-O2", "-g", "-Wall", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
 
 
 class BuildWithShim(build_py):
@@ -22,6 +28,9 @@ class BuildWithShim(build_py):
         out.parent.mkdir(parents=True, exist_ok=True)
         cc = os.environ.get("CC", "cc")
         subprocess.run([cc, "-O2", "-Wall", "-D_GNU_SOURCE", "-o", str(out), str(SHIM)], check=True)
+        obj = Path(self.build_lib) / "podnet" / "datapath" / "bpf" / "obj" / "endpoint.o"
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["clang", *BPF_FLAGS, "-c", str(BPF), "-o", str(obj)], check=True)
 
 
 class BinaryDistribution(Distribution):

@@ -26,7 +26,8 @@ def source_hash() -> str:
     digest = hashlib.sha256()
     files = [IMPL / "pyproject.toml", IMPL / "setup.py", *sorted((IMPL / "src" / "podnet").rglob("*"))]
     for path in files:
-        built = path.parent.name == "bin"  # podnet-cni compiled in a source tree, not a source
+        # podnet-cni and the BPF object, compiled in a source tree: not sources
+        built = path.parent.name in ("bin", "obj")
         if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc") and not built:
             digest.update(str(path.relative_to(IMPL)).encode())
             digest.update(path.read_bytes())

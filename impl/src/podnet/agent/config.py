@@ -49,6 +49,9 @@ class AgentConfig(BaseModel):
     bpf_pin_dir: str | None = Field(
         default=None, description="where the node's BPF maps are pinned (default /sys/fs/bpf/podnet/<node name>)"
     )
+    bpf_object: str | None = Field(
+        default=None, description="load this compiled BPF object instead of the one podnet ships (development)"
+    )
     bgp_peer: str | None = Field(default=None, description="announce the pod CIDR to this router over BGP")
     bgp_asn: int = Field(default=65001, ge=1, le=4294967295)
     bgp_peer_asn: int = Field(default=65000, ge=1, le=4294967295)

@@ -43,6 +43,7 @@ from podnet.api.models import (
 )
 from podnet.bgp.bird import BGPConfig, BGPError, BirdSpeaker
 from podnet.datapath.bpf.maps import PROTOCOLS, Event
+from podnet.datapath.bpf.maps import EndpointCounters as BpfEndpointCounters
 from podnet.datapath.ebpf import BpfDatapath
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname
@@ -273,8 +274,11 @@ class Agent:
             )
             for key, value in bpf.policy_entries()
         ]
+        counted = bpf.counter_entries()
+        for entry in endpoints:  # an endpoint that has not seen a packet yet has no entry
+            counted.setdefault(entry.ifindex, BpfEndpointCounters())
         counters = []
-        for ifindex, c in sorted(bpf.counter_entries().items()):
+        for ifindex, c in sorted(counted.items()):
             owner = by_index.get(ifindex)
             counters.append(
                 BpfCounters(

@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bpf (default): tc programs, no per-pod routes, policy; routes: veth + /32 routes",
     )
     p.add_argument("--bpf-pin-dir", metavar="DIR", help="pin the BPF maps here (default /sys/fs/bpf/podnet/<node>)")
+    p.add_argument("--bpf-object", metavar="FILE", help="load this compiled BPF object instead of podnet's own")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -115,7 +116,8 @@ def make_datapath(config: AgentConfig) -> tuple[VethDatapath, str | None]:
     if config.datapath == "routes":
         return VethDatapath(mtu=config.mtu), None
     try:
-        bpf = BpfDatapath(pin_dir=Path(config.pin_dir), mtu=config.mtu)
+        obj = Path(config.bpf_object) if config.bpf_object else None
+        bpf = BpfDatapath(pin_dir=Path(config.pin_dir), mtu=config.mtu, obj=obj)
     except (PodnetError, OSError) as err:
         reason = f"eBPF datapath unavailable, using routes: {err}"
         detail = getattr(err, "verifier_log", "")

@@ -71,7 +71,7 @@ def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
         "netns": env.netns,
         "interface-name": env.ifname,
         "pod-name": env.owner,
-        "labels": [f"{k}={v}" for k, v in sorted(env.args.items()) if k.startswith("K8S_POD_")],
+        "labels": sorted({*conf.labels, *(f"{k}={v}" for k, v in env.args.items() if k.startswith("K8S_POD_"))}),
     }
     try:
         endpoint = _call(client, f"creating the endpoint for {ip}", "PUT", f"/v1/endpoint/{env.endpoint_id}", body=body)

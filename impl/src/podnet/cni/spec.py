@@ -113,10 +113,19 @@ class Environment:
 
 
 class NetConf:
-    __slots__ = ("cni_version", "mtu", "name", "raw", "socket")
+    __slots__ = ("cni_version", "labels", "mtu", "name", "raw", "socket")
 
-    def __init__(self, cni_version: str, name: str, socket: str, mtu: int | None, raw: dict[str, Any]):
+    def __init__(
+        self,
+        cni_version: str,
+        name: str,
+        socket: str,
+        mtu: int | None,
+        raw: dict[str, Any],
+        labels: list[str] | None = None,
+    ):
         self.cni_version, self.name, self.socket, self.mtu, self.raw = cni_version, name, socket, mtu, raw
+        self.labels = labels or []
 
     @classmethod
     def parse(cls, data: bytes) -> NetConf:
@@ -144,4 +153,21 @@ class NetConf:
         mtu = raw.get("mtu")
         if mtu is not None and (not isinstance(mtu, int) or isinstance(mtu, bool) or not 576 <= mtu <= 65535):
             raise CNIError(INVALID_CONFIG, f"mtu {mtu!r} must be an integer from 576 to 65535")
-        return cls(version, name, socket, mtu, raw)
+        return cls(version, name, socket, mtu, raw, _labels(raw))
+
+
+def _labels(raw: dict[str, Any]) -> list[str]:
+    """Pod labels the runtime passes by the CNI convention `args.cni.labels: [{key, value}]`."""
+    args = raw.get("args")
+    labels = args.get("cni", {}).get("labels") if isinstance(args, dict) and isinstance(args.get("cni"), dict) else None
+    if labels is None:
+        return []
+    if not isinstance(labels, list):
+        raise CNIError(INVALID_CONFIG, "args.cni.labels must be a list of {key, value} objects")
+    out = []
+    for item in labels:
+        key, value = (item.get("key"), item.get("value", "")) if isinstance(item, dict) else (None, None)
+        if not isinstance(key, str) or not key or not isinstance(value, str) or "=" in key or " " in key + value:
+            raise CNIError(INVALID_CONFIG, f"args.cni.labels: invalid label {item!r} (want {{key, value}} strings)")
+        out.append(f"{key}={value}")
+    return out

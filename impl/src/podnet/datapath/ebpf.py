@@ -58,20 +58,25 @@ DEFAULT_PIN_ROOT = Path("/sys/fs/bpf/podnet")
 class BpfDatapath(VethDatapath):
     mode = "bpf"
 
-    def __init__(self, *, pin_dir: Path, mtu: int = 1500):
+    def __init__(self, *, pin_dir: Path, mtu: int = 1500, obj: Path | None = None):
         super().__init__(mtu=mtu)
         self.pod_cidr: ipaddress.IPv4Network | None = None
         self.pin_dir = pin_dir
         try:
-            self.obj = BpfObject(object_file(), pin_dir)
+            self.obj = BpfObject(obj or object_file(), pin_dir)
         except BaseException:
             super().close()
             raise
-        self.endpoints_map = self.obj.map("pn_endpoints")
-        self.policy_map = self.obj.map("pn_policy")
-        self.ipcache_map = self.obj.map("pn_ipcache")
-        self.counters_map = self.obj.map("pn_counters")
-        self.config_map = self.obj.map("pn_config")
+        try:
+            self.endpoints_map = self.obj.map("pn_endpoints")
+            self.policy_map = self.obj.map("pn_policy")
+            self.ipcache_map = self.obj.map("pn_ipcache")
+            self.counters_map = self.obj.map("pn_counters")
+            self.config_map = self.obj.map("pn_config")
+        except BaseException:
+            self.obj.close()
+            super().close()
+            raise
         self._events: EventReader | None = None
 
     def close(self) -> None:

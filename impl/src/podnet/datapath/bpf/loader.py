@@ -116,12 +116,12 @@ class BpfObject:
         if -rc == 22 and not failed and self.pin_dir is not None:
             hint = f" (a pinned map under {self.pin_dir} may no longer match this program's layout: remove it)"
         last = ""
-        for text in failed.values():
-            lines = [line for line in text.splitlines() if line.strip()]
+        for name, text in failed.items():
+            lines = [line for line in text.splitlines() if line.strip() and not line.startswith("processed")]
             if lines:
-                last = f": {lines[-2] if len(lines) > 1 and lines[-1].startswith('processed') else lines[-1]}"
+                last = f"; verifier on {name}: {lines[-1]}"
                 break
-        raise BpfLoadError(f"the kernel refused BPF object {self.path.name}: {reason}{last}{hint}", detail)
+        raise BpfLoadError(f"the kernel refused BPF object {self.path.name} ({reason}){last}{hint}", detail)
 
     def program_fd(self, name: str) -> int:
         prog = self._lib.bpf_object__find_program_by_name(self._obj, name.encode())
