@@ -279,3 +279,17 @@ def test_agent_falls_back_to_routes_and_says_why(tmp_path: Path) -> None:
             ip = result["ips"][0]["address"].split("/")[0]
             assert f"{ip} dev lxc" in n.cmd("ip", "route").stdout
             wait_for(lambda: True, 1, "")
+
+
+def test_python_layouts_match_the_compiled_maps() -> None:
+    from podnet.datapath.bpf import object_file
+    from podnet.datapath.bpf.maps import EndpointCounters, EndpointInfo, PolicyKey, PolicyValue
+
+    obj = BpfObject(object_file())  # unpinned: a private copy of every map
+    try:
+        sizes = {name: (obj.map(name).key_size, obj.map(name).value_size) for name in ("pn_endpoints", "pn_policy")}
+        assert sizes["pn_endpoints"] == (4, EndpointInfo.FORMAT.size)
+        assert sizes["pn_policy"] == (PolicyKey.FORMAT.size, PolicyValue.FORMAT.size)
+        assert obj.map("pn_counters").value_size == EndpointCounters.FORMAT.size
+    finally:
+        obj.close()

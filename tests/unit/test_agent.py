@@ -208,3 +208,52 @@ def test_cni_route_runs_the_plugin_for_the_compiled_binary(env: RunningAgent) ->
     assert (status, exit_code) == (200, "1") and json.loads(text)["code"] == 6  # the plugin's decoding error
     status, _, text = post({"env": {"PATH": "/bin"}, "stdin": conf})
     assert status == 400 and "only CNI_* variables are forwarded, not PATH" in text
+
+
+def test_policy_selects_endpoints_by_identity_and_reaches_the_datapath(env: RunningAgent) -> None:
+    app1 = create(env, "ep-app1", labels=["id=app1"])
+    app2 = create(env, "ep-app2", labels=["id=app2"])
+    ip1 = app1["networking"]["addressing"][0]["ipv4"]  # type: ignore[index]
+    ip2 = app2["networking"]["addressing"][0]["ipv4"]  # type: ignore[index]
+    assert env.datapath.policy_endpoints == {ip1: (app1["identity"], False), ip2: (app2["identity"], False)}
+    rule = {
+        "name": "app1-from-app2",
+        "endpointSelector": {"matchLabels": {"id": "app1"}},
+        "ingress": [{"fromEndpoints": [{"matchLabels": {"id": "app2"}}], "toPorts": [{"ports": [{"port": "80"}]}]}],
+    }
+    state = env.client.request("PUT", "/v1/policy", body=rule)
+    assert state["message"] == "imported 1 rule(s); 1 endpoint(s) of this node under policy: ep-app1"
+    assert state["enforced"] is False  # the fake datapath is "routes"
+    assert env.datapath.policy_endpoints[ip1] == (app1["identity"], True)
+    assert env.datapath.policy_entries == {
+        (app2["identity"], app1["identity"], 6, 80),
+        (app2["identity"], app1["identity"], 17, 80),
+    }
+    assert [r["name"] for r in env.client.request("GET", "/v1/policy")["rules"]] == ["app1-from-app2"]
+    # relabelling app2 takes it out of the rule
+    relabelled = env.client.endpoint_patch("ep-app2", {"labels": ["id=other"]})
+    assert relabelled["identity"] != app2["identity"]
+    assert env.datapath.policy_endpoints[ip2] == (relabelled["identity"], False)
+    assert relabelled["identity"] not in {src for src, *_ in env.datapath.policy_entries}
+    assert env.client.request("DELETE", "/v1/policy/app1-from-app2")["deleted"] == ["app1-from-app2"]
+    assert env.datapath.policy_endpoints[ip1] == (app1["identity"], False)
+
+
+def test_policy_api_errors(env: RunningAgent) -> None:
+    with pytest.raises(AgentError) as err:
+        env.client.request("DELETE", "/v1/policy/nope")
+    assert err.value.status == 404 and "policy rule nope not found" in str(err.value)
+    with pytest.raises(AgentError) as err:
+        env.client.request("PUT", "/v1/policy", body=[])
+    assert err.value.status == 400 and "non-empty JSON array" in str(err.value)
+    dup = {"name": "a", "endpointSelector": {}}
+    with pytest.raises(AgentError) as err:
+        env.client.request("PUT", "/v1/policy", body=[dup, dup])
+    assert err.value.status == 400 and "repeated: a" in str(err.value)
+    with pytest.raises(AgentError) as err:
+        env.client.request("GET", "/v1/bpf")
+    assert err.value.status == 400 and "runs the routes datapath, which has no BPF maps" in str(err.value)
+    with pytest.raises(AgentError) as err:
+        list(env.client.stream("/v1/monitor", query={"type": "nope"}))
+    assert "invalid type 'nope'" in str(err.value)
+    assert env.client.request("GET", "/v1/policy")["rules"] == []

@@ -163,6 +163,18 @@ def test_agent_down(tmp_path: Path) -> None:
         ),
         (b'{"cniVersion": "1.1.0", "name": "x"}', {"CNI_ARGS": "broken"}, 4, "is not KEY=VALUE"),
         (b'{"cniVersion": "1.1.0", "name": "x"}', {"CNI_COMMAND": "FROB"}, 4, "unknown CNI_COMMAND 'FROB'"),
+        (
+            b'{"cniVersion": "1.1.0", "name": "x", "args": {"cni": {"labels": "id=app1"}}}',
+            {},
+            7,
+            "args.cni.labels must be a list",
+        ),
+        (
+            b'{"cniVersion": "1.1.0", "name": "x", "args": {"cni": {"labels": [{"key": "a b", "value": "1"}]}}}',
+            {},
+            7,
+            "args.cni.labels: invalid label",
+        ),
     ],
 )
 def test_bad_input_gets_spec_error_codes(stdin: bytes, env_override: dict[str, str], code: int, message: str) -> None:
@@ -173,3 +185,17 @@ def test_bad_input_gets_spec_error_codes(stdin: bytes, env_override: dict[str, s
         **env_override,
     )
     assert status == 1 and error is not None and error["code"] == code and message in error["msg"], error
+
+
+def test_labels_from_args_cni_labels_give_the_endpoint_its_identity(env: RunningAgent) -> None:
+    labels = {"args": {"cni": {"labels": [{"key": "id", "value": "app1"}, {"key": "tier", "value": "web"}]}}}
+    status, result = cni(env, "ADD", stdin=conf(env, **labels))
+    assert status == 0, result
+    [endpoint] = env.client.request("GET", "/v1/endpoint")
+    assert endpoint["labels"] == ["K8S_POD_NAME=app1", "K8S_POD_NAMESPACE=default", "id=app1", "tier=web"]
+    assert endpoint["state"] == "ready" and endpoint["identity"] >= 256
+    # the pod's name is not part of its identity: a second pod with the same labels shares it
+    status, _ = cni(env, "ADD", cid="b" * 64, stdin=conf(env, **labels), CNI_ARGS="K8S_POD_NAME=other")
+    assert status == 0
+    identities = {e["identity"] for e in env.client.request("GET", "/v1/endpoint")}
+    assert len(identities) == 2  # K8S_POD_NAMESPACE differs (absent for the second pod)
