@@ -20,12 +20,13 @@ FAST_GC = ("--gc-interval", "1", "--gc-grace", "3", "--log-level", "debug")
 
 
 def host_snapshot() -> dict[str, set[str]]:
-    """What a node could leak into the machine: namespaces, root-ns links, mounts."""
+    """What a node could leak into the machine: namespaces, root-ns links, mounts, BPF pins."""
     netns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
     lines = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
     links = {line.split(":")[1].strip().split("@")[0] for line in lines}
     mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
-    return {"netns": {n for n in netns if n.startswith("pn-")}, "links": links, "mounts": mounts}
+    pins = {str(p) for p in Path("/sys/fs/bpf").rglob("*")} if Path("/sys/fs/bpf").is_dir() else set()
+    return {"netns": {n for n in netns if n.startswith("pn-")}, "links": links, "mounts": mounts, "pins": pins}
 
 
 @contextmanager

@@ -34,6 +34,7 @@ def node(request: pytest.FixtureRequest) -> Iterator[NetnsNode]:
     assert after["netns"] == before["netns"], "a lab namespace was left behind"
     assert after["links"] <= before["links"], f"links left in the root namespace: {after['links'] - before['links']}"
     assert after["mounts"] <= before["mounts"], f"mounts left behind: {after['mounts'] - before['mounts']}"
+    assert after["pins"] <= before["pins"], f"BPF pins left behind: {after['pins'] - before['pins']}"
 
 
 @pytest.fixture

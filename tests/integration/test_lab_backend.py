@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_up_exec_down_leaves_nothing() -> None:
         assert loaded_or_lab.down() == []
     after = host_snapshot()
     assert after["netns"] == before["netns"] and after["links"] <= before["links"]
-    assert after["mounts"] <= before["mounts"]
+    assert after["mounts"] <= before["mounts"] and after["pins"] <= before["pins"]
     assert existing_labs() == [] and lab_processes() == {}
 
 
@@ -50,7 +51,8 @@ def test_clean_after_a_crash() -> None:
     (lab.root / "lab.json").unlink()
     assert lab_processes()
     removed = clean()
-    assert removed["namespaces"] and removed["processes"]
+    assert removed["namespaces"] and removed["processes"] and removed["bpf pins"]
+    assert not list(Path("/sys/fs/bpf/podnet").glob("pn-*"))
     assert existing_labs() == [] and lab_processes() == {}
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "pn-" not in out

@@ -51,6 +51,8 @@ def test_agent_waits_for_the_operator(node: NetnsNode) -> None:
             str(node.agent_sock),
             "--store",
             node.state_url,
+            "--bpf-pin-dir",
+            str(node.bpf_pin_dir),
             "--ipam-mode",
             "operator",
             "--node-ip",

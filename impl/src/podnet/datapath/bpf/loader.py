@@ -96,6 +96,10 @@ class BpfObject:
             self._lib.bpf_program__set_log_buf(prog, log, LOG_SIZE)
             self._lib.bpf_program__set_log_level(prog, 1)
         if self.pin_dir is None:
+            # Unpinned: a private copy of every map (libbpf would otherwise pin
+            # LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf itself).
+            for _name, m in self._maps():
+                self._lib.bpf_map__set_pin_path(m, None)
             return
         ensure_bpffs()
         self.pin_dir.mkdir(parents=True, exist_ok=True)
