@@ -18,7 +18,16 @@ from lab.netns import NetnsNode
 
 if TYPE_CHECKING:
     from lab.lab import Lab
-from lab.scenario import AllocationsCheck, InspectCheck, NodesCheck, PluginCallsCheck, RouteMatch, RoutesCheck
+from lab.scenario import (
+    AllocationsCheck,
+    CompareCheck,
+    EndpointCheck,
+    InspectCheck,
+    NodesCheck,
+    PluginCallsCheck,
+    RouteMatch,
+    RoutesCheck,
+)
 from lab.variables import dig
 from podnet.datapath.netns import run_in_netns
 
@@ -229,3 +238,40 @@ def plugin_calls(node: NetnsNode, check: PluginCallsCheck, log_text: str, log: P
         " → ".join(calls) or "no calls",
         f"logs/{node.name}/{log.name}",
     )
+
+
+def compare(check: CompareCheck) -> CheckResult:
+    what = check.what or "values"
+    if check.equals is not None:
+        same = check.left == check.right
+        expected = f"{what} {'unchanged' if check.equals else 'changed'}"
+        return CheckResult("compare", expected, same == check.equals, expected, f"{check.left!r} vs {check.right!r}")
+    try:
+        delta = int(check.left) - int(check.right)
+    except ValueError:
+        return CheckResult("compare", what, False, "two numbers", f"{check.left!r}, {check.right!r}")
+    if check.difference is not None:
+        expected = f"{what} up by exactly {check.difference}"
+        ok = delta == check.difference
+    else:
+        assert check.at_least is not None
+        expected = f"{what} up by at least {check.at_least}"
+        ok = delta >= check.at_least
+    return CheckResult("compare", expected, ok, expected, f"up by {delta} ({check.right} -> {check.left})")
+
+
+def endpoint(node: NetnsNode, check: EndpointCheck) -> CheckResult:
+    from podnet.api.client import AgentClient
+
+    description = f"{check.container}'s endpoint {check.field} = {check.equals}"
+    endpoint_id = node.docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", check.container, check=False
+    ).stdout.strip()
+    if not endpoint_id:
+        return CheckResult("endpoint", description, False, check.equals, f"{check.container} has no endpoint")
+    data = AgentClient(str(node.agent_sock), timeout=10).endpoint_get(endpoint_id)
+    try:
+        value = str(dig(data, check.field))
+    except (KeyError, IndexError, ValueError):
+        value = f"(no field {check.field})"
+    return CheckResult("endpoint", description, value == check.equals, check.equals, value)

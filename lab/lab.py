@@ -151,7 +151,17 @@ class Lab:
             str(TOR_ASN),
         ]
         mode = ["--ipam-mode", "operator"] if self.control is not None else []
-        return ["--store", self.store_url, *mode, *cidrs, "--mask-size", str(self.topology.mask_size), *bgp]
+        return [
+            "--store",
+            self.store_url,
+            "--datapath",
+            self.topology.datapath,
+            *mode,
+            *cidrs,
+            "--mask-size",
+            str(self.topology.mask_size),
+            *bgp,
+        ]
 
     def start_process(self, node: str, name: str) -> None:
         if name == "podnet-agent":

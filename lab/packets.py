@@ -40,6 +40,14 @@ def tcp_syns(packets: list[Packet], match: PacketMatch) -> list[Packet]:
     ]
 
 
+def tcp_synacks(packets: list[Packet], match: PacketMatch) -> list[Packet]:
+    return [
+        p
+        for p in packets
+        if p.haslayer(IP) and p.haslayer(TCP) and (int(p[TCP].flags) & 0x12) == 0x12 and _matches(p, match)
+    ]
+
+
 def http_responses(packets: list[Packet], want: HttpResponse) -> list[Packet]:
     found = []
     for p in packets:
@@ -57,8 +65,10 @@ def http_responses(packets: list[Packet], want: HttpResponse) -> list[Packet]:
     return found
 
 
-def icmp_echoes(packets: list[Packet], match: PacketMatch) -> list[Packet]:
-    return [p for p in packets if p.haslayer(IP) and p.haslayer(ICMP) and p[ICMP].type == 8 and _matches(p, match)]
+def icmp_echoes(packets: list[Packet], match: PacketMatch, icmp_type: int = 8) -> list[Packet]:
+    return [
+        p for p in packets if p.haslayer(IP) and p.haslayer(ICMP) and p[ICMP].type == icmp_type and _matches(p, match)
+    ]
 
 
 def from_cidr(packets: list[Packet], cidr: str) -> list[Packet]:
@@ -78,19 +88,28 @@ def evaluate(check: PacketsCheck, path: Path) -> tuple[bool, str, str]:
     total = f"{len(packets)} packet(s) captured"
     if check.tcp_syn is not None:
         hits = tcp_syns(packets, check.tcp_syn)
-        expected = f"≥{check.min_count} TCP SYN {_describe(check.tcp_syn)}"
+        expected = f"TCP SYN {_describe(check.tcp_syn)}"
+    elif check.tcp_synack is not None:
+        hits = tcp_synacks(packets, check.tcp_synack)
+        expected = f"TCP SYN-ACK {_describe(check.tcp_synack)}"
     elif check.http_response is not None:
         hits = http_responses(packets, check.http_response)
         src = f" from {check.http_response.src}" if check.http_response.src else ""
-        expected = f"≥{check.min_count} HTTP {check.http_response.status} response(s){src}"
+        expected = f"HTTP {check.http_response.status} response(s){src}"
     elif check.icmp_echo is not None:
         hits = icmp_echoes(packets, check.icmp_echo)
-        expected = f"≥{check.min_count} ICMP echo request(s) {_describe(check.icmp_echo)}"
+        expected = f"ICMP echo request(s) {_describe(check.icmp_echo)}"
+    elif check.icmp_reply is not None:
+        hits = icmp_echoes(packets, check.icmp_reply, icmp_type=0)
+        expected = f"ICMP echo reply(ies) {_describe(check.icmp_reply)}"
     else:
         assert check.none_from is not None
         hits = from_cidr(packets, check.none_from)
         return not hits, f"no packet from {check.none_from}", f"{total}; from {check.none_from}: {summarize(hits)}"
-    return len(hits) >= check.min_count, expected, f"{total}; matching: {len(hits)}: {summarize(hits)}"
+    actual = f"{total}; matching: {len(hits)}: {summarize(hits)}"
+    if check.absent:
+        return not hits, f"no {expected}", actual
+    return len(hits) >= check.min_count, f"≥{check.min_count} {expected}", actual
 
 
 def _describe(match: PacketMatch) -> str:

@@ -326,6 +326,14 @@ class Runner:
         from podnet.api.client import AgentClient
 
         client = AgentClient(str(node.agent_sock))
+        if source.counter_of is not None:
+            entries = client.request("GET", "/v1/bpf")["counters"]
+            entry = next((c for c in entries if c.get("interface-name") == source.counter_of), None)
+            if entry is None:
+                raise StepFailed(f"no eBPF counters for {source.counter_of} on {source.node}")
+            if source.field.startswith("drops."):  # only reasons that happened are listed
+                return str(entry["drops"].get(source.field.removeprefix("drops."), 0))
+            return str(dig(entry, source.field))
         if source.endpoint_of is not None:
             endpoint_id = node.docker(
                 "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", source.endpoint_of
@@ -344,6 +352,10 @@ class Runner:
             return checks.CheckResult(
                 "packets", f"{spec.pcap}: {expected}", ok, expected, actual, str(pcaps[spec.pcap].name)
             )
+        if kind == "compare":
+            return checks.compare(spec)
+        if kind == "endpoint":
+            return checks.endpoint(self.lab.node(spec.node), spec)
         if kind == "allocations":
             return checks.allocations(self.lab.node(spec.node), spec)
         if kind == "nodes":

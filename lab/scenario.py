@@ -97,15 +97,20 @@ class CaptureSource(Strict):
     exec: list[str] | None = None
     endpoint_of: str | None = Field(default=None, description="a container name: its podnet endpoint")
     agent: str | None = Field(default=None, description="an agent API path, e.g. /v1/node")
-    field: str | None = Field(default=None, description="dotted path into the JSON (endpoint_of, agent)")
+    counter_of: str | None = Field(
+        default=None,
+        description="a host-side veth: its eBPF counters (podnet bpf counters), e.g. field drops.policy denied",
+    )
+    field: str | None = Field(default=None, description="dotted path into the JSON (endpoint_of, agent, counter_of)")
 
     @model_validator(mode="after")
     def _one(self) -> CaptureSource:
-        given = [k for k in ("docker", "exec", "endpoint_of", "agent") if getattr(self, k) is not None]
+        sources = ("docker", "exec", "endpoint_of", "agent", "counter_of")
+        given = [k for k in sources if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of docker, exec, endpoint_of, agent (got {', '.join(given) or 'none'})")
-        if (self.endpoint_of or self.agent) and not self.field:
-            raise ValueError("endpoint_of and agent need a field (a dotted path into the JSON)")
+            raise ValueError(f"give exactly one of {', '.join(sources)} (got {', '.join(given) or 'none'})")
+        if (self.endpoint_of or self.agent or self.counter_of) and not self.field:
+            raise ValueError("endpoint_of, agent and counter_of need a field (a dotted path into the JSON)")
         return self
 
 
@@ -134,21 +139,27 @@ class HttpResponse(Strict):
     src: str | None = None
 
 
+PACKET_KINDS = ("tcp_syn", "tcp_synack", "http_response", "icmp_echo", "icmp_reply", "none_from")
+
+
 class PacketsCheck(Strict):
     pcap: str
     tcp_syn: PacketMatch | None = None
+    tcp_synack: PacketMatch | None = None
     http_response: HttpResponse | None = None
     icmp_echo: PacketMatch | None = None
+    icmp_reply: PacketMatch | None = None
     none_from: str | None = Field(default=None, description="no IPv4 packet with a source in this CIDR")
     min_count: int = Field(default=1, ge=1)
+    absent: bool = Field(default=False, description="pass only if no such packet was captured")
 
     @model_validator(mode="after")
     def _one(self) -> PacketsCheck:
-        given = [k for k in ("tcp_syn", "http_response", "icmp_echo", "none_from") if getattr(self, k) is not None]
+        given = [k for k in PACKET_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
-                f"give exactly one of tcp_syn, http_response, icmp_echo, none_from (got {given or 'none'})"
-            )
+            raise ValueError(f"give exactly one of {', '.join(PACKET_KINDS)} (got {given or 'none'})")
+        if self.absent and self.none_from is not None:
+            raise ValueError("none_from already means absent")
         return self
 
 
@@ -216,8 +227,37 @@ class NodesCheck(Strict):
         return self
 
 
+class CompareCheck(Strict):
+    """Two values (usually captured before and after): equal, or apart by a number."""
+
+    left: str
+    right: str
+    equals: bool | None = Field(default=None, description="left == right (true) or != (false), as text")
+    difference: int | None = Field(default=None, description="left - right == N (numbers)")
+    at_least: int | None = Field(default=None, description="left - right >= N (numbers)")
+    what: str = Field(default="", description="what the values are, for the report")
+
+    @model_validator(mode="after")
+    def _one(self) -> CompareCheck:
+        given = [k for k in ("equals", "difference", "at_least") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of equals, difference, at_least (got {given or 'none'})")
+        return self
+
+
+class EndpointCheck(Strict):
+    """A field of a container's podnet endpoint (e.g. state: ready once its labels are known)."""
+
+    node: str
+    container: str
+    field: str
+    equals: str
+
+
 class Check(Strict):
     packets: PacketsCheck | None = None
+    compare: CompareCheck | None = None
+    endpoint: EndpointCheck | None = None
     allocations: AllocationsCheck | None = None
     nodes: NodesCheck | None = None
     routes: RoutesCheck | None = None

@@ -47,6 +47,9 @@ class Topology(Strict):
     mask_size: int = Field(ge=1, le=32)
     tor: RouterSpec = Field(default_factory=RouterSpec)
     nodes: list[NodeSpec] = Field(min_length=1, max_length=32)
+    datapath: Literal["bpf", "routes"] = Field(
+        default="bpf", description="every agent's datapath: bpf (tc programs, policy) or routes (per-pod /32 routes)"
+    )
 
     @field_validator("underlay")
     @classmethod
