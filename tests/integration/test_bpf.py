@@ -293,3 +293,21 @@ def test_python_layouts_match_the_compiled_maps() -> None:
         assert obj.map("pn_counters").value_size == EndpointCounters.FORMAT.size
     finally:
         obj.close()
+
+
+def test_an_open_monitor_stream_does_not_hold_up_the_agents_shutdown(node: NetnsNode) -> None:
+    """aiohttp does not cancel a streaming handler whose client left; the agent must still stop at once."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(node.agent_sock))
+    sock.sendall(b"GET /v1/monitor?type=drop HTTP/1.1\r\nHost: podnet\r\n\r\n")
+    assert sock.recv(200).startswith(b"HTTP/1.1 200")
+    process = node.processes["podnet-agent"]
+    started = time.monotonic()
+    node.stop("podnet-agent", timeout_s=8)
+    took = time.monotonic() - started
+    sock.close()
+    node.start_agent(sys.executable)
+    assert process.popen is not None and process.popen.returncode == 0, f"exit {process.popen.returncode}"
+    assert took < 5, f"the agent took {took:.1f}s to stop"

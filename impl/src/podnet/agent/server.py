@@ -130,6 +130,7 @@ class AgentAPI:
         self.agent = agent
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
         self.cni_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cni")
+        self.closing = False  # set on shutdown: streams end
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.worker, partial(fn, *args, **kwargs))
@@ -271,8 +272,13 @@ class AgentAPI:
             if _flag(request.query.get("recent"), "recent"):
                 for event in list(monitor.recent):
                     await response.write(json.dumps(event.wire()).encode() + b"\n")
-            while True:
-                event = await sub.queue.get()
+            # aiohttp does not cancel a handler whose client left: look every second,
+            # or a stream nobody reads would hold up the agent's shutdown.
+            while not self.closing and request.transport is not None and not request.transport.is_closing():
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), 1.0)
+                except TimeoutError:
+                    continue
                 await response.write(json.dumps(event.wire()).encode() + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass

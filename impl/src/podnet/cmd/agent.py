@@ -77,6 +77,7 @@ async def run(agent: Agent, socket_path: str) -> None:
         except PodnetError as err:
             log.error("garbage collection failed: %s", err)
     log.info("stopping")
+    api.closing = True
     await runner.cleanup()
     await api.call(agent.stop)
 

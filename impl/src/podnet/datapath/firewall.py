@@ -2,7 +2,9 @@
 
 podnet keeps its rules in its own chain, PODNET-FORWARD, jumped to from the
 top of FORWARD: accept what enters or leaves a host-side endpoint veth
-(`lxc+`). Idempotent; `ensure` is cheap when everything is in place.
+(`lxc+`), and what the node forwards to `podnet_host` (with the eBPF
+datapath the whole pod CIDR is routed there and a program hands each packet
+to its endpoint). Idempotent; `ensure` is cheap when everything is in place.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import subprocess
 from podnet.datapath.errors import DatapathError
 
 CHAIN = "PODNET-FORWARD"
-RULES = (["-i", "lxc+", "-j", "ACCEPT"], ["-o", "lxc+", "-j", "ACCEPT"])
+RULES = (
+    ["-i", "lxc+", "-j", "ACCEPT"],
+    ["-o", "lxc+", "-j", "ACCEPT"],
+    ["-o", "podnet_host", "-j", "ACCEPT"],
+)
 
 
 def _iptables(*args: str, check: bool = True) -> bool:

@@ -1,0 +1,142 @@
+"""Pod-to-pod TCP on one node: podnet's eBPF datapath vs its plain-route datapath vs Docker's bridge.
+
+Two lab nodes, each with its own dockerd and podnet: one agent runs
+`--datapath bpf`, the other `--datapath routes`. On each, a server and a
+client container share a network (podnet's, or Docker's default bridge on the
+bpf node). The tools run from the machine inside each container's network
+namespace (nsenter), so all three paths are measured with the same binaries:
+
+- throughput: iperf3, one TCP stream, `--seconds` each;
+- request/response: bench/tcp_rr.c (1-byte request and response on one TCP
+  connection, like netperf TCP_RR), transactions per second.
+
+Rounds interleave the three paths so drift hits all; medians are printed with
+ratios against the bridge (goal: eBPF >= 1.2x the bridge).
+
+    python bench/datapath.py [--rounds 3] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from lab.deploy import lab_venv
+from lab.image import IMAGE
+from lab.netns import NetnsNode, docker_node
+
+HERE = Path(__file__).resolve().parent
+
+
+class Pair:
+    """A server and a client container on one network of one node."""
+
+    def __init__(self, label: str, node: NetnsNode, network: str):
+        self.label, self.node, self.network = label, node, network
+        tag = network.replace("-", "")[:6]
+        self.server, self.client = f"srv{tag}", f"cli{tag}"
+        for name in (self.server, self.client):
+            node.docker("run", "-d", "--name", name, "--net", network, IMAGE, "sleep", "3600")
+        self.server_ip = node.docker(
+            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", self.server
+        ).stdout.strip()
+
+    def netns(self, container: str) -> str:
+        pid = self.node.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+        return f"/proc/{pid}/ns/net"
+
+    def run_in(self, container: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["nsenter", f"--net={self.netns(container)}", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+
+    def start_servers(self, stack: ExitStack, rr: Path) -> None:
+        for argv in (["iperf3", "-s", "-p", "5201"], [str(rr), "server", "5202"]):
+            proc = subprocess.Popen(
+                ["nsenter", f"--net={self.netns(self.server)}", *argv],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            stack.callback(proc.kill)
+        for _ in range(100):
+            listening = self.run_in(self.server, "ss", "-ltnH").stdout
+            if ":5201 " in listening and ":5202 " in listening:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.label}: iperf3/tcp_rr servers did not start")
+
+    def throughput_gbps(self, seconds: float) -> float:
+        out = self.run_in(self.client, "iperf3", "-c", self.server_ip, "-p", "5201", "-t", str(seconds), "-J").stdout
+        return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
+
+    def rr_per_s(self, rr: Path, seconds: float) -> float:
+        return float(self.run_in(self.client, str(rr), "client", self.server_ip, "5202", str(seconds)).stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    console = Console(width=140)
+    python, _ = lab_venv()
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        rr = Path(tmp) / "tcp_rr"
+        subprocess.run(["cc", "-O2", "-o", str(rr), str(HERE / "tcp_rr.c")], check=True)
+        with console.status("bringing up two nodes (bpf, routes)…"):
+            bpf = stack.enter_context(docker_node("dpbpf", str(python), agent_args=("--datapath", "bpf")))
+            routes = stack.enter_context(docker_node("dproutes", str(python), agent_args=("--datapath", "routes")))
+            pairs = []
+            for label, node, network in (
+                ("podnet eBPF", bpf, "podnet-net"),
+                ("podnet routes", routes, "podnet-net"),
+                ("docker bridge", bpf, "bridge"),
+            ):
+                if network == "podnet-net":
+                    node.docker("network", "create", "--driver", "podnet", "--ipam-driver", "podnet", network)
+                pair = Pair(label, node, network)
+                pair.start_servers(stack, rr)
+                pairs.append(pair)
+                results[label] = {"gbps": [], "rr": []}
+        for round_no in range(1, args.rounds + 1):
+            with console.status(f"round {round_no}/{args.rounds}…"):
+                for pair in pairs:
+                    results[pair.label]["gbps"].append(pair.throughput_gbps(args.seconds))
+                    results[pair.label]["rr"].append(pair.rr_per_s(rr, args.seconds))
+    table = Table(title=f"pod-to-pod on one node, {args.rounds} rounds of {args.seconds:g} s (medians)")
+    for column in ("datapath", "TCP Gbit/s", "vs bridge", "TCP_RR trans/s", "vs bridge"):
+        table.add_column(column, justify="left" if column == "datapath" else "right")
+    ref = results["docker bridge"]
+    for label, r in results.items():
+        gbps, rate = statistics.median(r["gbps"]), statistics.median(r["rr"])
+        table.add_row(
+            label,
+            f"{gbps:.2f}",
+            f"{gbps / statistics.median(ref['gbps']):.2f}x",
+            f"{rate:,.0f}",
+            f"{rate / statistics.median(ref['rr']):.2f}x",
+        )
+    console.print(table)
+    console.print("goal: podnet eBPF >= 1.2x docker bridge")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
