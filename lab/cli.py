@@ -21,6 +21,15 @@ from lab.topology import TopologyError, load_topology
 console = Console(stderr=True, highlight=False)
 
 
+SINGULAR = {
+    "processes": "process",
+    "namespaces": "namespace",
+    "bpf pins": "bpf pin directory",
+    "cgroups": "cgroup",
+    "directories": "directory",
+}
+
+
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise LabError("the netns lab needs root (namespaces, veths, its own dockerd): run it as root")
@@ -61,7 +70,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     total = sum(len(v) for v in removed.values())
     for kind, items in removed.items():
         for item in items:
-            console.print(f"removed {kind[:-1] if kind.endswith('s') else kind}: {item}")
+            console.print(f"removed {SINGULAR.get(kind, kind)}: {item}")
     console.print("nothing to clean" if total == 0 else f"cleaned {total} leftover(s)")
     return 0
 

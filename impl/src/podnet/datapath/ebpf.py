@@ -86,9 +86,12 @@ class BpfDatapath(VethDatapath):
         super().close()
 
     def describe(self) -> str:
+        routed = (
+            f"{self.pod_cidr} routed to {HOST_DEVICE}" if self.pod_cidr else f"the pod CIDR routed to {HOST_DEVICE}"
+        )
         return (
             f"eBPF: tc programs on every endpoint, same-node delivery by bpf_redirect_peer, "
-            f"{self.pod_cidr} routed to {HOST_DEVICE}; maps pinned in {self.pin_dir}"
+            f"{routed}; maps pinned in {self.pin_dir}"
         )
 
     def _prog(self, name: str) -> int:
