@@ -8,12 +8,17 @@ namespace (nsenter), so all three paths are measured with the same binaries:
 
 - throughput: iperf3, one TCP stream, `--seconds` each;
 - request/response: bench/tcp_rr.c (1-byte request and response on one TCP
-  connection, like netperf TCP_RR), transactions per second.
+  connection, like netperf TCP_RR), transactions per second;
+- packet rate: iperf3 UDP with 64-byte datagrams, unthrottled, datagrams
+  received per second (where the per-packet cost of the datapath shows most).
+
+Each column prints the median and the spread (min-max) over the rounds: on a
+small VM the noise between rounds is often larger than the differences.
 
 Rounds interleave the three paths so drift hits all; medians are printed with
 ratios against the bridge (goal: eBPF >= 1.2x the bridge).
 
-    python bench/datapath.py [--rounds 3] [--seconds 3]
+    python bench/datapath.py [--rounds 5] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -85,13 +90,34 @@ class Pair:
         out = self.run_in(self.client, "iperf3", "-c", self.server_ip, "-p", "5201", "-t", str(seconds), "-J").stdout
         return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
 
+    def udp_pps(self, seconds: float) -> float:
+        """64-byte UDP datagrams received per second, the sender unthrottled (the datapath's per-packet cost)."""
+        out = self.run_in(
+            self.client,
+            "iperf3",
+            "-c",
+            self.server_ip,
+            "-p",
+            "5201",
+            "-u",
+            "-b",
+            "0",
+            "-l",
+            "64",
+            "-t",
+            str(seconds),
+            "-J",
+        ).stdout
+        end = json.loads(out)["end"]["sum"]
+        return float(end["packets"] - end["lost_packets"]) / float(end["seconds"])
+
     def rr_per_s(self, rr: Path, seconds: float) -> float:
         return float(self.run_in(self.client, str(rr), "client", self.server_ip, "5202", str(seconds)).stdout)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     console = Console(width=140)
@@ -114,25 +140,31 @@ def main() -> int:
                 pair = Pair(label, node, network)
                 pair.start_servers(stack, rr)
                 pairs.append(pair)
-                results[label] = {"gbps": [], "rr": []}
+                results[label] = {"gbps": [], "rr": [], "pps": []}
         for round_no in range(1, args.rounds + 1):
             with console.status(f"round {round_no}/{args.rounds}…"):
                 for pair in pairs:
                     results[pair.label]["gbps"].append(pair.throughput_gbps(args.seconds))
                     results[pair.label]["rr"].append(pair.rr_per_s(rr, args.seconds))
-    table = Table(title=f"pod-to-pod on one node, {args.rounds} rounds of {args.seconds:g} s (medians)")
-    for column in ("datapath", "TCP Gbit/s", "vs bridge", "TCP_RR trans/s", "vs bridge"):
-        table.add_column(column, justify="left" if column == "datapath" else "right")
+                    results[pair.label]["pps"].append(pair.udp_pps(args.seconds))
+    table = Table(title=f"pod-to-pod on one node, {args.rounds} rounds of {args.seconds:g} s (median, min-max)")
+    columns = (
+        ("gbps", "TCP Gbit/s", "{:.2f}"),
+        ("rr", "TCP_RR trans/s", "{:,.0f}"),
+        ("pps", "UDP 64 B pkts/s", "{:,.0f}"),
+    )
+    table.add_column("datapath")
+    for _, title, _fmt in columns:
+        table.add_column(title, justify="right")
+        table.add_column("vs bridge", justify="right")
     ref = results["docker bridge"]
     for label, r in results.items():
-        gbps, rate = statistics.median(r["gbps"]), statistics.median(r["rr"])
-        table.add_row(
-            label,
-            f"{gbps:.2f}",
-            f"{gbps / statistics.median(ref['gbps']):.2f}x",
-            f"{rate:,.0f}",
-            f"{rate / statistics.median(ref['rr']):.2f}x",
-        )
+        row = [label]
+        for key, _title, fmt in columns:
+            median = statistics.median(r[key])
+            spread = f"{fmt.format(min(r[key]))}-{fmt.format(max(r[key]))}"
+            row += [f"{fmt.format(median)} ({spread})", f"{median / statistics.median(ref[key]):.2f}x"]
+        table.add_row(*row)
     console.print(table)
     console.print("goal: podnet eBPF >= 1.2x docker bridge")
     return 0
