@@ -6,7 +6,7 @@ exec'd plugin (the compiled podnet-cni, which forwards to the agent), of the
 pure-Python plugin (`python -m podnet.cmd.cni`, for comparison), and of
 Debian's bridge plugin with host-local IPAM, interleaved so drift hits all.
 
-    python bench/cni_add.py [--cycles 50]
+    python bench/cni_add.py [--cycles 50] [--datapath bpf|routes]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def timed(node: NetnsNode, argv: list[str], command: str, conf: dict[str, object
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--datapath", choices=["bpf", "routes"], default="bpf", help="the agent's datapath")
     args = parser.parse_args()
     console = Console(width=140)
     python, _ = lab_venv()
@@ -52,7 +53,7 @@ def main() -> int:
     }
     try:
         node.create()
-        node.start_agent(str(python), "--pod-cidr", "10.57.0.0/24")
+        node.start_agent(str(python), "--pod-cidr", "10.57.0.0/24", "--datapath", args.datapath)
         podnet_conf = {"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "agentSocket": str(node.agent_sock)}
         confs: dict[str, tuple[list[str], dict[str, object]]] = {
             "podnet": ([podnet_cni], podnet_conf),
@@ -90,7 +91,10 @@ def main() -> int:
     finally:
         node.destroy()
         remove_tree(root)
-    table = Table(title=f"CNI latency, {args.cycles} cycles each (exec'd plugins, real kernel, same node)")
+    table = Table(
+        title=f"CNI latency, {args.cycles} cycles each (exec'd plugins, real kernel, same node; "
+        f"podnet's {args.datapath} datapath)"
+    )
     for column in ("plugin", "ADD median ms", "ADD p90 ms", "DEL median ms", "DEL p90 ms", "ADD ratio", "DEL ratio"):
         table.add_column(column, justify="left" if column == "plugin" else "right")
     ref = times["bridge+host-local"]

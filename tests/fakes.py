@@ -86,7 +86,7 @@ class FakeDatapath:
         entries: Iterable[tuple[int, int, int, int]],
         ipcache: dict[str, int] | None,
     ) -> None:
-        self.policy_endpoints = dict(endpoints)
+        self.policy_endpoints.update(endpoints)  # like the maps: only the endpoints named change
         self.policy_entries = set(entries)
         if ipcache is not None:
             self.ipcache = dict(ipcache)

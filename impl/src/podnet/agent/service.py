@@ -134,6 +134,7 @@ class Agent:
         self.policies = PolicyRepository(store)
         self.identity_labels: dict[int, list[str]] = dict(RESERVED_IDENTITIES)
         self.policy = CompiledPolicy()
+        self._compiled_for: set[int] | None = None  # destinations the policy was compiled for; None: no rules
         bpf = self.bpf
         self.monitor = Monitor(self._describe_event, bpf.set_trace if bpf is not None else None)
         self.last_restore = RestoreReport()
@@ -375,7 +376,8 @@ class Agent:
         self.identity_labels = {**RESERVED_IDENTITIES, **known}
         local = self.endpoints.list()
         local_ids = {e.identity for e in local if e.identity is not None}
-        compiled = compile_policy(self.policies.list(), known, local_ids)
+        rules = self.policies.list()
+        compiled = compile_policy(rules, known, local_ids)
         states = {
             ip: (e.identity or IDENTITY_INIT, (e.identity or 0) in compiled.enforced)
             for e in local
@@ -383,7 +385,21 @@ class Agent:
         }
         self.datapath.apply_policy(states, compiled.entries, self._ipcache(local) if full else None)
         self.policy = compiled
+        self._compiled_for = local_ids if rules else None
         return compiled
+
+    def _regenerate_for(self, endpoint: Endpoint) -> None:
+        """After one endpoint was added or relabelled. Recompiling reads every rule and
+        identity from the store; that is only needed when rules exist and this
+        identity was not among the compiled destinations. Otherwise the
+        endpoint's own map entry is all that changes."""
+        identity = endpoint.identity or IDENTITY_INIT
+        if self._compiled_for is not None and identity not in self._compiled_for:
+            self.regenerate()
+            return
+        ip = endpoint.networking.addressing[0].ipv4
+        if ip:
+            self.datapath.apply_policy({ip: (identity, identity in self.policy.enforced)}, self.policy.entries, None)
 
     def _ipcache(self, local: list[Endpoint]) -> dict[str, int]:
         """IP -> identity for what is not a local endpoint: this node's own addresses, other nodes' pods."""
@@ -603,7 +619,7 @@ class Agent:
             if labels:
                 endpoint = transition(endpoint, EndpointState.ready, f"identity {identity}: {', '.join(labels)}")
             self.endpoints.save(endpoint)
-            self.regenerate()
+            self._regenerate_for(endpoint)
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
             if previous is not None:
@@ -630,7 +646,7 @@ class Agent:
             updated = transition(updated, EndpointState.ready, f"identity {updated.identity}: {shown}")
         self.endpoints.save(updated)
         if updated.identity != endpoint.identity:
-            self.regenerate()
+            self._regenerate_for(updated)
         return self._with_counters(updated)
 
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:

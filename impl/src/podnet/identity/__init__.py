@@ -46,19 +46,24 @@ def _canonical(labels: list[str]) -> str:
 class IdentityAllocator:
     def __init__(self, store: KVStore):
         self.store = store
+        self._known: dict[str, int] = {}  # an identity's number never changes: cache it
 
     def identity_for(self, labels: list[str]) -> int:
         """The identity of these labels (security-relevant ones only), allocated on first use."""
         wanted = security_labels(labels)
         key = LABELS_PREFIX + _canonical(wanted)
+        if key in self._known:
+            return self._known[key]
         for _ in range(100):
             held = self.store.get(key)
             if held is not None:
-                return int(held.value)
+                self._known[key] = int(held.value)
+                return self._known[key]
             number = self._next_free()
             if not self.store.create(IDS_PREFIX + str(number), json.dumps(wanted)):
                 continue  # another node took that number: try the next
             if self.store.create(key, str(number)):
+                self._known[key] = number
                 return number
             self.store.delete(IDS_PREFIX + str(number))  # another node named these labels first
         raise IdentityError(f"could not allocate an identity for labels {wanted}: too much contention")
