@@ -295,8 +295,14 @@ class Lab:
             except NodeError as err:
                 errors.append(str(err))
 
-        with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
-            list(pool.map(destroy, self.nodes.values()))
+        # Workers first, while etcd on the control node still answers: an agent
+        # busy with the store when asked to stop would otherwise hang until killed.
+        control = [n for n in self.nodes.values() if self.control is not None and n.name == self.control.name]
+        workers = [n for n in self.nodes.values() if n not in control]
+        with ThreadPoolExecutor(max_workers=len(workers) or 1) as pool:
+            list(pool.map(destroy, workers))
+        for node in control:
+            destroy(node)
         destroy(self.tor)
         if keep_logs is not None:
             collect_logs(self, keep_logs)

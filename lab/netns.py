@@ -207,6 +207,19 @@ class NetnsNode:
             process.signal(signal.SIGKILL)
             process.wait(5)
 
+    def _kill_leftovers(self) -> None:
+        """Processes our processes started and left behind (an agent's bird when the
+        agent had to be killed): anything still running from this node's files."""
+        marker = f"{self.dir}/".encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if marker in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
+
     def alive(self, name: str) -> bool:
         process = self.processes.get(name)
         return process is not None and process.alive()
@@ -377,6 +390,7 @@ class NetnsNode:
             self.stop("dockerd", sig=signal.SIGKILL)
         for name in list(self.processes):
             self.stop(name)
+        self._kill_leftovers()
         if Path(self.netns_path).exists():
             subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
         remove_cgroup(CGROUP_ROOT / self.cgroup_parent)

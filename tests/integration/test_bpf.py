@@ -311,3 +311,35 @@ def test_an_open_monitor_stream_does_not_hold_up_the_agents_shutdown(node: Netns
     node.start_agent(sys.executable)
     assert process.popen is not None and process.popen.returncode == 0, f"exit {process.popen.returncode}"
     assert took < 5, f"the agent took {took:.1f}s to stop"
+
+
+def test_tc_attach_replace_query_detach(node: NetnsNode) -> None:
+    """The loader's tc calls, on a scratch veth in the node (libbpf's netlink works in the caller's namespace)."""
+    from pyroute2 import IPRoute
+
+    from podnet.datapath.bpf import object_file, tc
+    from podnet.datapath.netns import run_in_netns
+
+    node.cmd("ip", "link", "add", "tcprobe0", "type", "veth", "peer", "name", "tcprobe1")
+    try:
+        index = int(
+            node.cmd("ip", "-o", "link", "show", "tcprobe0").stdout.split(":")[0]
+        )  # (nsenter: /sys is the host's)
+        obj = BpfObject(object_file())
+        try:
+
+            def exercise(_ipr: IPRoute) -> tuple[int, int, int | None, bool, bool]:
+                first = tc.attach(index, "ingress", obj.program_fd("from_container"))
+                again = tc.attach(index, "ingress", obj.program_fd("to_container"))  # replaces in place
+                seen = tc.attached(index, "ingress")
+                gone = tc.detach(index, "ingress")
+                return first, again, seen, gone, tc.detach(index, "ingress")
+
+            first, again, seen, gone, twice = run_in_netns(node.netns_path, exercise)
+        finally:
+            obj.close()
+        assert first != again and seen == again
+        assert gone is True and twice is False
+        assert "bpf" not in node.cmd("tc", "filter", "show", "dev", "tcprobe0", "ingress").stdout
+    finally:
+        node.cmd("ip", "link", "del", "tcprobe0", check=False)

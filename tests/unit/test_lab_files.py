@@ -104,7 +104,10 @@ SCENARIO_HEAD = "name: s\ntopology: default\nsteps:\n"
             "  - name: c\n    checks: [{routes: {node: n, has: {dst: default}}, inspect: {node: n, docker: [x], path: a}}]\n",
             "step 1 (c): checks.0: a check is exactly one of",
         ),
-        ("  - name: c\n    capture: {x: {node: n, endpoint_of: app1}}\n", "endpoint_of, agent and counter_of need a field"),
+        (
+            "  - name: c\n    capture: {x: {node: n, endpoint_of: app1}}\n",
+            "endpoint_of, agent and counter_of need a field",
+        ),
         ("  - name: e\n    wait: {seconds: 1}\n    expect: {ok: false}\n", "expect applies to docker and exec steps"),
         (
             "  - name: typo\n    dokcer: {node: n, args: [ps]}\n",

@@ -78,8 +78,10 @@ async def run(agent: Agent, socket_path: str) -> None:
             log.error("garbage collection failed: %s", err)
     log.info("stopping")
     api.closing = True
+    # Not on the API worker: it may be stuck on an unreachable store, and the
+    # BGP speaker must stop (withdrawing the pod CIDR) whatever the worker does.
+    await loop.run_in_executor(None, agent.stop)
     await runner.cleanup()
-    await api.call(agent.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
