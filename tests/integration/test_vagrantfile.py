@@ -1,0 +1,98 @@
+"""The root Vagrantfile reads the same topology files as the netns backend and derives the same addresses.
+
+Runs `vagrant validate` (Debian's vagrant + vagrant-libvirt; no VM is started)
+with LAB_VAGRANT_DUMP=1, which makes the Vagrantfile print its plan as JSON,
+and compares that plan with lab/topology.py's for every shipped topology.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.topology import HERE as LAB_DIR
+from lab.topology import load_topology
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGIES = sorted(p.stem for p in (LAB_DIR / "topologies").glob("*.yaml"))
+
+
+def validate(topology: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["vagrant", "validate"],
+        cwd=ROOT,
+        env={**os.environ, "LAB_TOPOLOGY": topology, "LAB_VAGRANT_DUMP": "1", "VAGRANT_CHECKPOINT_DISABLE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def plan(topology: str) -> dict[str, Any]:
+    proc = validate(topology)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Vagrantfile validated successfully" in proc.stdout
+    result: dict[str, Any] = json.loads(proc.stdout.splitlines()[0])
+    return result
+
+
+@pytest.mark.parametrize("name", TOPOLOGIES)
+def test_vagrantfile_derives_what_the_netns_backend_derives(name: str) -> None:
+    topology = load_topology(name)
+    vagrant = plan(name)
+    assert vagrant["topology"] == topology.name and vagrant["tor"] == topology.tor.name
+    assert vagrant["datapath"] == topology.datapath
+    want = [
+        {
+            "name": spec.name,
+            "role": spec.role,
+            "cpus": spec.cpus,
+            "memory_mib": spec.memory_mib,
+            "link": link.index,
+            "subnet": link.subnet,
+            "tor_ip": link.tor_ip,
+            "node_ip": link.node_ip,
+        }
+        for spec, link in zip(topology.nodes, topology.links(), strict=True)
+    ]
+    assert vagrant["nodes"] == want
+
+
+def test_a_path_works_as_well_as_a_name(tmp_path: Path) -> None:
+    custom = tmp_path / "two.yaml"
+    custom.write_text(
+        "name: two\nunderlay: 10.99.0.0/28\ncluster_cidrs: [10.20.0.0/16]\nmask_size: 24\n"
+        "nodes:\n  - {name: a, cpus: 2, memory_mib: 1024}\n  - {name: b}\n"
+    )
+    vagrant = plan(str(custom))
+    assert [(n["name"], n["node_ip"], n["tor_ip"], n["cpus"]) for n in vagrant["nodes"]] == [
+        ("a", "10.99.0.2", "10.99.0.1", 2),
+        ("b", "10.99.0.6", "10.99.0.5", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "env", "message"),
+    [
+        (None, {}, "podnet lab: no topology file"),
+        ("name: x\nnodes:\n  - {name: Node_1}\n", {}, 'nodes.0.name: "Node_1" must be a lowercase letter'),
+        ("name: x\nnodes: [\n", {}, "not valid YAML"),
+        ("name: x\nnodes: []\n", {}, "nodes: must be a non-empty list"),
+        ("name: x\nnodes:\n  - {name: a}\n", {"LAB_LIBVIRT_DRIVER": "xen"}, "LAB_LIBVIRT_DRIVER must be qemu or kvm"),
+    ],
+)
+def test_bad_topologies_are_refused_with_the_reason(
+    tmp_path: Path, content: str | None, env: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "t.yaml"
+    if content is not None:
+        path.write_text(content)
+    proc = validate(str(path), **env)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
