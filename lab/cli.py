@@ -62,6 +62,23 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 3 if errors else 0
 
 
+def cmd_box_build(args: argparse.Namespace) -> int:
+    _require_root()
+    from lab.box import BoxError, build
+
+    try:
+        result = build(force=args.force, report=lambda what: console.print(f"box: {what}"))
+    except BoxError as err:
+        console.print(f"[red]lab box build: {err}[/]")
+        return 1
+    verb = "built" if result.built else "reused (inputs unchanged)"
+    console.print(
+        f"box {result.name} {verb} in {result.seconds:.0f}s: {result.path} ({result.size_bytes / 1e6:.0f} MB); "
+        "`vagrant box list` shows it"
+    )
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     _require_root()
     from lab.clean import clean
@@ -144,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     logs.set_defaults(handler=cmd_logs)
     sub.add_parser("down", help="remove the lab").set_defaults(handler=cmd_down)
     sub.add_parser("clean", help="remove whatever crashed labs left behind").set_defaults(handler=cmd_clean)
+    box = sub.add_parser("box", help="the Vagrant backend's offline Debian 12 box")
+    box_sub = box.add_subparsers(dest="box_command", metavar="SUBCOMMAND", required=True)
+    build_box = box_sub.add_parser(
+        "build", help="build it (or reuse it when its inputs are unchanged) and add it to vagrant"
+    )
+    build_box.add_argument("--force", action="store_true", help="rebuild even if an up-to-date box exists")
+    build_box.set_defaults(handler=cmd_box_build)
     return p
 
 
