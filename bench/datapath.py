@@ -54,13 +54,16 @@ class Pair:
         self.server, self.client = f"srv{tag}", f"cli{tag}"
         for name in (self.server, self.client):
             node.docker("run", "-d", "--name", name, "--net", network, IMAGE, "sleep", "3600")
+        self._netns: dict[str, str] = {}
         self.server_ip = node.docker(
             "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", self.server
         ).stdout.strip()
 
     def netns(self, container: str) -> str:
-        pid = self.node.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
-        return f"/proc/{pid}/ns/net"
+        if container not in self._netns:
+            pid = self.node.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+            self._netns[container] = f"/proc/{pid}/ns/net"
+        return self._netns[container]
 
     def run_in(self, container: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -108,9 +108,12 @@ def inputs_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def mirror() -> str:
+APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+
+def mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
     """The Debian mirror apt already uses (deb822 or one-line sources)."""
-    for path in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
+    for path in sources:
         if not path.exists():
             continue
         for line in path.read_text().splitlines():

@@ -264,9 +264,7 @@ def endpoint(node: NetnsNode, check: EndpointCheck) -> CheckResult:
     from podnet.api.client import AgentClient
 
     description = f"{check.container}'s endpoint {check.field} = {check.equals}"
-    endpoint_id = node.docker(
-        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", check.container, check=False
-    ).stdout.strip()
+    endpoint_id = node.endpoint_id(check.container)
     if not endpoint_id:
         return CheckResult("endpoint", description, False, check.equals, f"{check.container} has no endpoint")
     data = AgentClient(str(node.agent_sock), timeout=10).endpoint_get(endpoint_id)

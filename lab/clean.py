@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from lab.lab import CURRENT, LABS
-from lab.netns import BPF_PINS, CGROUP_ROOT, remove_cgroup, remove_pins, remove_tree
+from lab.netns import BPF_PINS, CGROUP_ROOT, processes_running_from, remove_cgroup, remove_pins, remove_tree
 
 NETNS_DIR = Path("/run/netns")
 
@@ -41,16 +41,15 @@ def lab_processes() -> dict[int, str]:
         try:
             ino = os.stat(proc / "ns" / "net").st_ino
             cgroup = (proc / "cgroup").read_text()
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if ino in inodes:
             found[pid] = f"in namespace {inodes[ino]}"
         elif "/pn-" in cgroup:
             found[pid] = f"in cgroup {cgroup.strip().split(':')[-1]}"
-        elif f"{LABS}/" in cmdline:
-            # e.g. a node's bird (it outlives a killed agent on purpose) whose namespace is gone
-            found[pid] = f"runs from the lab's files: {cmdline[:80]}"
+    # e.g. a node's bird (it outlives a killed agent on purpose) whose namespace is gone
+    for pid, cmdline in processes_running_from(LABS).items():
+        found.setdefault(pid, f"runs from the lab's files: {cmdline[:80]}")
     return found
 
 

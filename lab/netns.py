@@ -210,15 +210,9 @@ class NetnsNode:
     def _kill_leftovers(self) -> None:
         """Processes our processes started and left behind (an agent's bird when the
         agent had to be killed): anything still running from this node's files."""
-        marker = f"{self.dir}/".encode()
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                if marker in (proc / "cmdline").read_bytes():
-                    os.kill(int(proc.name), signal.SIGKILL)
-            except (OSError, ProcessLookupError):
-                continue
+        for pid in processes_running_from(self.dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def alive(self, name: str) -> bool:
         process = self.processes.get(name)
@@ -264,6 +258,12 @@ class NetnsNode:
             return self.docker("version", "--format", "{{.Server.Version}}", check=False).returncode == 0
 
         wait_for(up, timeout_s, f"dockerd on {self.name} ({self.docker_sock})")
+
+    def endpoint_id(self, container: str) -> str:
+        """The podnet endpoint of a container (its libnetwork endpoint id); empty if it has none."""
+        return self.docker(
+            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", container, check=False
+        ).stdout.strip()
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -407,6 +407,22 @@ def remove_cgroup(path: Path) -> None:
             child.rmdir()
     with contextlib.suppress(OSError):
         path.rmdir()
+
+
+def processes_running_from(root: Path) -> dict[int, str]:
+    """pid -> command line of every process whose command line names a file under `root`."""
+    marker = f"{root}/".encode()
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found[int(proc.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
 
 
 def remove_pins(path: Path) -> None:

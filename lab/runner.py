@@ -335,9 +335,9 @@ class Runner:
                 return str(entry["drops"].get(source.field.removeprefix("drops."), 0))
             return str(dig(entry, source.field))
         if source.endpoint_of is not None:
-            endpoint_id = node.docker(
-                "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", source.endpoint_of
-            ).stdout.strip()
+            endpoint_id = node.endpoint_id(source.endpoint_of)
+            if not endpoint_id:
+                raise StepFailed(f"{source.endpoint_of} on {source.node} has no network endpoint")
             data = client.endpoint_get(endpoint_id)
         else:
             data = client.request("GET", source.agent)

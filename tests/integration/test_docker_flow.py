@@ -83,8 +83,7 @@ def lxc_links(node: NetnsNode) -> list[str]:
 
 
 def endpoint_of(node: NetnsNode, container: str) -> dict[str, Any]:
-    ep_id = node.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", container).stdout
-    result: dict[str, Any] = agent(node).endpoint_get(ep_id.strip())
+    result: dict[str, Any] = agent(node).endpoint_get(node.endpoint_id(container))
     return result
 
 

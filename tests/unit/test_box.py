@@ -39,17 +39,12 @@ def test_every_lab_node_need_is_baked_in() -> None:
         ("sources.list", "deb http://ftp.example/debian bookworm main\n", "http://ftp.example/debian"),
     ],
 )
-def test_the_mirror_is_the_one_apt_uses(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, want: str
-) -> None:
+def test_the_mirror_is_the_one_apt_uses(tmp_path: Path, name: str, text: str, want: str) -> None:
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    real = Path
+    assert box.mirror((tmp_path / "absent", path)) == want
 
-    def fake(p: str | Path) -> Path:
-        s = str(p)
-        return tmp_path / s.removeprefix("/etc/apt/") if s.startswith("/etc/apt/") else real(p)
 
-    monkeypatch.setattr(box, "Path", fake)
-    assert box.mirror() == want
+def test_without_sources_the_mirror_is_debians(tmp_path: Path) -> None:
+    assert box.mirror((tmp_path / "absent",)) == "http://deb.debian.org/debian"

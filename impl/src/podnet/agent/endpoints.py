@@ -26,10 +26,12 @@ class EndpointStore:
         self.store = store
         self.prefix = f"podnet/nodes/{node}/endpoints/"
         self._cache: dict[str, Endpoint] = {}
+        self._by_ifindex: dict[int, Endpoint] = {}  # host veth ifindex -> endpoint (monitor events name it)
         self.corrupt: list[str] = []
 
     def load(self) -> list[Endpoint]:
         self._cache.clear()
+        self._by_ifindex.clear()
         self.corrupt = []
         for entry in self.store.list_prefix(self.prefix):
             try:
@@ -37,7 +39,7 @@ class EndpointStore:
             except ValidationError:
                 self.corrupt.append(entry.key)
                 continue
-            self._cache[endpoint.id] = endpoint
+            self._remember(endpoint)
         return self.list()
 
     def list(self) -> list[Endpoint]:
@@ -54,11 +56,20 @@ class EndpointStore:
 
     def save(self, endpoint: Endpoint) -> None:
         self.store.put(self.prefix + endpoint.id, endpoint.model_dump_json(by_alias=True))
-        self._cache[endpoint.id] = endpoint
+        self._remember(endpoint)
 
     def remove(self, endpoint_id: str) -> None:
         self.store.delete(self.prefix + endpoint_id)
-        self._cache.pop(endpoint_id, None)
+        gone = self._cache.pop(endpoint_id, None)
+        if gone is not None and self._by_ifindex.get(gone.networking.interface_index) is gone:
+            del self._by_ifindex[gone.networking.interface_index]
+
+    def _remember(self, endpoint: Endpoint) -> None:
+        self._cache[endpoint.id] = endpoint
+        self._by_ifindex[endpoint.networking.interface_index] = endpoint
+
+    def by_interface_index(self, ifindex: int) -> Endpoint | None:
+        return self._by_ifindex.get(ifindex)
 
 
 def transition(endpoint: Endpoint, state: EndpointState, message: str) -> Endpoint:

@@ -85,12 +85,16 @@ def _json(model: m.Model | list[Any], status: int = 200) -> web.Response:
     return web.json_response(model.wire(), status=status)
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        data = json.loads(raw or b"null")
+        return json.loads(raw or b"null")
     except ValueError as err:
         raise BadRequestError(f"request body is not valid JSON: {err}") from None
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    data = await _json_body(request)
     if not isinstance(data, dict):
         raise BadRequestError(f"request body must be a JSON object, got {type(data).__name__}")
     return model.model_validate(data)
@@ -233,11 +237,7 @@ class AgentAPI:
         return _json(await self.call(self.agent.policy_state))
 
     async def policy_put(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            data = json.loads(raw or b"null")
-        except ValueError as err:
-            raise BadRequestError(f"request body is not valid JSON: {err}") from None
+        data = await _json_body(request)
         if isinstance(data, dict):
             data = [data]
         if not isinstance(data, list) or not data:
@@ -263,7 +263,7 @@ class AgentAPI:
             raise BadRequestError(f"invalid type {kind!r}: expected drop, trace or all")
         monitor = self.agent.monitor
         if not monitor.available:
-            await self.call(self.agent._require_bpf)
+            await self.call(self.agent.require_bpf)
         types = frozenset(("drop", "trace")) if kind == "all" else frozenset((kind,))
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)

@@ -49,7 +49,7 @@ from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname
 from podnet.datapath.veth import EndpointLink, LinkCounters
 from podnet.errors import PodnetError
-from podnet.identity import IdentityAllocator, security_labels
+from podnet.identity import IDENTITY_HOST, IDENTITY_INIT, RESERVED_IDENTITIES, IdentityAllocator, security_labels
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator, IPAMError, parse_address, parse_cidr
 from podnet.ipam.allocator import ROUTER_OWNER, Allocation
 from podnet.ipam.cidr import Network
@@ -60,9 +60,6 @@ from podnet.policy.repository import PolicyRepository
 
 log = logging.getLogger("podnet.agent")
 
-IDENTITY_HOST = 1
-IDENTITY_INIT = 5  # see podnet.datapath.bpf.maps: reserved identities
-RESERVED_IDENTITIES = {1: ["reserved:host"], 2: ["reserved:world"], 5: ["reserved:init"]}
 ENDPOINT_OWNER = "endpoint:"
 RELEASED_OWNER = "released-endpoint:"
 
@@ -229,7 +226,7 @@ class Agent:
     def bpf(self) -> BpfDatapath | None:
         return self.datapath if isinstance(self.datapath, BpfDatapath) else None
 
-    def _require_bpf(self) -> BpfDatapath:
+    def require_bpf(self) -> BpfDatapath:
         if self.bpf is None:
             raise BadRequestError(
                 f"this node runs the {self.datapath.mode} datapath, which has no BPF maps"
@@ -237,19 +234,16 @@ class Agent:
             )
         return self.bpf
 
-    def _endpoint_by_ifindex(self) -> dict[int, Endpoint]:
-        return {e.networking.interface_index: e for e in self.endpoints.list()}
-
     def _labels(self, identity: int) -> list[str]:
         return self.identity_labels.get(identity, [])
 
     def bpf_maps(self) -> BpfMaps:
-        bpf = self._require_bpf()
-        by_index = self._endpoint_by_ifindex()
-        self.identity_labels = {**RESERVED_IDENTITIES, **self.identities.all()}
+        bpf = self.require_bpf()
+        by_index = self.endpoints.by_interface_index
+        self._refresh_identities()
         endpoints = []
         for ip, info in bpf.endpoint_entries():
-            owner = by_index.get(info.ifindex)
+            owner = by_index(info.ifindex)
             endpoints.append(
                 BpfEndpointEntry(
                     ip=ip,
@@ -280,7 +274,7 @@ class Agent:
             counted.setdefault(entry.ifindex, BpfEndpointCounters())
         counters = []
         for ifindex, c in sorted(counted.items()):
-            owner = by_index.get(ifindex)
+            owner = by_index(ifindex)
             counters.append(
                 BpfCounters(
                     ifindex=ifindex,
@@ -303,7 +297,7 @@ class Agent:
         )
 
     def _describe_event(self, event: Event) -> MonitorEvent:
-        owner = self._endpoint_by_ifindex().get(event.ifindex)
+        owner = self.endpoints.by_interface_index(event.ifindex)
         return MonitorEvent(
             timestamp_ns=event.timestamp_ns,
             type=event.type,
@@ -357,7 +351,7 @@ class Agent:
         return PolicyDeleted(deleted=deleted, revision=self.store.revision())
 
     def identity_list(self) -> list[Identity]:
-        self.identity_labels = {**RESERVED_IDENTITIES, **self.identities.all()}
+        self._refresh_identities()
         return [
             Identity(id=n, labels=labels, reserved=n in RESERVED_IDENTITIES)
             for n, labels in sorted(self.identity_labels.items())
@@ -366,14 +360,19 @@ class Agent:
     def _identity_of(self, labels: list[str]) -> int:
         return self.identities.identity_for(labels)
 
+    def _refresh_identities(self) -> dict[int, list[str]]:
+        """Every allocated identity (from the store); also kept, with the reserved ones, to name them."""
+        known = self.identities.all()
+        self.identity_labels = {**RESERVED_IDENTITIES, **known}
+        return known
+
     def regenerate(self, *, full: bool = False) -> CompiledPolicy:
         """Recompile policy for this node's endpoints and write it to the datapath.
 
         Runs after every endpoint or policy change, and periodically (gc, `full`:
         with the IP cache) to pick up identities, endpoints and rules other
         nodes added."""
-        known = self.identities.all()
-        self.identity_labels = {**RESERVED_IDENTITIES, **known}
+        known = self._refresh_identities()
         local = self.endpoints.list()
         local_ids = {e.identity for e in local if e.identity is not None}
         rules = self.policies.list()

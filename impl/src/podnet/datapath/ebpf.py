@@ -16,7 +16,6 @@ them and re-attaches the freshly loaded programs atomically.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -30,7 +29,6 @@ from podnet.datapath.bpf.loader import BpfObject
 from podnet.datapath.bpf.maps import (
     CONFIG_TRACE,
     EP_F_POLICY_INGRESS,
-    IDENTITY_INIT,
     EndpointCounters,
     EndpointInfo,
     PolicyKey,
@@ -49,10 +47,9 @@ from podnet.datapath.veth import (
     VethDatapath,
     _err,
 )
+from podnet.identity import IDENTITY_INIT
 
 log = logging.getLogger("podnet.datapath.bpf")
-
-DEFAULT_PIN_ROOT = Path("/sys/fs/bpf/podnet")
 
 
 class BpfDatapath(VethDatapath):
@@ -251,13 +248,3 @@ class BpfDatapath(VethDatapath):
         """Read drop/trace events on a thread of their own; `sink` gets each one."""
         if self._events is None:
             self._events = EventReader(self.obj.map("pn_events").fd, sink)
-
-
-def remove_pins(pin_dir: Path) -> None:
-    """Forget a node's maps (lab clean-up; the kernel frees them once unused)."""
-    if pin_dir.is_dir():
-        for pin in pin_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                pin.unlink()
-        with contextlib.suppress(OSError):
-            pin_dir.rmdir()

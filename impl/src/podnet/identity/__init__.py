@@ -18,6 +18,16 @@ import json
 from podnet.errors import PodnetError
 from podnet.kvstore import KVStore
 
+IDENTITY_ANY = 0  # a policy wildcard, never an endpoint's identity
+IDENTITY_HOST = 1
+IDENTITY_WORLD = 2
+IDENTITY_INIT = 5  # an endpoint whose labels are not known yet
+# The same numbers are in podnet/datapath/bpf/podnet.h.
+RESERVED_IDENTITIES = {
+    IDENTITY_HOST: ["reserved:host"],
+    IDENTITY_WORLD: ["reserved:world"],
+    IDENTITY_INIT: ["reserved:init"],
+}
 FIRST_IDENTITY = 256
 LABELS_PREFIX = "podnet/identities/labels/"
 IDS_PREFIX = "podnet/identities/ids/"

@@ -29,7 +29,6 @@ BPF_TC_INGRESS = 1 << 0
 BPF_TC_EGRESS = 1 << 1
 BPF_TC_F_REPLACE = 1 << 0
 BPF_ANY = 0
-BPF_NOEXIST = 1
 
 
 class TcHook(ctypes.Structure):
@@ -70,7 +69,6 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
     "bpf_map_delete_elem": (c_int, [c_int, c_void_p]),
     "bpf_map_get_next_key": (c_int, [c_int, c_void_p, c_void_p]),
-    "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_tc_hook_create": (c_int, [c_void_p]),
     "bpf_tc_attach": (c_int, [c_void_p, c_void_p]),
     "bpf_tc_detach": (c_int, [c_void_p, c_void_p]),

@@ -73,21 +73,22 @@ class BpfObject:
             self.close()
             raise
 
-    def _programs(self) -> list[tuple[str, int]]:
+    def _walk(self, kind: str) -> list[tuple[str, int]]:
+        """(name, pointer) of each program or map: libbpf's bpf_object__next_<kind> / bpf_<kind>__name."""
+        following = getattr(self._lib, f"bpf_object__next_{kind}")
+        name_of = getattr(self._lib, f"bpf_{kind}__name")
         found: list[tuple[str, int]] = []
-        prog = self._lib.bpf_object__next_program(self._obj, None)
-        while prog:
-            found.append((self._lib.bpf_program__name(prog).decode(), prog))
-            prog = self._lib.bpf_object__next_program(self._obj, prog)
+        item = following(self._obj, None)
+        while item:
+            found.append((name_of(item).decode(), item))
+            item = following(self._obj, item)
         return found
 
+    def _programs(self) -> list[tuple[str, int]]:
+        return self._walk("program")
+
     def _maps(self) -> list[tuple[str, int]]:
-        found: list[tuple[str, int]] = []
-        m = self._lib.bpf_object__next_map(self._obj, None)
-        while m:
-            found.append((self._lib.bpf_map__name(m).decode(), m))
-            m = self._lib.bpf_object__next_map(self._obj, m)
-        return found
+        return self._walk("map")
 
     def _prepare(self) -> None:
         for name, prog in self._programs():

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from podnet.datapath.bpf import libbpf
-
-IDENTITY_ANY = 0
-IDENTITY_HOST = 1
-IDENTITY_WORLD = 2
-IDENTITY_INIT = 5  # an endpoint whose labels are not known yet
-RESERVED_IDENTITIES = {IDENTITY_HOST: "reserved:host", IDENTITY_WORLD: "reserved:world", IDENTITY_INIT: "reserved:init"}
 
 EP_F_POLICY_INGRESS = 1 << 0
 POLICY_ALLOW = 1
@@ -30,7 +23,6 @@ DROP_REASONS = {0: "none", 1: "policy denied", 2: "invalid source", 3: "malforme
 EVENT_TYPES = {1: "drop", 2: "trace"}
 DIRECTIONS = {1: "from-container", 2: "to-container"}
 PROTOCOLS = {0: "any", 1: "ICMP", 6: "TCP", 17: "UDP"}
-PROTOCOL_NUMBERS = {"ANY": 0, "ICMP": 1, "TCP": 6, "UDP": 17}
 
 
 def ip_key(ip: str) -> bytes:
@@ -174,13 +166,10 @@ class Event:
 
 
 class BpfMap:
-    """One map by fd: raw bytes in and out (percpu maps give one value per CPU)."""
+    """One map of a loaded object, by its fd (the object owns it): raw bytes in and out (percpu maps give one value per CPU)."""
 
-    def __init__(
-        self, name: str, fd: int, key_size: int, value_size: int, *, per_cpu: bool = False, owned: bool = False
-    ):
+    def __init__(self, name: str, fd: int, key_size: int, value_size: int, *, per_cpu: bool = False):
         self.name = name
-        self.owned = owned  # an fd of our own (from a pin), not the loaded object's
         self.fd = fd
         self.key_size = key_size
         self.value_size = value_size
@@ -239,7 +228,3 @@ class BpfMap:
             value = self.lookup(key)
             if value is not None:  # deleted meanwhile
                 yield key, value
-
-    def close(self) -> None:
-        if self.owned:
-            os.close(self.fd)
