@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lab.netns import NetnsNode, wait_for
+from lab.netns import NetnsNode
+from lab.node import LabNode, wait_for
 from lab.topology import Topology
 
 TOR_ASN = 65000
@@ -48,11 +49,11 @@ def start_tor_bird(tor: NetnsNode, topology: Topology) -> None:
     wait_for(ctl.exists, 10, f"bird on {tor.name} ({ctl})")
 
 
-def tor_routes(tor: NetnsNode) -> str:
+def tor_routes(tor: LabNode) -> str:
     return tor.cmd("ip", "route", "show", "proto", "bird").stdout
 
 
-def wait_for_pod_routes(tor: NetnsNode, expected: dict[str, str], timeout_s: float = 30) -> None:
+def wait_for_pod_routes(tor: LabNode, expected: dict[str, str], timeout_s: float = 30) -> None:
     """expected: pod CIDR -> node IP; wait until the ToR's kernel has each via BGP."""
 
     def present() -> bool:

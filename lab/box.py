@@ -51,6 +51,7 @@ PACKAGES = [
     "iptables",
     "procps",
     "tcpdump",
+    "iputils-ping",  # for people debugging by hand
     "curl",
     "python3",
     "python3-venv",  # the podnet wheelhouse is installed into a venv
@@ -75,7 +76,9 @@ FILES: dict[str, str] = {
     ),
     "boot/extlinux/extlinux.conf": (
         "DEFAULT podnet\nTIMEOUT 1\nLABEL podnet\n  LINUX /vmlinuz\n  INITRD /initrd.img\n"
-        "  APPEND root=LABEL=podnetroot ro console=ttyS0 net.ifnames=0 biosdevname=0 quiet\n"
+        # apparmor=0: Debian's kernel turns AppArmor on, the box has no apparmor_parser,
+        # and dockerd then refuses to start any container.
+        "  APPEND root=LABEL=podnetroot ro console=ttyS0 net.ifnames=0 biosdevname=0 apparmor=0 quiet\n"
     ),
 }
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
-
-from lab.netns import NetnsNode
+from lab.node import LabNode
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.lab import BaseLab
 from lab.scenario import (
     AllocationsCheck,
     CompareCheck,
@@ -29,7 +26,6 @@ from lab.scenario import (
     RoutesCheck,
 )
 from lab.variables import dig
-from podnet.datapath.netns import run_in_netns
 
 PROTOS = {2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp", 200: "podnet"}
 
@@ -44,13 +40,13 @@ class CheckResult:
     where: str = ""
 
 
-def _agent(node: NetnsNode, path: str) -> Any:
+def _agent(node: LabNode, path: str) -> Any:
     from podnet.api.client import AgentClient
 
     return AgentClient(str(node.agent_sock), timeout=10).request("GET", path)
 
 
-def allocations(node: NetnsNode, check: AllocationsCheck) -> CheckResult:
+def allocations(node: LabNode, check: AllocationsCheck) -> CheckResult:
     state = _agent(node, "/v1/ipam")
     held = {a["ip"]: a for a in state["allocations"]}
     where = f"{node.name}: podnet ipam list"
@@ -106,7 +102,7 @@ def allocations(node: NetnsNode, check: AllocationsCheck) -> CheckResult:
     return CheckResult("allocations", f"{check.ip} on {node.name}", not problems, expected, actual, where)
 
 
-def cluster_nodes(lab: Lab, check: NodesCheck) -> CheckResult:
+def cluster_nodes(lab: BaseLab, check: NodesCheck) -> CheckResult:
     """Runs `podnet node list --json` on the control node, against the cluster's store."""
     control = lab.control
     if control is None:
@@ -133,22 +129,20 @@ def cluster_nodes(lab: Lab, check: NodesCheck) -> CheckResult:
     return CheckResult("nodes", f"condition of {c.node}", ok, expected, actual, where)
 
 
-def _routes(netns: str) -> list[dict[str, str]]:
-    return run_in_netns(netns, _read_routes)
-
-
-def _read_routes(ipr: IPRoute) -> list[dict[str, str]]:
-    names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+def _routes(node: LabNode, netns: str | None) -> list[dict[str, str]]:
+    """The main table as iproute2 sees it (run on the node, so it works on every backend)."""
+    enter = ["nsenter", f"--net={netns}"] if netns else []
+    proc = node.cmd(*enter, "ip", "-N", "-j", "route", "show", "table", "main")
     found = []
-    for route in ipr.get_routes(family=2, table=254):
-        dst = route.get("dst")
-        length = route["dst_len"]
+    for route in json.loads(proc.stdout or "[]"):
+        dst = route.get("dst", "")
+        proto = int(route.get("protocol", 3))  # iproute2 leaves out proto boot
         found.append(
             {
-                "dst": "default" if length == 0 else (f"{dst}/{length}" if dst else f"0.0.0.0/{length}"),
-                "gateway": route.get("gateway") or "",
-                "dev": names.get(route.get("oif"), "") or "",
-                "proto": PROTOS.get(route["proto"], str(route["proto"])),
+                "dst": dst if dst == "default" or "/" in dst else f"{dst}/32",
+                "gateway": route.get("gateway", ""),
+                "dev": route.get("dev", ""),
+                "proto": PROTOS.get(proto, str(proto)),
             }
         )
     return found
@@ -169,19 +163,20 @@ def _match(route: dict[str, str], want: RouteMatch) -> bool:
     )
 
 
-def pod_netns(node: NetnsNode, pod: str) -> str:
-    return f"/run/netns/{node.netns}-{pod}"
+def pod_netns(node: LabNode, pod: str) -> str:
+    """Where a CNI step's pod namespace lives (on the node's machine)."""
+    return f"/run/netns/{node.pod_netns_prefix}-{pod}"
 
 
-def routes(node: NetnsNode, check: RoutesCheck) -> CheckResult:
+def routes(node: LabNode, check: RoutesCheck) -> CheckResult:
     if check.pod:
         netns, where = pod_netns(node, check.pod), f"{node.name}: nsenter --net={pod_netns(node, check.pod)} ip route"
     elif check.container:
         pid = node.docker("inspect", "-f", "{{.State.Pid}}", check.container).stdout.strip()
         netns, where = f"/proc/{pid}/ns/net", f"{node.name}: docker exec {check.container} ip route"
     else:
-        netns, where = node.netns_path, f"{node.name}: ip route"
-    table = _routes(netns)
+        netns, where = None, f"{node.name}: ip route"
+    table = _routes(node, netns)
     want = check.has or check.lacks
     assert want is not None
     hit = any(_match(r, want) for r in table)
@@ -197,7 +192,7 @@ def routes(node: NetnsNode, check: RoutesCheck) -> CheckResult:
     )
 
 
-def inspect(node: NetnsNode, check: InspectCheck) -> CheckResult:
+def inspect(node: LabNode, check: InspectCheck) -> CheckResult:
     proc = node.docker(*check.docker, check=False)
     where = f"{node.name}: docker {' '.join(check.docker)}"
     try:
@@ -220,7 +215,7 @@ def inspect(node: NetnsNode, check: InspectCheck) -> CheckResult:
     )
 
 
-def plugin_calls(node: NetnsNode, check: PluginCallsCheck, log_text: str, log: Path) -> CheckResult:
+def plugin_calls(node: LabNode, check: PluginCallsCheck, log_text: str, where: str) -> CheckResult:
     calls = [
         line.split("podnet.docker: ", 1)[1].split(" ", 1)[0]
         for line in log_text.splitlines()
@@ -236,7 +231,7 @@ def plugin_calls(node: NetnsNode, check: PluginCallsCheck, log_text: str, log: P
         position == len(check.sequence),
         " → ".join(check.sequence),
         " → ".join(calls) or "no calls",
-        f"logs/{node.name}/{log.name}",
+        where,
     )
 
 
@@ -260,7 +255,7 @@ def compare(check: CompareCheck) -> CheckResult:
     return CheckResult("compare", expected, ok, expected, f"up by {delta} ({check.right} -> {check.left})")
 
 
-def endpoint(node: NetnsNode, check: EndpointCheck) -> CheckResult:
+def endpoint(node: LabNode, check: EndpointCheck) -> CheckResult:
     from podnet.api.client import AgentClient
 
     description = f"{check.container}'s endpoint {check.field} = {check.equals}"

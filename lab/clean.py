@@ -2,21 +2,26 @@
 
 Lab objects are recognisable by name: namespaces `pn-*`, cgroups
 `/sys/fs/cgroup/pn-*`, directories under /var/tmp/podnet-lab, processes whose
-network namespace is a lab namespace or whose cgroup is a lab cgroup.
+network namespace is a lab namespace or whose cgroup is a lab cgroup, and the
+Vagrant backend's libvirt domains and networks `pn-*` (with their disks, and
+vagrant's record of them in .vagrant/machines).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+from lab.deploy import REPO
 from lab.lab import CURRENT, LABS
 from lab.netns import BPF_PINS, CGROUP_ROOT, processes_running_from, remove_cgroup, remove_pins, remove_tree
 
 NETNS_DIR = Path("/run/netns")
+MACHINES = REPO / ".vagrant" / "machines"
 
 
 def lab_namespaces() -> list[str]:
@@ -53,14 +58,50 @@ def lab_processes() -> dict[int, str]:
     return found
 
 
+def _virsh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["virsh", "-q", *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def lab_vms() -> tuple[list[str], list[str]]:
+    """(domains, networks) named pn-*; none when libvirt is not installed or not running."""
+    if shutil.which("virsh") is None:
+        return [], []
+    domains = _virsh("list", "--all", "--name")
+    networks = _virsh("net-list", "--all", "--name")
+    if domains.returncode != 0 or networks.returncode != 0:
+        return [], []
+    return _lab_names(domains.stdout), _lab_names(networks.stdout)
+
+
+def _lab_names(listing: str) -> list[str]:
+    return sorted(name for name in listing.split() if name.startswith("pn-"))
+
+
+def clean_vms(removed: dict[str, list[str]]) -> None:
+    domains, networks = lab_vms()
+    for domain in domains:
+        _virsh("destroy", domain)
+        _virsh("undefine", domain, "--remove-all-storage", "--nvram")
+        removed["VMs"].append(domain)
+    for network in networks:
+        _virsh("net-destroy", network)
+        _virsh("net-undefine", network)
+        removed["VM networks"].append(network)
+    if domains and MACHINES.is_dir():
+        remove_tree(MACHINES)  # vagrant's ids of the domains just removed
+
+
 def clean(report: bool = True) -> dict[str, list[str]]:
     removed: dict[str, list[str]] = {
+        "VMs": [],
+        "VM networks": [],
         "processes": [],
         "namespaces": [],
         "bpf pins": [],
         "cgroups": [],
         "directories": [],
     }
+    clean_vms(removed)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         procs = lab_processes()
         for pid, why in procs.items():

@@ -55,6 +55,19 @@ def build_wheel(dest: Path) -> Path:
     return wheels[-1]
 
 
+def wheelhouse() -> tuple[Path, bool]:
+    """podnet's wheel and every dependency's, for installing with no index (VMs are offline);
+    (directory, built_now). Cached by the source hash."""
+    house = CACHE / f"wheelhouse-{source_hash()}"
+    if (house / ".complete").exists():
+        return house, False
+    shutil.rmtree(house, ignore_errors=True)
+    wheel = build_wheel(house)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(house), str(wheel)], "fetching podnet's dependencies")
+    (house / ".complete").write_text(wheel.name + "\n")
+    return house, True
+
+
 def lab_venv() -> tuple[Path, bool]:
     """The venv with this source tree's wheel installed; (python, built_now)."""
     key = source_hash()
@@ -63,9 +76,13 @@ def lab_venv() -> tuple[Path, bool]:
     if python.exists() and (venv / ".complete").exists():
         return python, False
     shutil.rmtree(venv, ignore_errors=True)
-    wheel = build_wheel(CACHE / f"wheelhouse-{key}")
+    house, _ = wheelhouse()
+    wheel = next(house.glob("podnet-*.whl"))
     _run([sys.executable, "-m", "venv", str(venv)], "creating the lab venv")
-    _run([str(python), "-m", "pip", "install", "-q", str(wheel)], f"installing {wheel.name} into {venv}")
+    _run(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(house), str(wheel)],
+        f"installing {wheel.name} into {venv}",
+    )
     (venv / ".complete").write_text(wheel.name + "\n")
     for stale in CACHE.glob("venv-*"):
         if stale != venv:

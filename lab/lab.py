@@ -15,19 +15,22 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from lab.bgp import TOR_ASN, node_asn, start_tor_bird, wait_for_pod_routes
+from lab.bgp import start_tor_bird, wait_for_pod_routes
 from lab.control import etcd_url, start_control_plane
 from lab.deploy import cni_binary, lab_venv
 from lab.image import IMAGE, build_rootfs_tar
-from lab.netns import NetnsNode, NodeError, remove_tree, wait_for
+from lab.netns import NetnsNode, remove_tree
+from lab.node import LabNode, NodeError, wait_for
+from lab.nodeconfig import agent_settings, as_flags
 from lab.topology import Topology
 
 LABS = Path("/var/tmp/podnet-lab")
@@ -38,8 +41,123 @@ class LabError(RuntimeError):
     pass
 
 
+class BaseLab(ABC):
+    """A lab on some backend: the ToR and nodes of a topology, as `LabNode`s."""
+
+    backend: ClassVar[str]
+    topology: Topology
+    run_id: str
+    timings: list[tuple[str, float]]
+    up_seconds: float
+    tor: LabNode
+    nodes: Mapping[str, LabNode]
+
+    @property
+    def root(self) -> Path:
+        return LABS / self.run_id
+
+    @property
+    def control(self) -> LabNode | None:
+        spec = self.topology.control()
+        return self.nodes[spec.name] if spec else None
+
+    @property
+    def workers(self) -> Mapping[str, LabNode]:
+        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
+
+    def all_nodes(self) -> Iterator[LabNode]:
+        yield self.tor
+        yield from self.nodes.values()
+
+    def node(self, name: str) -> LabNode:
+        if name == self.tor.name:
+            return self.tor
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([self.tor.name, *self.nodes])})") from None
+
+    @contextmanager
+    def step(self, what: str, report: Callable[[str], None] | None = None) -> Iterator[None]:
+        if report:
+            report(what)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings.append((what, time.perf_counter() - t0))
+
+    @property
+    @abstractmethod
+    def store_url(self) -> str: ...
+
+    @abstractmethod
+    def up(self, report: Callable[[str], None] | None = None) -> None: ...
+
+    @abstractmethod
+    def down(self, *, keep_logs: Path | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def save(self) -> None: ...
+
+    @abstractmethod
+    def start_process(self, node: str, name: str) -> None: ...
+
+    @abstractmethod
+    def stop_process(self, node: str, name: str) -> None: ...
+
+    @abstractmethod
+    def node_env(self, name: str) -> dict[str, str]:
+        """What a shell on the node sees: its dockerd, its agent, the cluster store, podnet's commands."""
+
+    @abstractmethod
+    def cni_plugin(self) -> Path: ...
+
+    @abstractmethod
+    def collect_logs(self, dest: Path) -> None:
+        """Copy every node's logs to dest/<node>/."""
+
+    def pod_cidr(self, node: str) -> str | None:
+        """The node's pod CIDR, or None while its agent waits for one."""
+        health = self.nodes[node].agent_health()
+        return None if health is None else health.get("pod-cidr")
+
+    def _wait_for_pod_cidrs(self, timeout_s: float = 30.0) -> None:
+        """Every worker has a pod CIDR or a definite reason why not (the pool is exhausted)."""
+
+        def settled(node: LabNode) -> bool:
+            health = node.agent_health()
+            if health is None:
+                return False
+            return bool(health.get("pod-cidr")) or "exhausted" in health["ipam"]["message"]
+
+        for node in self.workers.values():
+            wait_for(partial(settled, node), timeout_s, f"a pod CIDR (or a reason) for {node.name}")
+
+    def _wait_for_bgp(self) -> None:
+        cidrs = {name: self.pod_cidr(name) for name in self.workers}
+        expected = {cidr: self.topology.node_ip(name) for name, cidr in cidrs.items() if cidr}
+        wait_for_pod_routes(self.tor, expected)
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> BaseLab:
+        """The lab that is up (or the one at root), on whichever backend made it."""
+        root = root or (CURRENT.resolve() if CURRENT.exists() else None)
+        if root is None or not (root / "lab.json").exists():
+            raise LabError("no lab is up (start one with `lab up`)")
+        state: dict[str, Any] = json.loads((root / "lab.json").read_text())
+        if state.get("backend", "netns") == "vagrant":
+            from lab.vagrant_lab import VagrantLab
+
+            return VagrantLab.from_state(state)
+        return Lab.from_state(state)
+
+
 @dataclass
-class Lab:
+class Lab(BaseLab):
+    """The netns backend."""
+
+    backend: ClassVar[str] = "netns"
     topology: Topology
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     python: str = ""
@@ -54,40 +172,12 @@ class Lab:
         self.nodes = {n.name: NetnsNode(n.name, self.run_id, self.root) for n in self.topology.nodes}
 
     @property
-    def root(self) -> Path:
-        return LABS / self.run_id
-
-    @property
     def store_url(self) -> str:
         """The cluster's store: etcd on the control node, or (no control node) one
         SQLite file that every agent takes its pod CIDR from."""
         if self.topology.control() is not None:
             return etcd_url(self.topology)
         return f"sqlite://{self.root / 'cluster.db'}"
-
-    @property
-    def control(self) -> NetnsNode | None:
-        spec = self.topology.control()
-        return self.nodes[spec.name] if spec else None
-
-    @property
-    def workers(self) -> dict[str, NetnsNode]:
-        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
-
-    def all_nodes(self) -> Iterator[NetnsNode]:
-        yield self.tor
-        yield from self.nodes.values()
-
-    # -- progress ----------------------------------------------------------------
-    @contextmanager
-    def step(self, what: str, report: Callable[[str], None] | None = None) -> Iterator[None]:
-        if report:
-            report(what)
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings.append((what, time.perf_counter() - t0))
 
     # -- bring-up -------------------------------------------------------------------
     def up(self, report: Callable[[str], None] | None = None) -> None:
@@ -128,40 +218,28 @@ class Lab:
                 with self.step("pod CIDRs from podnet-operator", report):
                     self._wait_for_pod_cidrs()
             with self.step("BGP: every pod CIDR routed by the ToR", report):
-                cidrs = {name: self.pod_cidr(name) for name in self.workers}
-                expected = {cidr: self.topology.node_ip(name) for name, cidr in cidrs.items() if cidr}
-                wait_for_pod_routes(self.tor, expected)
+                self._wait_for_bgp()
         except BaseException:
             self.save()
             raise
         self.up_seconds = time.perf_counter() - started
         self.save()
 
+    @property
+    def control(self) -> NetnsNode | None:
+        spec = self.topology.control()
+        return self.nodes[spec.name] if spec else None
+
+    @property
+    def workers(self) -> dict[str, NetnsNode]:
+        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
+
+    def all_nodes(self) -> Iterator[NetnsNode]:
+        yield self.tor
+        yield from self.nodes.values()
+
     def agent_args(self, name: str) -> list[str]:
-        cidrs = [a for c in self.topology.cluster_cidrs for a in ("--cluster-cidr", c)]
-        link = next(link for link in self.topology.links() if link.node == name)
-        bgp = [
-            "--node-ip",
-            link.node_ip,
-            "--bgp-peer",
-            link.tor_ip,
-            "--bgp-asn",
-            str(node_asn(link.index)),
-            "--bgp-peer-asn",
-            str(TOR_ASN),
-        ]
-        mode = ["--ipam-mode", "operator"] if self.control is not None else []
-        return [
-            "--store",
-            self.store_url,
-            "--datapath",
-            self.topology.datapath,
-            *mode,
-            *cidrs,
-            "--mask-size",
-            str(self.topology.mask_size),
-            *bgp,
-        ]
+        return as_flags(agent_settings(self.topology, name, self.store_url))
 
     def start_process(self, node: str, name: str) -> None:
         if name == "podnet-agent":
@@ -171,6 +249,11 @@ class Lab:
         else:
             raise LabError(f"cannot start {name!r} (podnet-agent or podnet-docker)")
         self.save()
+
+    def _netns_node(self, name: str) -> NetnsNode:
+        node = self.node(name)
+        assert isinstance(node, NetnsNode)
+        return node
 
     def stop_process(self, node: str, name: str) -> None:
         self.node(node).stop(name)
@@ -222,9 +305,15 @@ class Lab:
             self._cni_plugin = cni_binary(self.python)
         return self._cni_plugin
 
+    def collect_logs(self, dest: Path) -> None:
+        import shutil
+
+        for node in self.all_nodes():
+            if node.logs.is_dir():
+                shutil.copytree(node.logs, dest / node.name, dirs_exist_ok=True)
+
     def node_env(self, name: str) -> dict[str, str]:
-        """What a shell on the node sees: its dockerd, its agent, the cluster store, podnet's commands."""
-        node = self.node(name)
+        node = self._netns_node(name)
         env = {
             "DOCKER_HOST": f"unix://{node.docker_sock}",
             "PODNET_SOCKET": str(node.agent_sock),
@@ -233,23 +322,6 @@ class Lab:
         if self.python:
             env["PATH"] = f"{Path(self.python).parent}:{os.environ.get('PATH', '')}"
         return env
-
-    def pod_cidr(self, node: str) -> str | None:
-        """The node's pod CIDR, or None while its agent waits for one."""
-        health = self.nodes[node].agent_health()
-        return None if health is None else health.get("pod-cidr")
-
-    def _wait_for_pod_cidrs(self, timeout_s: float = 30.0) -> None:
-        """Every worker has a pod CIDR or a definite reason why not (the pool is exhausted)."""
-
-        def settled(node: NetnsNode) -> bool:
-            health = node.agent_health()
-            if health is None:
-                return False
-            return bool(health.get("pod-cidr")) or "exhausted" in health["ipam"]["message"]
-
-        for node in self.workers.values():
-            wait_for(partial(settled, node), timeout_s, f"a pod CIDR (or a reason) for {node.name}")
 
     # -- state ------------------------------------------------------------------------
     def save(self) -> None:
@@ -265,25 +337,13 @@ class Lab:
         (self.root / "lab.json").write_text(json.dumps(state, indent=2))
 
     @classmethod
-    def load(cls, root: Path | None = None) -> Lab:
-        root = root or (CURRENT.resolve() if CURRENT.exists() else None)
-        if root is None or not (root / "lab.json").exists():
-            raise LabError("no lab is up (start one with `lab up`)")
-        state: dict[str, Any] = json.loads((root / "lab.json").read_text())
+    def from_state(cls, state: dict[str, Any]) -> Lab:
         lab = cls(Topology.model_validate(state["topology"]), run_id=state["run_id"], python=state["python"])
         lab.tor = NetnsNode.from_state(state["tor"], lab.run_id, lab.root)
         lab.nodes = {n: NetnsNode.from_state(s, lab.run_id, lab.root) for n, s in state["nodes"].items()}
         lab.timings = [(str(w), float(s)) for w, s in state.get("timings", [])]
         lab.up_seconds = float(state.get("up_seconds", 0.0))
         return lab
-
-    def node(self, name: str) -> NetnsNode:
-        if name == self.tor.name:
-            return self.tor
-        try:
-            return self.nodes[name]
-        except KeyError:
-            raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([self.tor.name, *self.nodes])})") from None
 
     # -- teardown --------------------------------------------------------------------
     def down(self, *, keep_logs: Path | None = None) -> list[str]:
@@ -305,19 +365,22 @@ class Lab:
             destroy(node)
         destroy(self.tor)
         if keep_logs is not None:
-            collect_logs(self, keep_logs)
+            self.collect_logs(keep_logs)
         remove_tree(self.root)
         if CURRENT.is_symlink() and not CURRENT.exists():
             CURRENT.unlink()
         return errors
 
 
-def collect_logs(lab: Lab, dest: Path) -> None:
-    import shutil
+def make_lab(topology: Topology, backend: str = "netns") -> BaseLab:
+    """A lab (not yet up) of the topology on the backend: netns or vagrant."""
+    if backend == "vagrant":
+        from lab.vagrant_lab import VagrantLab
 
-    for node in lab.all_nodes():
-        if node.logs.is_dir():
-            shutil.copytree(node.logs, dest / node.name, dirs_exist_ok=True)
+        return VagrantLab(topology)
+    if backend != "netns":
+        raise LabError(f"unknown backend {backend!r} (netns or vagrant)")
+    return Lab(topology)
 
 
 def existing_labs() -> list[str]:

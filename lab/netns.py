@@ -13,33 +13,21 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+from lab.node import DOCKER_CLI, LabNode
+from lab.node import NodeError as NodeError
+from lab.node import wait_for as wait_for
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BPF_PINS = Path("/sys/fs/bpf/podnet")
-
-
-class NodeError(RuntimeError):
-    pass
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str, *, interval_s: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval_s)
-    raise NodeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 @dataclass
@@ -96,7 +84,7 @@ exec dockerd --data-root {data} --exec-root {exec_root} -H unix://{sock} --pidfi
 
 
 @dataclass
-class NetnsNode:
+class NetnsNode(LabNode):
     name: str
     run_id: str
     root: Path
@@ -107,6 +95,10 @@ class NetnsNode:
     @property
     def netns(self) -> str:
         return f"pn-{self.run_id}-{self.name}"
+
+    @property
+    def pod_netns_prefix(self) -> str:
+        return self.netns
 
     @property
     def netns_path(self) -> str:
@@ -158,29 +150,8 @@ class NetnsNode:
         self.cmd("ip", "link", "set", "lo", "up")
         return self
 
-    def cmd(
-        self,
-        *argv: str,
-        check: bool = True,
-        input: str | None = None,
-        timeout: float = 120.0,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a command in the node's network namespace (`env` adds to the environment)."""
-        proc = subprocess.run(
-            ["nsenter", f"--net={self.netns_path}", *argv],
-            capture_output=True,
-            text=True,
-            input=input,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, **env} if env else None,
-        )
-        if check and proc.returncode != 0:
-            raise NodeError(
-                f"{self.name}: `{shlex.join(argv)}` exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}"
-            )
-        return proc
+    def argv_for(self, argv: Sequence[str]) -> list[str]:
+        return ["nsenter", f"--net={self.netns_path}", *argv]
 
     def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None) -> Process:
         """Start a long-running process in the node's network namespace."""
@@ -217,6 +188,28 @@ class NetnsNode:
     def alive(self, name: str) -> bool:
         process = self.processes.get(name)
         return process is not None and process.alive()
+
+    @property
+    def where(self) -> str:
+        return f"netns {self.netns}"
+
+    def process_states(self) -> dict[str, bool]:
+        return {name: self.alive(name) for name in self.processes}
+
+    def log_size(self, name: str) -> int:
+        log = self.logs / f"{name}.log"
+        return log.stat().st_size if log.exists() else 0
+
+    def log_text(self, name: str, start: int = 0) -> str:
+        log = self.logs / f"{name}.log"
+        if not log.exists():
+            return ""
+        with open(log, "rb") as f:
+            f.seek(start)
+            return f.read().decode(errors="replace")
+
+    def log_where(self, name: str) -> str:
+        return str(self.logs / f"{name}.log")
 
     # -- persisted form (so another `lab` command can find and stop everything) ------
     def to_state(self) -> dict[str, object]:
@@ -258,24 +251,6 @@ class NetnsNode:
             return self.docker("version", "--format", "{{.Server.Version}}", check=False).returncode == 0
 
         wait_for(up, timeout_s, f"dockerd on {self.name} ({self.docker_sock})")
-
-    def endpoint_id(self, container: str) -> str:
-        """The podnet endpoint of a container (its libnetwork endpoint id); empty if it has none."""
-        return self.docker(
-            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.EndpointID}}{{end}}", container, check=False
-        ).stdout.strip()
-
-    def docker(self, *args: str, check: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [DOCKER_CLI, "-H", f"unix://{self.docker_sock}", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise NodeError(f"{self.name}: docker {shlex.join(args)}: {proc.stderr.strip()}")
-        return proc
 
     def import_image(self, tarball: Path, image: str) -> None:
         with open(tarball, "rb") as data:
@@ -324,25 +299,8 @@ class NetnsNode:
             ],
         )
         wait_for(
-            lambda: self._agent_ready(require_pod_cidr), timeout_s, f"podnet-agent on {self.name} ({self.agent_sock})"
+            lambda: self.agent_ready(require_pod_cidr), timeout_s, f"podnet-agent on {self.name} ({self.agent_sock})"
         )
-
-    def agent_health(self) -> dict[str, Any] | None:
-        """The agent's healthz, or None while it does not answer."""
-        if not self.alive("podnet-agent"):
-            raise NodeError(f"{self.name}: podnet-agent exited; see {self.logs / 'podnet-agent.log'}")
-        from podnet.api.client import AgentClient
-        from podnet.errors import PodnetError
-
-        try:
-            health: dict[str, Any] = AgentClient(str(self.agent_sock), timeout=2).healthz()
-        except (PodnetError, ValueError):
-            return None
-        return health
-
-    def _agent_ready(self, require_pod_cidr: bool) -> bool:
-        health = self.agent_health()
-        return health is not None and (health["state"] != "failure" or not require_pod_cidr)
 
     def start_plugin(self, python: str, *extra: str, timeout_s: float = 30.0) -> None:
         sock = self.plugin_dir / "podnet.sock"

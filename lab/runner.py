@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from rich.console import Console
 from lab import checks, packets
 from lab.cniexec import exec_cni
 from lab.image import IMAGE
-from lab.lab import Lab, LabError, existing_labs
+from lab.lab import BaseLab, LabError, existing_labs, make_lab
 from lab.libcni import LibCNI
-from lab.netns import NetnsNode, NodeError
+from lab.netns import NetnsNode
+from lab.node import LabNode, NodeError
 from lab.scenario import Scenario, ScenarioError, Step, all_scenarios, load_scenario
 from lab.topology import load_topology
 from lab.variables import VariableError, dig, resolve
@@ -73,35 +73,31 @@ class StepFailed(Exception):
     pass
 
 
+# Stops tcpdump with SIGINT (so it flushes) when the runner closes stdin: the
+# same on every backend, including over ssh, which forwards no signals.
+CAPTURE_SCRIPT = 'tcpdump "$@" & pid=$!; read -r _; kill -INT $pid; wait $pid'
+
+
 @contextmanager
-def capture(node: NetnsNode, interface: str, path: Path) -> Iterator[None]:
+def capture(node: LabNode, interface: str, path: Path) -> Iterator[None]:
     """tcpdump on a node's interface for the duration of the block.
 
     --immediate-mode: without it libpcap hands packets over in blocks and a
     short capture stopped mid-block loses them ("9 received, 3 captured").
     """
-    proc = subprocess.Popen(
-        [
-            "nsenter",
-            f"--net={node.netns_path}",
-            "tcpdump",
-            "--immediate-mode",
-            "-i",
-            interface,
-            "-U",
-            "-n",
-            "-s",
-            "0",
-            "-w",
-            str(path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
+    tcpdump = ["--immediate-mode", "-i", interface, "-U", "-n", "-s", "0", "-w", "-"]
+    with open(path, "wb") as out:
+        proc = subprocess.Popen(
+            node.argv_for(["bash", "-c", CAPTURE_SCRIPT, "capture", *tcpdump]),
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.stderr is not None and proc.stdin is not None
     line = proc.stderr.readline()  # "listening on …" once the socket is open, or the error
     if "listening on" not in line:
+        proc.stdin.close()
         proc.wait(5)
         raise StepFailed(
             f"tcpdump on {node.name}/{interface} did not start: {line.strip() or proc.stderr.read().strip()}"
@@ -110,14 +106,15 @@ def capture(node: NetnsNode, interface: str, path: Path) -> Iterator[None]:
         yield
     finally:
         time.sleep(0.3)  # let the last packets of the step reach the file
-        proc.send_signal(signal.SIGINT)
+        proc.stdin.close()
         try:
-            proc.wait(5)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(5)
 
 
-def base_variables(lab: Lab) -> dict[str, str]:
+def base_variables(lab: BaseLab) -> dict[str, str]:
     from podnet.api.client import AgentClient
 
     variables = {"image": IMAGE, "run_id": lab.run_id, f"{lab.tor.name}.name": lab.tor.name}
@@ -135,7 +132,7 @@ def base_variables(lab: Lab) -> dict[str, str]:
 
 
 class Runner:
-    def __init__(self, lab: Lab, console: Console | None = None):
+    def __init__(self, lab: BaseLab, console: Console | None = None):
         self.lab = lab
         self.console = console or Console(stderr=True)
         self._libcni: dict[str, LibCNI] = {}
@@ -169,7 +166,7 @@ class Runner:
     def step(self, step: Step, run: ScenarioRun, pcaps: dict[str, Path]) -> StepResult:
         result = StepResult(step.name, step.action)
         t0 = time.perf_counter()
-        log_marks = {n: self._log_size(node) for n, node in self.lab.nodes.items()}
+        log_marks = {n: node.log_size("podnet-docker") for n, node in self.lab.nodes.items()}
         try:
             resolved = resolve(step, run.variables)
             assert isinstance(resolved, Step)
@@ -214,13 +211,7 @@ class Runner:
             elif step.exec.pod:
                 netns = checks.pod_netns(node, step.exec.pod)
                 result.command = f"{node.name}/{step.exec.pod}$ {shlex.join(step.exec.cmd)}"
-                proc = subprocess.run(
-                    ["nsenter", f"--net={netns}", *step.exec.cmd],
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
+                proc = node.cmd("nsenter", f"--net={netns}", *step.exec.cmd, check=False)
             else:
                 result.command = f"{node.name}$ {shlex.join(step.exec.cmd)}"
                 proc = node.cmd(*step.exec.cmd, check=False, env=self.lab.node_env(node.name))
@@ -245,6 +236,8 @@ class Runner:
     def _cni(self, action: Any, run: ScenarioRun, result: StepResult) -> None:
         pods: list[str] = action.pods()
         node = self.lab.nodes[action.node]
+        if not isinstance(node, NetnsNode):
+            raise StepFailed(f"CNI steps run on the netns backend only; this lab is {self.lab.backend}")
         if action.runtime == "libcni":
             result.command = f"{node.name}$ podnet-libcni {action.command.lower()} podnet /run/netns/<pod>"
         else:
@@ -365,14 +358,8 @@ class Runner:
         if kind == "inspect":
             return checks.inspect(self.lab.node(spec.node), spec)
         node = self.lab.node(spec.node)
-        log = node.logs / "podnet-docker.log"
-        text = log.read_text(errors="replace")[log_marks.get(node.name, 0) :] if log.exists() else ""
-        return checks.plugin_calls(node, spec, text, log)
-
-    @staticmethod
-    def _log_size(node: NetnsNode) -> int:
-        log = node.logs / "podnet-docker.log"
-        return log.stat().st_size if log.exists() else 0
+        text = node.log_text("podnet-docker", log_marks.get(node.name, 0))
+        return checks.plugin_calls(node, spec, text, f"logs/{node.name}/podnet-docker.log")
 
     # -- state ---------------------------------------------------------------------------
     def dump_state(self, dest: Path) -> None:
@@ -409,6 +396,7 @@ class Runner:
 
 
 def load_all(names: list[str]) -> list[Scenario]:
+    """Every named scenario (all of scenarios/ by default), validated; all errors at once."""
     paths: list[str | Path] = list(names) if names else list(all_scenarios())
     if not paths:
         raise ScenarioError("no scenarios found in scenarios/")
@@ -420,7 +408,7 @@ def load_all(names: list[str]) -> list[Scenario]:
             errors.append(str(err))
     if errors:
         raise ScenarioError("\n".join(errors))
-    return [s for s in loaded if "netns" in s.backends]
+    return loaded
 
 
 def by_topology(scenarios: list[Scenario]) -> list[tuple[str, list[Scenario]]]:
@@ -431,30 +419,46 @@ def by_topology(scenarios: list[Scenario]) -> list[tuple[str, list[Scenario]]]:
     return list(groups.items())
 
 
-def run_scenarios(names: list[str], *, topology: str | None, keep: bool, artifacts: Path, console: Console) -> int:
-    from lab.lab import collect_logs
+def run_scenarios(
+    names: list[str],
+    *,
+    topology: str | None,
+    keep: bool,
+    artifacts: Path,
+    console: Console,
+    backend: str = "netns",
+) -> int:
     from lab.report import write_reports
 
     try:
-        scenarios = load_all(names)
+        loaded = load_all(names)
     except ScenarioError as err:
         console.print(f"[red]{err}[/]")
+        return 2
+    scenarios = [s for s in loaded if backend in s.backends]
+    for s in loaded:
+        if backend not in s.backends:
+            console.print(f"[yellow]not run on {backend}: {s.name} declares backends {', '.join(s.backends)}[/]")
+    if not scenarios:
+        console.print(f"[red]none of these scenarios runs on the {backend} backend[/]")
         return 2
     groups = by_topology(scenarios) if topology is None else [(topology, scenarios)]
     reports, all_runs = [], []
     kept = None
     for topo, group in groups:
         reuse = bool(existing_labs())
-        lab = Lab.load() if reuse else Lab(load_topology(topo))
-        if reuse and lab.topology.name != load_topology(topo).name:
-            console.print(f"[red]the lab that is up has topology {lab.topology.name}, not {topo}: lab down first[/]")
+        lab = BaseLab.load() if reuse else make_lab(load_topology(topo), backend)
+        if reuse and (lab.topology.name, lab.backend) != (load_topology(topo).name, backend):
+            console.print(
+                f"[red]the lab that is up is {lab.topology.name} on {lab.backend}, not {topo} on {backend}: lab down first[/]"
+            )
             return 3
         out = artifacts / lab.run_id
         t0 = time.perf_counter()
         if not reuse:
             with console.status("bringing the lab up…") as status:
 
-                def progress(what: str, lab: Lab = lab, status: Any = status) -> None:
+                def progress(what: str, lab: BaseLab = lab, status: Any = status) -> None:
                     status.update(f"[bold]lab up[/] {lab.run_id}: {what}…")
 
                 try:
@@ -472,7 +476,7 @@ def run_scenarios(names: list[str], *, topology: str | None, keep: bool, artifac
                 runner.reset()
         finally:
             failed = [r for r in runs if not r.passed]
-            collect_logs(lab, out / "logs")
+            lab.collect_logs(out / "logs")
             reports.append(write_reports(lab, runs, out, total_seconds=time.perf_counter() - t0))
             all_runs += runs
             if keep and failed and not reuse:

@@ -84,6 +84,7 @@ def test_a_path_works_as_well_as_a_name(tmp_path: Path) -> None:
         ("name: x\nnodes: [\n", {}, "not valid YAML"),
         ("name: x\nnodes: []\n", {}, "nodes: must be a non-empty list"),
         ("name: x\nnodes:\n  - {name: a}\n", {"LAB_LIBVIRT_DRIVER": "xen"}, "LAB_LIBVIRT_DRIVER must be qemu or kvm"),
+        ("name: x\nnodes:\n  - {name: a}\n", {"LAB_RUN_ID": "../etc"}, "LAB_RUN_ID must be up to 8"),
     ],
 )
 def test_bad_topologies_are_refused_with_the_reason(
@@ -96,3 +97,15 @@ def test_bad_topologies_are_refused_with_the_reason(
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_provisioners_upload_the_staged_files_or_say_what_to_run(tmp_path: Path) -> None:
+    """Each VM is provisioned from `lab wheelhouse`'s staging (one tar per VM); without it,
+    provisioning fails naming the command, and every other vagrant command still works."""
+    path = tmp_path / "unstaged.yaml"
+    path.write_text("name: unstaged\nnodes:\n  - {name: a}\n")
+    proc = validate(str(path), LAB_VAGRANT_DUMP="0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = (ROOT / "Vagrantfile").read_text()
+    assert "run `lab wheelhouse --topology" in text
+    assert 'destination: "/tmp/podnet-stage.tar"' in text and "provision.sh" in text

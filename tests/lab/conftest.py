@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lab.lab import Lab, collect_logs, existing_labs
+from lab.lab import Lab, existing_labs
 from lab.report import write_reports
 from lab.runner import Runner, ScenarioRun
 from lab.topology import load_topology
@@ -32,7 +32,7 @@ class Session:
         self.started = time.perf_counter()
 
     def close(self) -> None:
-        collect_logs(self.lab, self.out / "logs")
+        self.lab.collect_logs(self.out / "logs")
         report = write_reports(self.lab, self.runs, self.out, total_seconds=time.perf_counter() - self.started)
         self.lab.down()
         print(f"\nlab report ({self.lab.topology.name}): {report}")

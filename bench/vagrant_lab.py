@@ -1,0 +1,120 @@
+"""The Vagrant backend against the netns backend, same machine, same scenario files.
+
+Times the box build (cached always; cold with --cold, which rebuilds it),
+`lab up` for the default topology (ToR, 2 workers, control node) on both
+backends, each scenario's wall time on both, and the VMs' peak memory
+(summed RSS of the qemu processes, sampled every second during the VM lab).
+
+    python bench/vagrant_lab.py [--cold] [--scenarios docker-network-create ebpf-host-routing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from lab import box
+from lab.lab import BaseLab, make_lab
+from lab.runner import Runner
+from lab.scenario import load_scenario
+from lab.topology import load_topology
+
+OUT = Path(__file__).resolve().parents[1] / "artifacts" / "bench-vagrant"
+
+
+def qemu_rss_mb() -> float:
+    total = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().startswith("qemu-system"):
+                rss = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("VmRSS"))
+                total += int(rss.split()[1])
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+class PeakMemory:
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            self.peak = max(self.peak, qemu_rss_mb())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_backend(backend: str, names: list[str], console: Console) -> tuple[float, dict[str, float], list[str]]:
+    lab: BaseLab = make_lab(load_topology("default"), backend)
+    t = time.perf_counter()
+    try:
+        lab.up()
+    except BaseException:
+        lab.down()
+        raise
+    up = time.perf_counter() - t
+    runner = Runner(lab, console)
+    seconds, failures = {}, []
+    try:
+        for name in names:
+            run = runner.run(load_scenario(name), OUT / backend / name)
+            runner.reset()
+            seconds[name] = run.seconds
+            if not run.passed:
+                failures.append(f"{backend} {name}: {run.failure}")
+    finally:
+        lab.down()
+    return up, seconds, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cold", action="store_true", help="also time a cold box build (rebuilds the box)")
+    parser.add_argument("--scenarios", nargs="+", default=["docker-network-create", "ebpf-host-routing"])
+    args = parser.parse_args()
+    console = Console(width=140)
+    rows: list[tuple[str, str, str, str]] = []
+    if args.cold:
+        cold = box.build(force=True, report=lambda _: None)
+        rows.append(("box build, cold", "", f"{cold.seconds:.0f}", f"{cold.size_bytes / 1e6:.0f} MB"))
+    t = time.perf_counter()
+    cached = box.build(report=lambda _: None)
+    rows.append(("box build, cached", "", f"{time.perf_counter() - t:.1f}", "reused" if not cached.built else "built"))
+    netns_up, netns_s, failures = run_backend("netns", args.scenarios, console)
+    with PeakMemory() as memory:
+        vm_up, vm_s, vm_failures = run_backend("vagrant", args.scenarios, console)
+    failures += vm_failures
+    rows.append(("lab up (ToR, node1, node2, ctrl)", f"{netns_up:.1f}", f"{vm_up:.1f}", f"{vm_up / netns_up:.1f}x"))
+    for name in args.scenarios:
+        rows.append((f"scenario {name}", f"{netns_s[name]:.1f}", f"{vm_s[name]:.1f}", f"{vm_s[name] / netns_s[name]:.1f}x"))
+    rows.append(("peak memory of the VMs (qemu RSS)", "", f"{memory.peak:.0f} MB", ""))
+    table = Table(title="Vagrant backend (VMs, TCG here) vs netns backend, same machine, same scenario files")
+    for column in ("", "netns s", "vagrant s", "vagrant / netns"):
+        table.add_column(column, justify="left" if not column else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for failure in failures:
+        console.print(f"[red]{failure}[/]")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""A running lab on the Vagrant backend: the topology as VMs (the root Vagrantfile).
+
+`up()` stages every VM's provisioning directory (lab/provision.py), runs
+`vagrant up` (python-vagrant) with the topology and the run id in the
+environment, opens one ssh master per VM, and waits on the same readiness
+checks as the netns backend: every agent serves healthz, every plugin answers
+Plugin.Activate, every worker has its pod CIDR, the ToR routes them all.
+`down()` destroys the VMs and their networks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lab.deploy import REPO
+from lab.lab import CURRENT, BaseLab, LabError, existing_labs
+from lab.node import NodeError, wait_for
+from lab.provision import VENV, stage, store_url
+from lab.topology import Topology
+from lab.vagrant_node import VagrantNode
+
+VAGRANT_UP_TIMEOUT_S = 1800.0
+
+
+def vagrant_env(topology_file: Path, run_id: str) -> dict[str, str]:
+    return {**os.environ, "LAB_TOPOLOGY": str(topology_file), "LAB_RUN_ID": run_id, "VAGRANT_NO_COLOR": "1"}
+
+
+def root_ssh_config(vagrant_ssh_config: str) -> str:
+    """vagrant's ssh-config for every VM, logging in as root (provision.sh allows vagrant's key),
+    quiet, and replacing stale forwarded sockets."""
+    text = re.sub(r"(?m)^(\s*)User vagrant$", r"\1User root", vagrant_ssh_config)
+    extra = "  LogLevel ERROR\n  StreamLocalBindUnlink yes\n  ServerAliveInterval 5\n  ServerAliveCountMax 6\n"
+    return re.sub(r"(?m)^Host (\S+)$", lambda m: f"Host {m.group(1)}\n{extra}", text)
+
+
+@dataclass
+class VagrantLab(BaseLab):
+    backend: ClassVar[str] = "vagrant"
+    topology: Topology
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    up_seconds: float = 0.0
+    tor: VagrantNode = field(init=False)
+    nodes: dict[str, VagrantNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ssh = self.root / "ssh_config"
+        self.tor = VagrantNode(self.topology.tor.name, self.root / self.topology.tor.name, ssh)
+        self.nodes = {n.name: VagrantNode(n.name, self.root / n.name, ssh) for n in self.topology.nodes}
+
+    @property
+    def topology_file(self) -> Path:
+        return self.root / "topology.yaml"
+
+    @property
+    def store_url(self) -> str:
+        return store_url(self.topology, self.topology.workers()[0].name)
+
+    @property
+    def workers(self) -> dict[str, VagrantNode]:
+        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
+
+    def all_nodes(self) -> Iterator[VagrantNode]:
+        yield self.tor
+        yield from self.nodes.values()
+
+    def vm(self, name: str) -> VagrantNode:
+        node = self.node(name)
+        assert isinstance(node, VagrantNode)
+        return node
+
+    # -- vagrant ------------------------------------------------------------------------
+    def vagrant(self, *args: str, log: str, timeout_s: float = VAGRANT_UP_TIMEOUT_S) -> str:
+        """Run vagrant in the repository (its Vagrantfile), output kept in <root>/<log>."""
+        import vagrant as python_vagrant  # python-vagrant
+
+        path = self.root / log
+        v = python_vagrant.Vagrant(
+            root=str(REPO),
+            env=vagrant_env(self.topology_file, self.run_id),
+            out_cm=python_vagrant.make_file_cm(str(path)),
+            err_cm=python_vagrant.make_file_cm(str(path)),
+        )
+        try:
+            if args[0] == "up":
+                v.up(provider="libvirt")
+            elif args[0] == "destroy":
+                v.destroy()
+            elif args[0] == "ssh-config":
+                return str(v.ssh_config())
+            else:
+                raise LabError(f"vagrant {args[0]} is not used by the lab")
+        except subprocess.CalledProcessError as err:
+            tail = "\n".join(path.read_text(errors="replace").strip().splitlines()[-12:]) if path.exists() else ""
+            raise LabError(
+                f"`vagrant {' '.join(args)}` exited {err.returncode} (full output: {path}):\n{tail}"
+            ) from None
+        return ""
+
+    # -- bring-up -------------------------------------------------------------------------
+    def up(self, report: Callable[[str], None] | None = None) -> None:
+        from lab import box
+
+        leftovers = existing_labs()
+        if leftovers:
+            raise LabError(
+                f"a lab is already set up or was left behind ({', '.join(leftovers)}): run `lab down` or `lab clean` first"
+            )
+        started = time.perf_counter()
+        self.root.mkdir(parents=True)
+        CURRENT.unlink(missing_ok=True)
+        CURRENT.symlink_to(self.root)
+        self.topology_file.write_text(json.dumps(self.topology.model_dump(), indent=2))  # JSON is YAML
+        self.save()
+        try:
+            with self.step("box (build or reuse)", report):
+                box.build(report=lambda _: None)
+            with self.step("wheelhouse and each VM's provisioning files", report):
+                stage(self.topology)
+            names = [self.tor.name, *self.nodes]
+            with self.step(f"vagrant up: {len(names)} VMs, provisioned ({', '.join(names)})", report):
+                self.vagrant("up", log="vagrant-up.log")
+            with self.step("ssh to every VM (sockets forwarded)", report):
+                self._ssh_config()
+                with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                    list(pool.map(lambda n: n.connect(), self.all_nodes()))
+            self.save()
+            with self.step("agents and plugins ready", report):
+                for node in self.workers.values():
+                    self._wait_ready(node)
+            if self.control is not None:
+                with self.step("pod CIDRs from podnet-operator", report):
+                    self._wait_for_pod_cidrs(timeout_s=120)
+            with self.step("BGP: every pod CIDR routed by the ToR", report):
+                self._wait_for_bgp()
+        except BaseException:
+            self.save()
+            raise
+        self.up_seconds = time.perf_counter() - started
+        self.save()
+
+    def _ssh_config(self) -> None:
+        self.tor.ssh_config.write_text(root_ssh_config(self.vagrant("ssh-config", log="vagrant-ssh-config.log")))
+
+    def _wait_ready(self, node: VagrantNode, timeout_s: float = 120.0) -> None:
+        wait_for(
+            lambda: node.agent_ready(require_pod_cidr=self.control is None),
+            timeout_s,
+            f"podnet-agent on {node.name}",
+            interval_s=1,
+        )
+        wait_for(node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1)
+
+    # -- processes ------------------------------------------------------------------------
+    def start_process(self, node: str, name: str) -> None:
+        vm = self.vm(node)
+        vm.start(name)
+        if name == "podnet-agent":
+            wait_for(lambda: vm.agent_ready(require_pod_cidr=self.control is None), 60, f"podnet-agent on {node}")
+        elif name == "podnet-docker":
+            wait_for(vm.plugin_ready, 60, f"podnet-docker on {node}", interval_s=0.5)
+
+    def stop_process(self, node: str, name: str) -> None:
+        self.vm(node).stop(name)
+
+    def node_env(self, name: str) -> dict[str, str]:
+        return {
+            "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PODNET_STORE": store_url(self.topology, name) if name in self.nodes else self.store_url,
+        }
+
+    def cni_plugin(self) -> Path:
+        raise LabError("CNI steps run on the netns backend only (declare `backends: [netns]` in the scenario)")
+
+    def collect_logs(self, dest: Path) -> None:
+        def collect(node: VagrantNode) -> None:
+            try:
+                node.collect_logs(dest / node.name)
+            except (NodeError, subprocess.TimeoutExpired) as err:
+                (dest / node.name).mkdir(parents=True, exist_ok=True)
+                (dest / node.name / "collect-error.txt").write_text(str(err))
+
+        with ThreadPoolExecutor(max_workers=len(self.nodes) + 1) as pool:
+            list(pool.map(collect, self.all_nodes()))
+        for log in ("vagrant-up.log", "vagrant-destroy.log"):
+            if (self.root / log).exists():
+                dest.mkdir(parents=True, exist_ok=True)
+                (dest / log).write_text((self.root / log).read_text(errors="replace"))
+
+    # -- state ------------------------------------------------------------------------------
+    def save(self) -> None:
+        state = {
+            "backend": self.backend,
+            "run_id": self.run_id,
+            "topology": self.topology.model_dump(),
+            "timings": self.timings,
+            "up_seconds": self.up_seconds,
+        }
+        (self.root / "lab.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> VagrantLab:
+        lab = cls(Topology.model_validate(state["topology"]), run_id=state["run_id"])
+        lab.timings = [(str(w), float(s)) for w, s in state.get("timings", [])]
+        lab.up_seconds = float(state.get("up_seconds", 0.0))
+        return lab
+
+    # -- teardown -----------------------------------------------------------------------------
+    def down(self, *, keep_logs: Path | None = None) -> list[str]:
+        import shutil
+
+        errors: list[str] = []
+        if keep_logs is not None:
+            self.collect_logs(keep_logs)
+        for node in self.all_nodes():
+            node.disconnect()
+        try:
+            self.vagrant("destroy", log="vagrant-destroy.log")
+        except LabError as err:
+            errors.append(str(err))
+        if not errors:
+            shutil.rmtree(self.root, ignore_errors=True)
+            if CURRENT.is_symlink() and not CURRENT.exists():
+                CURRENT.unlink()
+        return errors

@@ -1,0 +1,151 @@
+"""A lab node that is a Vagrant VM, reached over ssh as root.
+
+One ssh master connection per VM (ControlMaster) carries every command and
+forwards the VM's dockerd and podnet agent sockets to local unix sockets, so
+the docker CLI, podnet's API client and the checks talk to a VM exactly as
+they talk to a netns node. Processes are systemd units; their logs live in
+/var/log/podnet/ (podnet) or the journal (dockerd, bird, etcd).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.node import LabNode, NodeError
+
+# process name (as scenario files and the netns backend say) -> systemd unit
+UNITS = {
+    "dockerd": "docker",
+    "podnet-agent": "podnet-agent",
+    "podnet-docker": "podnet-docker",
+    "podnet-operator": "podnet-operator",
+    "bird": "bird",
+    "etcd": "etcd",
+}
+PODNET_LOGS = "/var/log/podnet"
+REMOTE_DOCKER_SOCK = "/run/docker.sock"
+REMOTE_AGENT_SOCK = "/run/podnet/podnet.sock"
+REMOTE_PLUGIN_SOCK = "/run/docker/plugins/podnet.sock"
+
+
+@dataclass
+class VagrantNode(LabNode):
+    name: str
+    dir: Path  # this node's files on the host: ssh control socket, forwarded sockets, collected logs
+    ssh_config: Path
+
+    @property
+    def control_path(self) -> Path:
+        return self.dir / "ssh.ctl"
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.dir / "docker.sock"
+
+    @property
+    def agent_sock(self) -> Path:
+        return self.dir / "podnet.sock"
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    def _ssh(self, *options: str) -> list[str]:
+        return ["ssh", "-F", str(self.ssh_config), "-o", f"ControlPath={self.control_path}", *options]
+
+    def argv_for(self, argv: Sequence[str]) -> list[str]:
+        return [*self._ssh("-o", "ControlMaster=no"), self.name, shlex.join(argv)]
+
+    def interactive_argv(self, argv: Sequence[str]) -> list[str]:
+        return [*self._ssh("-t", "-o", "ControlMaster=no"), self.name, *([shlex.join(argv)] if argv else [])]
+
+    # -- the master connection ----------------------------------------------------------
+    def connect(self) -> None:
+        """Start the master connection with the socket forwards (idempotent)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.connected():
+            return
+        forwards = ["-L", f"{self.docker_sock}:{REMOTE_DOCKER_SOCK}", "-L", f"{self.agent_sock}:{REMOTE_AGENT_SOCK}"]
+        proc = subprocess.run(
+            [*self._ssh("-M", "-N", "-f", "-o", "ControlPersist=yes", *forwards), self.name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise NodeError(f"{self.name}: ssh master connection failed: {proc.stderr.strip()}")
+
+    def connected(self) -> bool:
+        check = self._ssh("-O", "check")
+        return subprocess.run([*check, self.name], capture_output=True, check=False).returncode == 0
+
+    def disconnect(self) -> None:
+        if self.control_path.exists():
+            subprocess.run([*self._ssh("-O", "exit"), self.name], capture_output=True, timeout=10, check=False)
+        for sock in (self.docker_sock, self.agent_sock, self.control_path):
+            sock.unlink(missing_ok=True)
+
+    # -- processes are systemd units ------------------------------------------------------
+    def unit(self, name: str) -> str:
+        try:
+            return UNITS[name]
+        except KeyError:
+            raise NodeError(f"{self.name}: no process {name!r} (known: {', '.join(UNITS)})") from None
+
+    def alive(self, name: str) -> bool:
+        return self.cmd("systemctl", "is-active", "--quiet", self.unit(name), check=False).returncode == 0
+
+    def stop(self, name: str) -> None:
+        self.cmd("systemctl", "stop", self.unit(name), timeout=60)
+
+    def start(self, name: str) -> None:
+        self.cmd("systemctl", "start", self.unit(name), timeout=60)
+
+    @property
+    def where(self) -> str:
+        return f"VM {self.name} (ssh)"
+
+    def process_states(self) -> dict[str, bool]:
+        return self.services()
+
+    def services(self) -> dict[str, bool]:
+        """The lab's units on this VM that are enabled, and whether each runs."""
+        units = {self.unit(n): n for n in UNITS}
+        out = self.cmd("systemctl", "is-enabled", *units, check=False).stdout.split()
+        enabled = [n for n, state in zip(units.values(), out, strict=False) if state == "enabled"]
+        return {name: self.alive(name) for name in enabled}
+
+    # -- logs --------------------------------------------------------------------------
+    def _log_path(self, name: str) -> str:
+        return f"{PODNET_LOGS}/{name}.log"
+
+    def log_size(self, name: str) -> int:
+        out = self.cmd("stat", "-c", "%s", self._log_path(name), check=False).stdout.strip()
+        return int(out) if out.isdigit() else 0
+
+    def log_text(self, name: str, start: int = 0) -> str:
+        if name.startswith("podnet-"):
+            return self.cmd("tail", "-c", f"+{start + 1}", self._log_path(name), check=False).stdout
+        return self.cmd("journalctl", "-u", self.unit(name), "--no-pager", "-o", "short-precise", check=False).stdout
+
+    def log_where(self, name: str) -> str:
+        where = self._log_path(name) if name.startswith("podnet-") else f"journalctl -u {self.unit(name)}"
+        return f"{self.name}: {where} (`lab logs {self.name} {name}`)"
+
+    def collect_logs(self, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in self.services():
+            (dest / f"{name}.log").write_text(self.log_text(name))
+
+    def plugin_ready(self) -> bool:
+        """podnet-docker answers Plugin.Activate as a network driver (asked on the VM)."""
+        proc = self.cmd(
+            "curl", "-fsS", "-m", "3", "--unix-socket", REMOTE_PLUGIN_SOCK, "-X", "POST",
+            "http://plugin/Plugin.Activate", check=False,
+        )  # fmt: skip
+        return proc.returncode == 0 and "NetworkDriver" in proc.stdout

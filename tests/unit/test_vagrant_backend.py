@@ -1,0 +1,99 @@
+"""The Vagrant backend's pure parts: node configuration, staging, ssh command lines."""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lab.nodeconfig import agent_settings, as_flags, as_toml
+from lab.provision import node_files, store_url
+from lab.topology import Topology, load_topology
+from lab.vagrant_lab import root_ssh_config
+from lab.vagrant_node import NodeError, VagrantNode
+from podnet.agent.config import load_config
+
+
+def no_control() -> Topology:
+    return Topology.model_validate(
+        {"name": "flat", "cluster_cidrs": ["10.9.0.0/16"], "mask_size": 24, "nodes": [{"name": "a"}, {"name": "b"}]}
+    )
+
+
+def test_agent_toml_is_what_the_agent_loads(tmp_path: Path) -> None:
+    topology = load_topology("default")
+    settings = {"node_name": "node2", **agent_settings(topology, "node2", store_url(topology, "node2"))}
+    path = tmp_path / "agent.toml"
+    path.write_text(as_toml(settings))
+    config = load_config(str(path), {})
+    assert config.node_name == "node2"
+    assert config.node_ip == "192.168.50.6" and config.bgp_peer == "192.168.50.5"
+    assert config.bgp_asn == 65002 and config.bgp_peer_asn == 65000
+    assert config.ipam_mode == "operator" and config.store == "etcd://192.168.50.10:2379"
+    assert config.cluster_cidrs == topology.cluster_cidrs and config.mask_size == topology.mask_size
+
+
+def test_flags_carry_the_same_settings() -> None:
+    topology = load_topology("default")
+    flags = as_flags(agent_settings(topology, "node1", "etcd://x:2379"))
+    assert flags.count("--cluster-cidr") == 2
+    pairs = dict(zip(flags[::2], flags[1::2], strict=True))
+    assert pairs["--node-ip"] == "192.168.50.2" and pairs["--bgp-asn"] == "65001" and pairs["--ipam-mode"] == "operator"
+
+
+def test_toml_quotes_strings() -> None:
+    assert tomllib.loads(as_toml({"s": 'a "b" \\c', "n": 3, "l": ["x", "y"], "t": True})) == {
+        "s": 'a "b" \\c',
+        "n": 3,
+        "l": ["x", "y"],
+        "t": True,
+    }
+
+
+def test_staged_files_per_role() -> None:
+    topology = load_topology("three-nodes")
+    tor = node_files(topology, "tor")
+    assert tor["role"] == "tor\n"
+    assert tor["links"].splitlines() == [
+        "192.168.50.1 to-node1",
+        "192.168.50.5 to-node2",
+        "192.168.50.9 to-node3",
+        "192.168.50.13 to-ctrl",
+    ]
+    assert "neighbor 192.168.50.10 as 65003;" in tor["bird.conf"] and "etcd.env" not in tor
+    ctrl = node_files(topology, "ctrl")
+    assert ctrl["register"].splitlines() == ["node1 192.168.50.2", "node2 192.168.50.6", "node3 192.168.50.10"]
+    assert "ETCD_ADVERTISE_CLIENT_URLS=http://192.168.50.14:2379" in ctrl["etcd.env"]
+    operator_args = shlex.split(ctrl["operator.env"].split("=", 1)[1])
+    assert operator_args[:2] == ["--store", "etcd://192.168.50.14:2379"]
+    node3 = node_files(topology, "node3")
+    assert node3["links"] == "192.168.50.10 uplink\n" and node3["gateway"] == "192.168.50.9\n"
+    assert tomllib.loads(node3["agent.toml"])["node_name"] == "node3"
+
+
+def test_without_a_control_node_the_tor_holds_the_store() -> None:
+    topology = no_control()
+    assert "etcd.env" in node_files(topology, "tor")
+    assert store_url(topology, "a") == "etcd://192.168.50.1:2379"
+    assert store_url(topology, "b") == "etcd://192.168.50.5:2379"  # the same etcd, through the node's own link
+    assert "ipam_mode" not in tomllib.loads(node_files(topology, "b")["agent.toml"])
+
+
+def test_ssh_config_logs_in_as_root() -> None:
+    vagrant = "Host node1\n  HostName 192.168.121.5\n  User vagrant\n  Port 22\nHost tor\n  User vagrant\n"
+    text = root_ssh_config(vagrant)
+    assert "User vagrant" not in text and text.count("User root") == 2
+    assert text.count("StreamLocalBindUnlink yes") == 2
+
+
+def test_commands_run_over_the_master_connection(tmp_path: Path) -> None:
+    node = VagrantNode("node1", tmp_path / "node1", tmp_path / "ssh_config")
+    argv = node.argv_for(["sh", "-c", "echo 'a b' > /tmp/x"])
+    assert argv[:3] == ["ssh", "-F", str(tmp_path / "ssh_config")]
+    assert f"ControlPath={tmp_path / 'node1' / 'ssh.ctl'}" in argv and "ControlMaster=no" in argv
+    assert argv[-2] == "node1" and shlex.split(argv[-1]) == ["sh", "-c", "echo 'a b' > /tmp/x"]
+    assert node.unit("dockerd") == "docker"
+    with pytest.raises(NodeError, match="no process 'sshd'"):
+        node.unit("sshd")

@@ -1,0 +1,127 @@
+"""The Vagrant backend, end to end (tox -e vagrant): the box, a three-node lab
+as VMs (ToR, control node, three workers), the smoke scenarios replayed there
+with the same scenario files as the netns backend, then `lab down`.
+
+Slow by nature (TCG emulation here): one lab for the whole module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from lab import box
+from lab.clean import lab_vms
+from lab.lab import existing_labs
+from lab.report import write_reports
+from lab.runner import Runner, ScenarioRun
+from lab.scenario import load_scenario
+from lab.topology import load_topology
+from lab.vagrant_lab import VagrantLab
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+TOPOLOGY = "three-nodes"
+# The docker flow (create, then app2 fetching app1 by name on the eBPF datapath) and BGP.
+SMOKE = ["docker-network-create", "ebpf-host-routing", "bgp-pod-routes"]
+
+
+class Session:
+    def __init__(self, lab: VagrantLab) -> None:
+        self.lab = lab
+        self.runner = Runner(lab, Console(stderr=True))
+        self.runs: list[ScenarioRun] = []
+        self.out = ARTIFACTS / lab.run_id
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[Session]:
+    if os.geteuid() != 0:
+        pytest.fail("the Vagrant backend needs root (libvirt)")
+    if existing_labs() or any(lab_vms()):
+        pytest.fail(f"lab leftovers present ({existing_labs()}, {lab_vms()}): run `lab down` or `lab clean` first")
+    lab = VagrantLab(load_topology(TOPOLOGY))
+    t0 = time.perf_counter()
+    try:
+        lab.up(report=lambda what: print(f"lab up {lab.run_id}: {what}", flush=True))
+    except BaseException:
+        lab.down(keep_logs=ARTIFACTS / lab.run_id / "logs")
+        raise
+    print(f"\nlab {lab.run_id} up in {lab.up_seconds:.0f}s:")
+    for what, seconds in lab.timings:
+        print(f"  {seconds:7.1f}s  {what}")
+    s = Session(lab)
+    try:
+        yield s
+    finally:
+        lab.collect_logs(s.out / "logs")
+        report = write_reports(lab, s.runs, s.out, total_seconds=time.perf_counter() - t0)
+        errors = lab.down()
+        print(f"\nlab report (vagrant, {TOPOLOGY}): {report}")
+        assert not errors, errors
+        assert lab_vms() == ([], []), f"lab down left VMs or networks behind: {lab_vms()}"
+
+
+def test_box_is_cached() -> None:
+    """The box the lab booted is reused, not rebuilt, while its inputs are unchanged."""
+    result = box.build(report=lambda _: None)
+    assert not result.built and result.path.exists()
+
+
+def test_every_vm_runs_its_services(session: Session) -> None:
+    """testinfra over the VMs' ssh-config: each VM runs its role's units, with its own kernel."""
+    import testinfra
+
+    lab = session.lab
+    host_kernel = os.uname().release
+    expected = {lab.tor.name: ["bird", "etcd"] if lab.control is None else ["bird"]}
+    expected |= {name: ["docker", "podnet-agent", "podnet-docker"] for name in lab.workers}
+    if lab.control is not None:
+        expected[lab.control.name] = ["etcd", "podnet-operator"]
+    for name, units in expected.items():
+        host = testinfra.get_host(f"ssh://{name}", ssh_config=str(lab.tor.ssh_config))
+        for unit in units:
+            assert host.service(unit).is_running, f"{unit} is not running on {name}"
+        assert host.check_output("uname -r") != host_kernel, f"{name} shares this machine's kernel"
+        links = {link.node: link for link in lab.topology.links()}
+        if name in links:
+            assert f"{links[name].node_ip}" in host.interface("uplink").addresses
+
+
+def test_lab_ranges_stay_off_this_machine(session: Session) -> None:
+    """Isolation: no lab range is routed here, and the VMs' networks forward nothing."""
+    lab = session.lab
+    ranges = [ipaddress.ip_network(lab.topology.underlay)] + [
+        ipaddress.ip_network(c, strict=False) for c in lab.topology.cluster_cidrs
+    ]
+    routes = json.loads(subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, check=True).stdout)
+    for route in routes:
+        if route["dst"] != "default":
+            dst = ipaddress.ip_network(route["dst"], strict=False)
+            assert not any(dst.overlaps(r) for r in ranges), f"this machine routes {dst} (a lab range)"
+    networks = lab_vms()[1]
+    assert len(networks) == len(lab.topology.nodes) + 1  # one link per node, and management
+    for network in networks:
+        xml = subprocess.run(["virsh", "net-dumpxml", network], capture_output=True, text=True, check=True).stdout
+        assert "<forward" not in xml, f"{network} forwards: {xml}"
+        dnsmasq = Path(f"/var/lib/libvirt/dnsmasq/{network}.conf")
+        if dnsmasq.exists():  # the management network: DHCP, no router, no upstream DNS
+            text = dnsmasq.read_text()
+            assert "no-resolv" in text and "dhcp-option=3\n" in text, text
+
+
+@pytest.mark.parametrize("name", SMOKE)
+def test_scenario(session: Session, name: str) -> None:
+    scenario = load_scenario(name)
+    assert "vagrant" in scenario.backends, f"{name} declares backends {scenario.backends}"
+    run = session.runner.run(scenario, session.out / scenario.name)
+    session.runs.append(run)
+    session.runner.reset()
+    assert run.passed, run.failure
