@@ -103,7 +103,9 @@ def main() -> int:
     failures += vm_failures
     rows.append(("lab up (ToR, node1, node2, ctrl)", f"{netns_up:.1f}", f"{vm_up:.1f}", f"{vm_up / netns_up:.1f}x"))
     for name in args.scenarios:
-        rows.append((f"scenario {name}", f"{netns_s[name]:.1f}", f"{vm_s[name]:.1f}", f"{vm_s[name] / netns_s[name]:.1f}x"))
+        rows.append(
+            (f"scenario {name}", f"{netns_s[name]:.1f}", f"{vm_s[name]:.1f}", f"{vm_s[name] / netns_s[name]:.1f}x")
+        )
     rows.append(("peak memory of the VMs (qemu RSS)", "", f"{memory.peak:.0f} MB", ""))
     table = Table(title="Vagrant backend (VMs, TCG here) vs netns backend, same machine, same scenario files")
     for column in ("", "netns s", "vagrant s", "vagrant / netns"):
