@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,27 @@ def test_lab_ranges_stay_off_this_machine(session: Session) -> None:
         if dnsmasq.exists():  # the management network: DHCP, no router, no upstream DNS
             text = dnsmasq.read_text()
             assert "no-resolv" in text and "dhcp-option=3\n" in text, text
+
+
+def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+
+
+def test_the_lab_command_works_on_the_vms(session: Session) -> None:
+    """`lab status`, `lab exec` (an ssh session as root, podnet on PATH) and `lab logs` on the VM lab."""
+    status = lab_cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "vagrant" in status.stdout and "VM node1" in status.stdout
+    assert session.lab.pod_cidr("node1") in status.stdout
+    podnet = lab_cli("exec", "node1", "--", "podnet", "status")
+    assert podnet.returncode == 0, podnet.stderr
+    assert "node1" in podnet.stdout
+    logs = lab_cli("logs", "node1", "podnet-agent")
+    assert logs.returncode == 0 and "serving the agent API" in logs.stdout, logs.stderr
+    unknown = lab_cli("logs", "node1", "sshd")
+    assert unknown.returncode == 3 and "no process 'sshd'" in unknown.stderr
 
 
 @pytest.mark.parametrize("name", SMOKE)
