@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BOX_NAME = "podnet/debian12"
+POOL_IMAGE_PREFIX = "podnet-VAGRANTSLASH-debian12_vagrant_box_image_"  # vagrant-libvirt's name for its disk
 CACHE = Path("/var/cache/podnet-lab/box")
 SUITE = "bookworm"
 DISK_GB = 8
@@ -278,3 +279,24 @@ def _register(box: Path, key: str, report: Callable[[str], None]) -> None:
     report(f"vagrant box add {BOX_NAME}")
     _run(["vagrant", "box", "add", "--force", "--name", BOX_NAME, str(box)], "vagrant box add")
     marker.write_text(key)
+    _prune(box, report)
+
+
+def _prune(current: Path, report: Callable[[str], None]) -> None:
+    """Older boxes, and the disk images vagrant-libvirt made from them in libvirt's pool
+    (one per box added; the next `vagrant up` uploads the new box's)."""
+    for old in CACHE.glob("podnet-debian12-*.box"):
+        if old != current:
+            old.unlink()
+            report(f"removed the older box {old.name}")
+    if shutil.which("virsh") is None:
+        return
+    volumes = subprocess.run(["virsh", "-q", "vol-list", "default"], capture_output=True, text=True, check=False)
+    domains = subprocess.run(["virsh", "-q", "list", "--all", "--name"], capture_output=True, text=True, check=False)
+    if volumes.returncode != 0 or domains.returncode != 0 or domains.stdout.strip():
+        return  # libvirt not running, or VMs that may still boot from an older image
+    for line in volumes.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith(POOL_IMAGE_PREFIX):
+            subprocess.run(["virsh", "-q", "vol-delete", name, "--pool", "default"], capture_output=True, check=False)
+            report(f"removed libvirt volume {name} (an older box's disk)")
