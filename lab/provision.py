@@ -13,7 +13,8 @@ configuration, rendered here from the same topology the netns backend uses:
   the netns backend shares one SQLite file);
 - the control node: `etcd.env`, `register` (workers in topology order),
   `operator.env`;
-- a worker: `agent.toml` (nodeconfig.agent_settings), `image.tar`.
+- a worker: `agent.toml` (nodeconfig.agent_settings), `image.tar`, and
+  `registered_by` when the control node registers it.
 
 `vagrant up` alone then gives a working lab; `lab up --backend vagrant` stages
 first and runs the same provisioners.
@@ -97,6 +98,9 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
     else:
         settings = {"node_name": name, **agent_settings(topology, name, store)}
         files |= {"role": "worker\n", "agent.toml": as_toml(settings)}
+        control = topology.control()
+        if control is not None:  # provision.sh starts the agent once the control node registered it
+            files["registered_by"] = f"{control.name}\n"
     return files
 
 

@@ -71,6 +71,7 @@ def test_staged_files_per_role() -> None:
     node3 = node_files(topology, "node3")
     assert node3["links"] == "192.168.50.10 uplink\n" and node3["gateway"] == "192.168.50.9\n"
     assert tomllib.loads(node3["agent.toml"])["node_name"] == "node3"
+    assert node3["registered_by"] == "ctrl\n"  # its agent waits for the registration in topology order
 
 
 def test_without_a_control_node_the_tor_holds_the_store() -> None:
@@ -79,6 +80,7 @@ def test_without_a_control_node_the_tor_holds_the_store() -> None:
     assert store_url(topology, "a") == "etcd://192.168.50.1:2379"
     assert store_url(topology, "b") == "etcd://192.168.50.5:2379"  # the same etcd, through the node's own link
     assert "ipam_mode" not in tomllib.loads(node_files(topology, "b")["agent.toml"])
+    assert "registered_by" not in node_files(topology, "b")
 
 
 def test_ssh_config_logs_in_as_root() -> None:

@@ -118,6 +118,20 @@ def test_lab_ranges_stay_off_this_machine(session: Session) -> None:
             assert "no-resolv" in text and "dhcp-option=3\n" in text, text
 
 
+def test_pod_cidrs_follow_topology_order(session: Session) -> None:
+    """As on the netns backend: the operator serves workers in topology order, although the
+    VMs come up in parallel (each worker's agent waits for the control node's registration)."""
+    lab = session.lab
+    mask = lab.topology.mask_size
+    subnets = [
+        str(s)
+        for c in lab.topology.cluster_cidrs
+        for s in ipaddress.ip_network(c, strict=False).subnets(new_prefix=mask)
+    ]
+    expected = dict(zip(lab.workers, subnets, strict=False))
+    assert {name: lab.pod_cidr(name) for name in lab.workers} == expected
+
+
 def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL

@@ -98,6 +98,20 @@ case $role in
       say "imported podnet/busybox:lab"
     fi
     install -m 644 "$stage/agent.toml" /etc/podnet/agent.toml
+    if [ -f "$stage/registered_by" ]; then
+      # The control node registers the workers in topology order, the order the operator
+      # serves them in (as on the netns backend). VMs come up in parallel: an agent started
+      # before that would register itself and could take another node's place.
+      store=$(sed -n 's/^export PODNET_STORE=//p' "$stage/profile.sh")
+      deadline=$((SECONDS + 600))
+      until /opt/podnet/bin/podnet node list --store "$store" --json 2>/dev/null | grep -q "\"name\": \"$(hostname)\""; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+          say "not registered by $(cat "$stage/registered_by") after 600s: the agent registers itself"
+          break
+        fi
+        sleep 2
+      done
+    fi
     units podnet-agent podnet-docker
     ;;
   *) echo "podnet provision: unknown role $role" >&2; exit 1 ;;
