@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lab import box
-from lab.lab import BaseLab, make_lab
+from lab.lab import AnyLab, make_lab
 from lab.runner import Runner
 from lab.scenario import load_scenario
 from lab.topology import load_topology
@@ -62,7 +62,7 @@ class PeakMemory:
 
 
 def run_backend(backend: str, names: list[str], console: Console) -> tuple[float, dict[str, float], list[str]]:
-    lab: BaseLab = make_lab(load_topology("default"), backend)
+    lab: AnyLab = make_lab(load_topology("default"), backend)
     t = time.perf_counter()
     try:
         lab.up()

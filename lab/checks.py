@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lab.node import LabNode
 
 if TYPE_CHECKING:
-    from lab.lab import BaseLab
+    from lab.lab import AnyLab
 from lab.scenario import (
     AllocationsCheck,
     CompareCheck,
@@ -102,7 +102,7 @@ def allocations(node: LabNode, check: AllocationsCheck) -> CheckResult:
     return CheckResult("allocations", f"{check.ip} on {node.name}", not problems, expected, actual, where)
 
 
-def cluster_nodes(lab: BaseLab, check: NodesCheck) -> CheckResult:
+def cluster_nodes(lab: AnyLab, check: NodesCheck) -> CheckResult:
     """Runs `podnet node list --json` on the control node, against the cluster's store."""
     control = lab.control
     if control is None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from lab.bgp import start_tor_bird, wait_for_pod_routes
 from lab.control import etcd_url, start_control_plane
@@ -41,41 +41,60 @@ class LabError(RuntimeError):
     pass
 
 
-class BaseLab(ABC):
-    """A lab on some backend: the ToR and nodes of a topology, as `LabNode`s."""
+N = TypeVar("N", bound=LabNode, covariant=True)
+
+
+class BaseLab(ABC, Generic[N]):
+    """A lab on some backend: the ToR and nodes of a topology, as the backend's `LabNode`s."""
 
     backend: ClassVar[str]
     topology: Topology
     run_id: str
     timings: list[tuple[str, float]]
     up_seconds: float
-    tor: LabNode
-    nodes: Mapping[str, LabNode]
+    tor: N
+    nodes: Mapping[str, N]
 
     @property
     def root(self) -> Path:
         return LABS / self.run_id
 
     @property
-    def control(self) -> LabNode | None:
+    def control(self) -> N | None:
         spec = self.topology.control()
         return self.nodes[spec.name] if spec else None
 
     @property
-    def workers(self) -> Mapping[str, LabNode]:
+    def workers(self) -> dict[str, N]:
         return {w.name: self.nodes[w.name] for w in self.topology.workers()}
 
-    def all_nodes(self) -> Iterator[LabNode]:
+    def all_nodes(self) -> Iterator[N]:
         yield self.tor
         yield from self.nodes.values()
 
-    def node(self, name: str) -> LabNode:
+    def node(self, name: str) -> N:
         if name == self.tor.name:
             return self.tor
         try:
             return self.nodes[name]
         except KeyError:
             raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([self.tor.name, *self.nodes])})") from None
+
+    def _claim_root(self) -> None:
+        """Refuse to start over another lab or its leftovers; make this run the current lab."""
+        leftovers = existing_labs()
+        if leftovers:
+            raise LabError(
+                f"a lab is already set up or was left behind ({', '.join(leftovers)}): run `lab down` or `lab clean` first"
+            )
+        self.root.mkdir(parents=True)
+        CURRENT.unlink(missing_ok=True)
+        CURRENT.symlink_to(self.root)
+
+    def _release_root(self) -> None:
+        remove_tree(self.root)
+        if CURRENT.is_symlink() and not CURRENT.exists():
+            CURRENT.unlink()
 
     @contextmanager
     def step(self, what: str, report: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -140,7 +159,7 @@ class BaseLab(ABC):
         wait_for_pod_routes(self.tor, expected)
 
     @classmethod
-    def load(cls, root: Path | None = None) -> BaseLab:
+    def load(cls, root: Path | None = None) -> AnyLab:
         """The lab that is up (or the one at root), on whichever backend made it."""
         root = root or (CURRENT.resolve() if CURRENT.exists() else None)
         if root is None or not (root / "lab.json").exists():
@@ -154,7 +173,7 @@ class BaseLab(ABC):
 
 
 @dataclass
-class Lab(BaseLab):
+class Lab(BaseLab[NetnsNode]):
     """The netns backend."""
 
     backend: ClassVar[str] = "netns"
@@ -181,15 +200,8 @@ class Lab(BaseLab):
 
     # -- bring-up -------------------------------------------------------------------
     def up(self, report: Callable[[str], None] | None = None) -> None:
-        leftovers = existing_labs()
-        if leftovers:
-            raise LabError(
-                f"a lab is already set up or was left behind ({', '.join(leftovers)}): run `lab down` or `lab clean` first"
-            )
+        self._claim_root()
         started = time.perf_counter()
-        self.root.mkdir(parents=True)
-        CURRENT.unlink(missing_ok=True)
-        CURRENT.symlink_to(self.root)
         try:
             with self.step("lab venv (podnet wheel)", report):
                 python, built = lab_venv()
@@ -225,19 +237,6 @@ class Lab(BaseLab):
         self.up_seconds = time.perf_counter() - started
         self.save()
 
-    @property
-    def control(self) -> NetnsNode | None:
-        spec = self.topology.control()
-        return self.nodes[spec.name] if spec else None
-
-    @property
-    def workers(self) -> dict[str, NetnsNode]:
-        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
-
-    def all_nodes(self) -> Iterator[NetnsNode]:
-        yield self.tor
-        yield from self.nodes.values()
-
     def agent_args(self, name: str) -> list[str]:
         return as_flags(agent_settings(self.topology, name, self.store_url))
 
@@ -249,11 +248,6 @@ class Lab(BaseLab):
         else:
             raise LabError(f"cannot start {name!r} (podnet-agent or podnet-docker)")
         self.save()
-
-    def _netns_node(self, name: str) -> NetnsNode:
-        node = self.node(name)
-        assert isinstance(node, NetnsNode)
-        return node
 
     def stop_process(self, node: str, name: str) -> None:
         self.node(node).stop(name)
@@ -313,7 +307,7 @@ class Lab(BaseLab):
                 shutil.copytree(node.logs, dest / node.name, dirs_exist_ok=True)
 
     def node_env(self, name: str) -> dict[str, str]:
-        node = self._netns_node(name)
+        node = self.node(name)
         env = {
             "DOCKER_HOST": f"unix://{node.docker_sock}",
             "PODNET_SOCKET": str(node.agent_sock),
@@ -366,13 +360,14 @@ class Lab(BaseLab):
         destroy(self.tor)
         if keep_logs is not None:
             self.collect_logs(keep_logs)
-        remove_tree(self.root)
-        if CURRENT.is_symlink() and not CURRENT.exists():
-            CURRENT.unlink()
+        self._release_root()
         return errors
 
 
-def make_lab(topology: Topology, backend: str = "netns") -> BaseLab:
+AnyLab = BaseLab[LabNode]  # a lab on either backend
+
+
+def make_lab(topology: Topology, backend: str = "netns") -> AnyLab:
     """A lab (not yet up) of the topology on the backend: netns or vagrant."""
     if backend == "vagrant":
         from lab.vagrant_lab import VagrantLab

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
-from lab.lab import BaseLab
+from lab.lab import AnyLab
 
 if TYPE_CHECKING:
     from lab.runner import ScenarioRun  # runner imports this module
@@ -25,7 +25,7 @@ details{margin:.3em 0 .3em 1em} summary{cursor:pointer} pre{background:#f6f6f6;p
 """
 
 
-def topology_svg(lab: BaseLab, pod_cidrs: dict[str, str]) -> str:
+def topology_svg(lab: AnyLab, pod_cidrs: dict[str, str]) -> str:
     nodes = list(lab.topology.links())
     width = max(360, 220 * len(nodes))
     tor_x = width / 2
@@ -72,7 +72,7 @@ def write_junit(runs: list[ScenarioRun], path: Path) -> None:
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
 
 
-def write_reports(lab: BaseLab, runs: list[ScenarioRun], out: Path, *, total_seconds: float) -> Path:
+def write_reports(lab: AnyLab, runs: list[ScenarioRun], out: Path, *, total_seconds: float) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_junit(runs, out / "junit.xml")
     results = [

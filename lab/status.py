@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from lab.lab import BaseLab
+from lab.lab import AnyLab
 
 
-def print_status(lab: BaseLab) -> None:
+def print_status(lab: AnyLab) -> None:
     from podnet.api.client import AgentClient
     from podnet.errors import PodnetError
 

@@ -16,20 +16,20 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from lab.deploy import REPO
-from lab.lab import CURRENT, BaseLab, LabError, existing_labs
+from lab.lab import BaseLab, LabError
 from lab.node import NodeError, wait_for
 from lab.provision import VENV, stage, store_url
 from lab.topology import Topology
 from lab.vagrant_node import VagrantNode
 
-VAGRANT_UP_TIMEOUT_S = 1800.0
+T = TypeVar("T")
 
 
 def vagrant_env(topology_file: Path, run_id: str) -> dict[str, str]:
@@ -45,7 +45,7 @@ def root_ssh_config(vagrant_ssh_config: str) -> str:
 
 
 @dataclass
-class VagrantLab(BaseLab):
+class VagrantLab(BaseLab[VagrantNode]):
     backend: ClassVar[str] = "vagrant"
     topology: Topology
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
@@ -67,60 +67,31 @@ class VagrantLab(BaseLab):
     def store_url(self) -> str:
         return store_url(self.topology, self.topology.workers()[0].name)
 
-    @property
-    def workers(self) -> dict[str, VagrantNode]:
-        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
-
-    def all_nodes(self) -> Iterator[VagrantNode]:
-        yield self.tor
-        yield from self.nodes.values()
-
-    def vm(self, name: str) -> VagrantNode:
-        node = self.node(name)
-        assert isinstance(node, VagrantNode)
-        return node
-
     # -- vagrant ------------------------------------------------------------------------
-    def vagrant(self, *args: str, log: str, timeout_s: float = VAGRANT_UP_TIMEOUT_S) -> str:
-        """Run vagrant in the repository (its Vagrantfile), output kept in <root>/<log>."""
+    def vagrant(self, command: str, call: Callable[[Any], T]) -> T:
+        """Run one vagrant command (`call` on python-vagrant's handle) in the repository, with
+        its Vagrantfile; the output goes to <root>/vagrant-<command>.log, a failure shows its tail."""
         import vagrant as python_vagrant  # python-vagrant
 
-        path = self.root / log
-        v = python_vagrant.Vagrant(
+        path = self.root / f"vagrant-{command}.log"
+        handle = python_vagrant.Vagrant(
             root=str(REPO),
             env=vagrant_env(self.topology_file, self.run_id),
             out_cm=python_vagrant.make_file_cm(str(path)),
             err_cm=python_vagrant.make_file_cm(str(path)),
         )
         try:
-            if args[0] == "up":
-                v.up(provider="libvirt")
-            elif args[0] == "destroy":
-                v.destroy()
-            elif args[0] == "ssh-config":
-                return str(v.ssh_config())
-            else:
-                raise LabError(f"vagrant {args[0]} is not used by the lab")
+            return call(handle)
         except subprocess.CalledProcessError as err:
             tail = "\n".join(path.read_text(errors="replace").strip().splitlines()[-12:]) if path.exists() else ""
-            raise LabError(
-                f"`vagrant {' '.join(args)}` exited {err.returncode} (full output: {path}):\n{tail}"
-            ) from None
-        return ""
+            raise LabError(f"`vagrant {command}` exited {err.returncode} (full output: {path}):\n{tail}") from None
 
     # -- bring-up -------------------------------------------------------------------------
     def up(self, report: Callable[[str], None] | None = None) -> None:
         from lab import box
 
-        leftovers = existing_labs()
-        if leftovers:
-            raise LabError(
-                f"a lab is already set up or was left behind ({', '.join(leftovers)}): run `lab down` or `lab clean` first"
-            )
+        self._claim_root()
         started = time.perf_counter()
-        self.root.mkdir(parents=True)
-        CURRENT.unlink(missing_ok=True)
-        CURRENT.symlink_to(self.root)
         self.topology_file.write_text(json.dumps(self.topology.model_dump(), indent=2))  # JSON is YAML
         self.save()
         try:
@@ -130,7 +101,7 @@ class VagrantLab(BaseLab):
                 stage(self.topology)
             names = [self.tor.name, *self.nodes]
             with self.step(f"vagrant up: {len(names)} VMs, provisioned ({', '.join(names)})", report):
-                self.vagrant("up", log="vagrant-up.log")
+                self.vagrant("up", lambda v: v.up(provider="libvirt"))
             with self.step("ssh to every VM (sockets forwarded)", report):
                 self._ssh_config()
                 with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -151,7 +122,7 @@ class VagrantLab(BaseLab):
         self.save()
 
     def _ssh_config(self) -> None:
-        self.tor.ssh_config.write_text(root_ssh_config(self.vagrant("ssh-config", log="vagrant-ssh-config.log")))
+        self.tor.ssh_config.write_text(root_ssh_config(self.vagrant("ssh-config", lambda v: str(v.ssh_config()))))
 
     def _wait_ready(self, node: VagrantNode, timeout_s: float = 120.0) -> None:
         wait_for(
@@ -164,7 +135,7 @@ class VagrantLab(BaseLab):
 
     # -- processes ------------------------------------------------------------------------
     def start_process(self, node: str, name: str) -> None:
-        vm = self.vm(node)
+        vm = self.node(node)
         vm.start(name)
         if name == "podnet-agent":
             wait_for(lambda: vm.agent_ready(require_pod_cidr=self.control is None), 60, f"podnet-agent on {node}")
@@ -172,7 +143,7 @@ class VagrantLab(BaseLab):
             wait_for(vm.plugin_ready, 60, f"podnet-docker on {node}", interval_s=0.5)
 
     def stop_process(self, node: str, name: str) -> None:
-        self.vm(node).stop(name)
+        self.node(node).stop(name)
 
     def node_env(self, name: str) -> dict[str, str]:
         return {
@@ -218,7 +189,6 @@ class VagrantLab(BaseLab):
 
     # -- teardown -----------------------------------------------------------------------------
     def down(self, *, keep_logs: Path | None = None) -> list[str]:
-        import shutil
 
         errors: list[str] = []
         if keep_logs is not None:
@@ -226,11 +196,9 @@ class VagrantLab(BaseLab):
         for node in self.all_nodes():
             node.disconnect()
         try:
-            self.vagrant("destroy", log="vagrant-destroy.log")
+            self.vagrant("destroy", lambda v: v.destroy())
         except LabError as err:
             errors.append(str(err))
-        if not errors:
-            shutil.rmtree(self.root, ignore_errors=True)
-            if CURRENT.is_symlink() and not CURRENT.exists():
-                CURRENT.unlink()
+        if not errors:  # else keep the record: `lab down` again, or `lab clean`
+            self._release_root()
         return errors

@@ -114,11 +114,19 @@ class VagrantNode(LabNode):
         return self.services()
 
     def services(self) -> dict[str, bool]:
-        """The lab's units on this VM that are enabled, and whether each runs."""
-        units = {self.unit(n): n for n in UNITS}
-        out = self.cmd("systemctl", "is-enabled", *units, check=False).stdout.split()
-        enabled = [n for n, state in zip(units.values(), out, strict=False) if state == "enabled"]
-        return {name: self.alive(name) for name in enabled}
+        """The lab's units on this VM that are enabled, and whether each runs (one ssh call)."""
+        units = {UNITS[n]: n for n in UNITS}
+        script = (
+            'for u in "$@"; do e=$(systemctl is-enabled "$u" 2>/dev/null); a=$(systemctl is-active "$u"); '
+            'echo "$u ${e:-absent} ${a:-unknown}"; done'
+        )
+        out = self.cmd("bash", "-c", script, "services", *units, check=False).stdout
+        states = {}
+        for line in out.splitlines():
+            unit, enabled, active = line.split()
+            if enabled == "enabled":
+                states[units[unit]] = active == "active"
+        return states
 
     # -- logs --------------------------------------------------------------------------
     def _log_path(self, name: str) -> str:
