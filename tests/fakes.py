@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from podnet.datapath.errors import DatapathError
+from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
-from podnet.datapath.veth import EndpointLink, LinkCounters
+from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
 
 
 class FakeDatapath:
@@ -30,6 +30,9 @@ class FakeDatapath:
     def describe(self) -> str:
         return "fake datapath"
 
+    def bpf(self) -> BpfAccess | None:
+        return None  # like the routes datapath: no maps
+
     def ensure_host_device(self, router_ip: str, pod_cidr: str) -> int:
         self.router_ip = router_ip
         return self.links.get("podnet_host") or self._add("podnet_host")
@@ -42,7 +45,7 @@ class FakeDatapath:
             raise DatapathError(message)
         host = host_ifname(endpoint_id)
         if host in self.links:
-            raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists")
+            raise InterfaceExistsError(f"host veth {host} for endpoint {endpoint_id} already exists")
         index = self._add(host)
         peer = ifname if netns else temp_ifname(endpoint_id)
         assert peer is not None

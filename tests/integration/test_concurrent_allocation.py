@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from podnet.ipam import DurableNodeAllocator, PodCIDRExhaustedError
-from podnet.ipam.durable import PODS_PREFIX
-from podnet.kvstore import open_store
+from podnet.kvstore import keys, open_store
 from podnet.kvstore.sqlite import SQLiteStore
 
 WORKERS = 8
@@ -61,7 +60,7 @@ def stored_owners(url: str) -> dict[str, str]:
     """ip -> owner, reading every record and checking each is well-formed."""
     with open_store(url) as store:
         owners = {}
-        for entry in store.list_prefix(f"{PODS_PREFIX}10.44.0.0_20/"):
+        for entry in store.list_prefix(f"{keys.POD_IPS}10.44.0.0_20/"):
             record = json.loads(entry.value)
             assert entry.key.endswith("/" + record["ip"]), f"record {entry.key} holds {record['ip']}"
             owners[record["ip"]] = record["owner"]

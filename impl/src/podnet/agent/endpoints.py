@@ -6,25 +6,29 @@ import time
 
 from pydantic import ValidationError
 
+from podnet.agent.errors import NotFoundError
 from podnet.api.models import Endpoint, EndpointLogEntry, EndpointState
-from podnet.errors import PodnetError
-from podnet.kvstore import KVStore
+from podnet.errors import PodnetError, Reason
+from podnet.kvstore import KVStore, keys
 
 MAX_LOG = 20
 
 
-class EndpointNotFoundError(PodnetError):
+class EndpointNotFoundError(NotFoundError):
     pass
 
 
 class EndpointExistsError(PodnetError):
-    pass
+    """An endpoint with this id, or one holding the IP asked for, exists."""
+
+    reason = Reason.endpoint_exists
 
 
 class EndpointStore:
     def __init__(self, store: KVStore, node: str):
         self.store = store
-        self.prefix = f"podnet/nodes/{node}/endpoints/"
+        self.node = node
+        self.prefix = keys.endpoints(node)
         self._cache: dict[str, Endpoint] = {}
         self._by_ifindex: dict[int, Endpoint] = {}  # host veth ifindex -> endpoint (monitor events name it)
         self.corrupt: list[str] = []
@@ -55,11 +59,11 @@ class EndpointStore:
         return self._cache.get(endpoint_id)
 
     def save(self, endpoint: Endpoint) -> None:
-        self.store.put(self.prefix + endpoint.id, endpoint.model_dump_json(by_alias=True))
+        self.store.put(keys.endpoint(self.node, endpoint.id), endpoint.model_dump_json(by_alias=True))
         self._remember(endpoint)
 
     def remove(self, endpoint_id: str) -> None:
-        self.store.delete(self.prefix + endpoint_id)
+        self.store.delete(keys.endpoint(self.node, endpoint_id))
         gone = self._cache.pop(endpoint_id, None)
         if gone is not None and self._by_ifindex.get(gone.networking.interface_index) is gone:
             del self._by_ifindex[gone.networking.interface_index]

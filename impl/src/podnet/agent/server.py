@@ -17,15 +17,12 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podnet.agent.config import describe_validation_error
-from podnet.agent.endpoints import EndpointExistsError, EndpointNotFoundError
-from podnet.agent.service import Agent, BadRequestError
+from podnet.agent.errors import BadRequestError
+from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.openapi import build as build_openapi
 from podnet.api.routes import ROUTES
-from podnet.datapath.errors import DatapathError
-from podnet.errors import PodnetError
-from podnet.ipam import AlreadyAllocatedError, IPAMError, PodCIDRExhaustedError
-from podnet.kvstore import KVStoreError
+from podnet.errors import PodnetError, Reason, http_status
 from podnet.policy.model import PolicyRule
 
 log = logging.getLogger("podnet.agent.api")
@@ -34,49 +31,40 @@ RULES = TypeAdapter(list[PolicyRule])
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Most specific first: the first matching class decides the HTTP status.
-STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
-    (EndpointNotFoundError, 404),
-    (EndpointExistsError, 409),
-    (AlreadyAllocatedError, 409),
-    (PodCIDRExhaustedError, 503),
-    (KVStoreError, 503),
-    (DatapathError, 500),
-    (BadRequestError, 400),
-    (IPAMError, 400),
-    (PodnetError, 500),
-)
 
-
-def error_response(status: int, message: str) -> web.Response:
-    return web.json_response(m.Error(code=status, message=message).wire(), status=status)
+def error_response(status: int, message: str, reason: Reason) -> web.Response:
+    return web.json_response(m.Error(code=status, message=message, reason=reason).wire(), status=status)
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes {code, message, reason}: the error's own reason decides the HTTP status."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        reason = Reason.bad_request if exc.status < 500 else Reason.internal
         if exc.status == 404:
-            text = f"no such API path: {request.method} {request.path}"
+            text, reason = f"no such API path: {request.method} {request.path}", Reason.not_found
         elif exc.status == 405:
             text = f"method {request.method} not allowed on {request.path}"
-        return error_response(exc.status, text or exc.reason)
+        return error_response(exc.status, text or exc.reason, reason)
     except ValidationError as err:
         return error_response(
-            400, describe_validation_error(err, f"invalid request body ({request.method} {request.path})")
+            400,
+            describe_validation_error(err, f"invalid request body ({request.method} {request.path})"),
+            Reason.bad_request,
         )
     except PodnetError as err:
-        status = next(code for cls, code in STATUS_BY_ERROR if isinstance(err, cls))
+        status = http_status(err.reason)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.path, err)
-        return error_response(status, str(err))
+        return error_response(status, str(err), err.reason)
     except Exception as err:
         log.exception("%s %s failed", request.method, request.path)
-        return error_response(500, f"internal error: {type(err).__name__}: {err} (see the agent log)")
+        return error_response(500, f"internal error: {type(err).__name__}: {err} (see the agent log)", Reason.internal)
 
 
 def _json(model: m.Model | list[Any], status: int = 200) -> web.Response:

@@ -18,23 +18,28 @@ from aiohttp import web
 from podnet.agent.config import AgentConfig
 from podnet.agent.server import claim_socket, error_response
 from podnet.api.models import ComponentHealth, Healthz
+from podnet.errors import Reason, http_status
 from podnet.kvstore import KVStore
 from podnet.operator.registry import node_status, register_node
 
 log = logging.getLogger("podnet.agent")
 
 
-def waiting_reason(store: KVStore, node: str) -> tuple[str | None, str]:
-    """(assigned pod CIDR or None, why not)."""
+CLUSTER_POOL_EXHAUSTED = "ClusterPoolExhausted"  # the operator's condition reason
+
+
+def waiting_reason(store: KVStore, node: str) -> tuple[str | None, str, Reason]:
+    """(assigned pod CIDR or None, why not, the same for programs)."""
     status = node_status(store, node)
     if status is not None and status.pod_cidrs:
-        return status.pod_cidrs[0], ""
+        return status.pod_cidrs[0], "", Reason.agent_not_ready
     if status is not None and status.condition is not None:
         reason = f"no pod CIDR: {status.condition.reason}: {status.condition.message}"
-        if status.condition.reason == "ClusterPoolExhausted":
+        if status.condition.reason == CLUSTER_POOL_EXHAUSTED:
             reason += "; give podnet-operator another --cluster-cidr or remove a node that is gone (`podnet node delete NAME`)"
-        return None, reason
-    return None, "waiting for podnet-operator to assign a pod CIDR"
+            return None, reason, Reason.cluster_pool_exhausted
+        return None, reason, Reason.agent_not_ready
+    return None, "waiting for podnet-operator to assign a pod CIDR", Reason.agent_not_ready
 
 
 async def wait_for_pod_cidr(
@@ -44,6 +49,7 @@ async def wait_for_pod_cidr(
     register_node(store, config.node_name, config.node_ip)
     started = time.time()
     state = {"reason": "waiting for podnet-operator to assign a pod CIDR"}
+    code = {"reason": Reason.agent_not_ready}
 
     async def healthz(request: web.Request) -> web.Response:
         health = Healthz(
@@ -52,14 +58,15 @@ async def wait_for_pod_cidr(
             pod_cidr=None,
             store=ComponentHealth(state="ok", message=store.url),
             datapath=ComponentHealth(state="degraded", message="not set up until the node has a pod CIDR"),
-            ipam=ComponentHealth(state="failure", message=state["reason"]),
+            ipam=ComponentHealth(state="failure", message=state["reason"], reason=code["reason"]),
             endpoints=0,
             uptime_s=round(time.time() - started, 3),
         )
         return web.json_response(health.wire())
 
     async def other(request: web.Request) -> web.Response:
-        return error_response(503, f"node {config.node_name} is not ready: {state['reason']}")
+        message = f"node {config.node_name} is not ready: {state['reason']}"
+        return error_response(http_status(Reason.agent_not_ready), message, Reason.agent_not_ready)
 
     app = web.Application()
     app.router.add_get("/v1/healthz", healthz)
@@ -71,7 +78,7 @@ async def wait_for_pod_cidr(
     last = ""
     try:
         while not stop.is_set():
-            cidr, reason = waiting_reason(store, config.node_name)
+            cidr, reason, code["reason"] = waiting_reason(store, config.node_name)
             if cidr:
                 log.info("the operator assigned pod CIDR %s to %s", cidr, config.node_name)
                 return cidr

@@ -4,8 +4,9 @@ Standard library only, and not even http.client: the CNI plugin is exec'd per
 call and importing http.client (with the email package behind it) cost more
 than the rest of the plugin. One request per connection (`Connection: close`),
 so a response is simply everything up to EOF; the agent (aiohttp) always sends
-a Content-Length. Errors come back as `AgentError` with the agent's message; an
-agent that is not there is `AgentUnreachableError`, naming the socket.
+a Content-Length. Errors come back as `AgentError` with the agent's message and
+its machine-readable `reason` (switch on that); an agent that is not there is
+`AgentUnreachableError` (reason `agent-unavailable`), naming the socket.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from podnet.errors import PodnetError
+from podnet.errors import PodnetError, Reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,13 +26,32 @@ DEFAULT_SOCKET = "/var/run/podnet/podnet.sock"
 
 
 class AgentError(PodnetError):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, reason: Reason):
         super().__init__(message)
         self.status = status
+        self.reason = reason
+
+    @classmethod
+    def from_reply(cls, status: int, data: Any, raw: bytes) -> AgentError:
+        """From an error reply: {code, message, reason}, or whatever else answered."""
+        if not isinstance(data, dict):
+            return cls(status, raw.decode(errors="replace"), _fallback_reason(status))
+        try:
+            reason = Reason(str(data.get("reason")))
+        except ValueError:
+            reason = _fallback_reason(status)
+        return cls(status, str(data.get("message", raw.decode(errors="replace"))), reason)
+
+
+def _fallback_reason(status: int) -> Reason:
+    """For a reply without a reason we know (not from a podnet agent)."""
+    if status == 404:
+        return Reason.not_found
+    return Reason.bad_request if 400 <= status < 500 else Reason.internal
 
 
 class AgentUnreachableError(PodnetError):
-    pass
+    reason = Reason.agent_unavailable
 
 
 def _exchange(path: str, request: bytes, timeout: float) -> bytes:
@@ -90,11 +110,13 @@ class AgentClient:
             ) from None
         except (OSError, ValueError) as err:
             raise AgentUnreachableError(f"podnet agent at unix://{self.socket_path} did not answer: {err}") from None
-        data = json.loads(raw) if raw else None
         if status >= 400:
-            message = data.get("message") if isinstance(data, dict) else raw.decode(errors="replace")
-            raise AgentError(status, str(message))
-        return data
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = None
+            raise AgentError.from_reply(status, data, raw)
+        return json.loads(raw) if raw else None
 
     def stream(self, path: str, *, query: dict[str, str] | None = None, timeout: float | None = None) -> Iterator[Any]:
         """GET a stream of JSON lines (chunked); yields each object until the agent or `timeout` ends it."""
@@ -120,8 +142,11 @@ class AgentClient:
             status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
             if status != 200:
                 body = reader.read(int(headers.get(b"content-length", b"0")))
-                data = json.loads(body) if body else {}
-                raise AgentError(status, str(data.get("message", body.decode(errors="replace"))))
+                try:
+                    data = json.loads(body) if body else {}
+                except ValueError:
+                    data = None
+                raise AgentError.from_reply(status, data, body)
             pending = b""
             while size_line := reader.readline():
                 size = int(size_line.strip() or b"0", 16)

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from podnet.errors import Reason, describe_reasons
+
 
 def _alias(name: str) -> str:
     return name.replace("_", "-")
@@ -57,7 +59,10 @@ Label = Annotated[str, AfterValidator(_label)]
 
 class Error(Model):
     code: int = Field(description="the HTTP status")
-    message: str
+    message: str = Field(description="what failed and what to do, for a person")
+    reason: Reason = Field(
+        description="why, for a program (switch on this, never on the message): " + describe_reasons()
+    )
 
 
 # -- IPAM --------------------------------------------------------------------
@@ -222,6 +227,7 @@ class NodeInfo(Model):
 class ComponentHealth(Model):
     state: str = Field(description="ok, degraded or failure")
     message: str
+    reason: Reason | None = Field(default=None, description="why it is not ok, when it is not (see Error.reason)")
 
 
 class Healthz(Model):

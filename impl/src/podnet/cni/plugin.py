@@ -18,23 +18,28 @@ if TYPE_CHECKING:
 from podnet.api.client import AgentClient, AgentError, AgentUnreachableError
 from podnet.cni import spec
 from podnet.cni.spec import CNIError, Environment, NetConf
+from podnet.errors import Reason
 
 PODNET_ENDPOINT_PREFIX = "cni-"
 
+# The agent's reason -> the CNI error code; any other reason is AGENT_ERROR.
+CODE_BY_REASON = {
+    Reason.pod_cidr_exhausted: spec.POD_CIDR_EXHAUSTED,
+    Reason.veth_exists: spec.DATAPATH_FAILURE,
+    Reason.datapath_failed: spec.DATAPATH_FAILURE,
+    Reason.agent_unavailable: spec.TRY_AGAIN_LATER,
+}
+
 
 def _agent_error(err: AgentError, what: str) -> CNIError:
-    if err.status == 503 and "exhausted" in str(err):
-        return CNIError(spec.POD_CIDR_EXHAUSTED, str(err), what)
-    if err.status == 500 and ("creating veth" in str(err) or "configuring" in str(err) or "already exists" in str(err)):
-        return CNIError(spec.DATAPATH_FAILURE, str(err), what)
-    return CNIError(spec.AGENT_ERROR, str(err), what)
+    return CNIError(CODE_BY_REASON.get(err.reason, spec.AGENT_ERROR), str(err), what)
 
 
 def _call(client: AgentClient, what: str, method: str, path: str, **kwargs: Any) -> Any:
     try:
         return client.request(method, path, **kwargs)
     except AgentUnreachableError as err:
-        raise CNIError(spec.TRY_AGAIN_LATER, str(err), what) from None
+        raise CNIError(CODE_BY_REASON[err.reason], str(err), what) from None
     except AgentError as err:
         raise _agent_error(err, what) from None
 
@@ -86,9 +91,9 @@ def delete(conf: NetConf, env: Environment, client: AgentClient) -> None:
     try:
         client.endpoint_delete(env.endpoint_id, release_ip=True)
     except AgentUnreachableError as err:
-        raise CNIError(spec.TRY_AGAIN_LATER, str(err), "deleting the endpoint") from None
+        raise CNIError(CODE_BY_REASON[err.reason], str(err), "deleting the endpoint") from None
     except AgentError as err:
-        if err.status != 404:  # already gone: DEL is idempotent
+        if err.reason != Reason.not_found:  # already gone: DEL is idempotent
             raise _agent_error(err, "deleting the endpoint") from None
 
 

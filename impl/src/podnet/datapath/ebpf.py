@@ -38,12 +38,12 @@ from podnet.datapath.bpf.maps import (
 )
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname
+from podnet.datapath.protocol import LinkCounters
 from podnet.datapath.veth import (
     HOST_DEVICE,
     IFF_NOARP,
     RT_SCOPE_LINK,
     RTPROT_PODNET,
-    LinkCounters,
     VethDatapath,
     _err,
 )
@@ -90,6 +90,9 @@ class BpfDatapath(VethDatapath):
             f"eBPF: tc programs on every endpoint, same-node delivery by bpf_redirect_peer, "
             f"{routed}; maps pinned in {self.pin_dir}"
         )
+
+    def bpf(self) -> BpfDatapath:
+        return self
 
     def _prog(self, name: str) -> int:
         return self.obj.program_fd(name)

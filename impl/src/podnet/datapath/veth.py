@@ -20,7 +20,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from podnet.datapath import firewall, sysctl
-from podnet.datapath.errors import DatapathError
+from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
 from podnet.datapath.netns import run_in_netns
+from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
 
 log = logging.getLogger("podnet.datapath")
 
@@ -39,26 +39,6 @@ HOST_DEVICE_PEER = "podnet_net"
 RT_SCOPE_LINK = 253
 RTPROT_PODNET = 200  # our routes are recognisable in `ip route` as "proto 200"
 IFF_NOARP = 0x80
-
-
-@dataclass(frozen=True)
-class EndpointLink:
-    host_ifname: str
-    host_ifindex: int
-    host_mac: str
-    peer_ifname: str  # the container side's current name (temporary for docker)
-    peer_mac: str
-    moved: bool  # True when the peer was created inside the pod's namespace
-
-
-@dataclass(frozen=True)
-class LinkCounters:
-    rx_packets: int
-    rx_bytes: int
-    tx_packets: int
-    tx_bytes: int
-    rx_dropped: int
-    tx_dropped: int
 
 
 class Rollback:
@@ -176,6 +156,9 @@ class VethDatapath:
     def describe(self) -> str:
         return "veth + per-pod /32 routes"
 
+    def bpf(self) -> BpfAccess | None:
+        return None  # routes only: no maps
+
     def ensure_host_device(self, router_ip: str, pod_cidr: str) -> int:
         """podnet_host carries the router IP; idempotent. Returns its ifindex."""
         index = self.index_of(HOST_DEVICE)
@@ -241,9 +224,11 @@ class VethDatapath:
             except (NetlinkError, OSError) as err:
                 if isinstance(err, NetlinkError) and err.code == 17:  # EEXIST: the host side or the peer's name
                     if self.index_of(host) is not None:
-                        raise DatapathError(f"host veth {host} for endpoint {endpoint_id} already exists") from err
+                        raise InterfaceExistsError(
+                            f"host veth {host} for endpoint {endpoint_id} already exists"
+                        ) from err
                     where = f"in {netns}" if netns else "on the node"
-                    raise DatapathError(f"interface {peer} already exists {where}") from err
+                    raise InterfaceExistsError(f"interface {peer} already exists {where}") from err
                 where = f" in {netns}" if netns else ""
                 raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
             index = self.index_of(host)

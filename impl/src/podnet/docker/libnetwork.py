@@ -14,7 +14,7 @@ from typing import Any
 
 from podnet.api.client import AgentClient, AgentError
 from podnet.datapath.names import temp_ifname
-from podnet.errors import PodnetError
+from podnet.errors import PodnetError, Reason
 
 GATEWAY_TYPE = "com.docker.network.gateway"
 LOCAL_SPACE = "podnet-local"
@@ -216,7 +216,7 @@ class Handlers:
         try:
             self.agent.request("DELETE", f"/v1/docker/network/{network_id}")
         except AgentError as err:
-            if err.status != 404:
+            if err.reason != Reason.not_found:
                 raise PluginError(f"forgetting network {network_id}: {err}") from None
         return {}
 
@@ -271,7 +271,7 @@ class Handlers:
         try:
             self.agent.request("DELETE", f"/v1/endpoint/{endpoint_id}")
         except AgentError as err:
-            if err.status != 404:  # already gone: deleting is idempotent
+            if err.reason != Reason.not_found:  # already gone: deleting is idempotent
                 raise PluginError(f"deleting endpoint {endpoint_id[:12]}: {err}") from None
         return {}
 

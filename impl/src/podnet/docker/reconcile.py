@@ -20,7 +20,7 @@ import docker
 from docker.errors import DockerException, NotFound
 
 from podnet.api.client import AgentClient, AgentError
-from podnet.errors import PodnetError
+from podnet.errors import PodnetError, Reason
 
 log = logging.getLogger("podnet.docker.reconcile")
 
@@ -51,7 +51,7 @@ class DockerWatcher:
         try:
             self.agent.endpoint_get(endpoint_id)
         except AgentError as err:
-            if err.status == 404:
+            if err.reason == Reason.not_found:
                 return False
             raise
         return True

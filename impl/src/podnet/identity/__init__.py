@@ -2,8 +2,8 @@
 
 Cilium's model: an endpoint's identity comes from its labels, not its IP, so
 policy follows a workload wherever it runs. The kvstore holds two keys per
-identity, both written with create-if-absent so that two nodes allocating
-for the same labels at once agree on one number:
+identity (see podnet.kvstore.keys), both written with create-if-absent so that
+two nodes allocating for the same labels at once agree on one number:
 
     podnet/identities/labels/<id=app1;role=web>  ->  "256"
     podnet/identities/ids/256                    ->  '["id=app1", "role=web"]'
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 from podnet.errors import PodnetError
-from podnet.kvstore import KVStore
+from podnet.kvstore import KVStore, keys
 
 IDENTITY_ANY = 0  # a policy wildcard, never an endpoint's identity
 IDENTITY_HOST = 1
@@ -29,8 +29,6 @@ RESERVED_IDENTITIES = {
     IDENTITY_INIT: ["reserved:init"],
 }
 FIRST_IDENTITY = 256
-LABELS_PREFIX = "podnet/identities/labels/"
-IDS_PREFIX = "podnet/identities/ids/"
 # Per-pod labels a runtime passes along that say which pod, not what it is:
 # an identity made from them would be one per pod, and no policy could select it.
 NOT_SECURITY_RELEVANT = ("K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID")
@@ -61,7 +59,7 @@ class IdentityAllocator:
     def identity_for(self, labels: list[str]) -> int:
         """The identity of these labels (security-relevant ones only), allocated on first use."""
         wanted = security_labels(labels)
-        key = LABELS_PREFIX + _canonical(wanted)
+        key = keys.identity_by_labels(_canonical(wanted))
         if key in self._known:
             return self._known[key]
         for _ in range(100):
@@ -70,24 +68,24 @@ class IdentityAllocator:
                 self._known[key] = int(held.value)
                 return self._known[key]
             number = self._next_free()
-            if not self.store.create(IDS_PREFIX + str(number), json.dumps(wanted)):
+            if not self.store.create(keys.identity_by_id(number), json.dumps(wanted)):
                 continue  # another node took that number: try the next
             if self.store.create(key, str(number)):
                 self._known[key] = number
                 return number
-            self.store.delete(IDS_PREFIX + str(number))  # another node named these labels first
+            self.store.delete(keys.identity_by_id(number))  # another node named these labels first
         raise IdentityError(f"could not allocate an identity for labels {wanted}: too much contention")
 
     def _next_free(self) -> int:
-        used = [int(e.key.removeprefix(IDS_PREFIX)) for e in self.store.list_prefix(IDS_PREFIX)]
+        used = [keys.identity_number(e.key) for e in self.store.list_prefix(keys.IDENTITY_IDS)]
         return max(used, default=FIRST_IDENTITY - 1) + 1
 
     def all(self) -> dict[int, list[str]]:
         """Every allocated identity and its labels."""
         found: dict[int, list[str]] = {}
-        for entry in self.store.list_prefix(IDS_PREFIX):
+        for entry in self.store.list_prefix(keys.IDENTITY_IDS):
             try:
-                found[int(entry.key.removeprefix(IDS_PREFIX))] = list(json.loads(entry.value))
+                found[keys.identity_number(entry.key)] = list(json.loads(entry.value))
             except (ValueError, TypeError):
                 continue
         return found

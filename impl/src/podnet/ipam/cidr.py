@@ -57,8 +57,3 @@ def parse_address(text: object, *, what: str = "IP address") -> Address:
         return ipaddress.ip_address(text.strip())
     except ValueError:
         raise InvalidCIDRError(f"invalid {what} {text!r}: not an IPv4 or IPv6 address") from None
-
-
-def cidr_key(network: Network) -> str:
-    """A CIDR as a kvstore key component (no '/')."""
-    return f"{network.network_address}_{network.prefixlen}"

@@ -6,7 +6,7 @@ out the same one. Each process keeps an in-memory map to pick candidates fast;
 a lost race just teaches it that the candidate is taken. A process killed at
 any point leaves each key either fully written or absent.
 
-Layout:
+Layout (see podnet.kvstore.keys):
     podnet/ipam/pods/<pod-cidr>/<ip>     {"ip", "owner", "expires_at"}
     podnet/ipam/nodecidrs/<node-cidr>    {"node", "cidr"}
 """
@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.ipam.allocator import ROUTER_OWNER, Allocation, Clock, NodeAllocator, validate_owner
-from podnet.ipam.cidr import Address, Network, cidr_key, parse_address, parse_cidr
+from podnet.ipam.cidr import Address, Network, parse_address, parse_cidr
 from podnet.ipam.clusterpool import ClusterPool
 from podnet.ipam.errors import AlreadyAllocatedError, IPAMError, NotInRangeError, PodCIDRExhaustedError
-from podnet.kvstore import Entry, KVStore
-
-PODS_PREFIX = "podnet/ipam/pods/"
-NODE_CIDRS_PREFIX = "podnet/ipam/nodecidrs/"
+from podnet.kvstore import Entry, KVStore, keys
 
 
 class CorruptRecordError(IPAMError):
@@ -59,7 +56,7 @@ class DurableNodeAllocator:
         self.store = store
         self._clock = clock
         self.mem = NodeAllocator(pod_cidr, router_ip=router_ip, clock=clock)
-        self.prefix = f"{PODS_PREFIX}{cidr_key(self.mem.pod_cidr)}/"
+        self.prefix = keys.pod_ips(self.mem.pod_cidr)
         self._revs: dict[Address, int] = {}
         self._claim_router()
         self.refresh()
@@ -73,7 +70,7 @@ class DurableNodeAllocator:
         return self.mem.router_ip
 
     def _key(self, ip: Address) -> str:
-        return self.prefix + str(ip)
+        return keys.pod_ip(self.mem.pod_cidr, ip)
 
     def _claim_router(self) -> None:
         router = self.mem.get(self.mem.router_ip)
@@ -245,7 +242,7 @@ class DurableClusterPool:
         """Re-read every node CIDR from the store before handing out new ones."""
         self._by_cidr.clear()
         self.orphans = []
-        for entry in self.store.list_prefix(NODE_CIDRS_PREFIX):
+        for entry in self.store.list_prefix(keys.NODE_CIDRS):
             data = _decode(entry)
             cidr = parse_cidr(data.get("cidr"), what=f"stored node CIDR ({entry.key})").network
             node = str(data.get("node"))
@@ -281,7 +278,7 @@ class DurableClusterPool:
                     return self.cidrs_of(node)[0]
                 continue
             cidr = self.pool.allocate()
-            key = NODE_CIDRS_PREFIX + cidr_key(cidr)
+            key = keys.node_cidr(cidr)
             if self.store.create(key, json.dumps({"node": node, "cidr": str(cidr)})):
                 self._by_cidr[cidr] = node
                 return cidr
@@ -295,7 +292,7 @@ class DurableClusterPool:
         """Free every CIDR held by `node` (a deleted node); returns them."""
         released = []
         for cidr in self.cidrs_of(node):
-            self.store.delete(NODE_CIDRS_PREFIX + cidr_key(cidr))
+            self.store.delete(keys.node_cidr(cidr))
             self.pool.release(cidr)
             del self._by_cidr[cidr]
             released.append(cidr)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from podnet.errors import PodnetError
+from podnet.errors import PodnetError, Reason
 
 
 class IPAMError(PodnetError):
     """Base of every IPAM error."""
+
+    reason = Reason.bad_request
 
 
 class InvalidCIDRError(IPAMError, ValueError):
@@ -24,18 +26,28 @@ class OverlappingCIDRsError(IPAMError, ValueError):
 class CIDRSetExhaustedError(IPAMError):
     """Every node-sized subnet of one cluster CIDR is in use."""
 
+    reason = Reason.cluster_pool_exhausted
+
 
 class ClusterPoolExhaustedError(IPAMError):
     """Every cluster CIDR is full: a node cannot get a pod CIDR."""
+
+    reason = Reason.cluster_pool_exhausted
 
 
 class PodCIDRExhaustedError(IPAMError):
     """Every pod IP of a node's pod CIDR is in use."""
 
+    reason = Reason.pod_cidr_exhausted
+
 
 class NotInRangeError(IPAMError, ValueError):
     """An address or CIDR outside the range it was asked of."""
 
+    reason = Reason.not_in_range
+
 
 class AlreadyAllocatedError(IPAMError):
     """A specific address was asked for but someone holds it."""
+
+    reason = Reason.already_allocated

@@ -11,11 +11,13 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from podnet.errors import PodnetError
+from podnet.errors import PodnetError, Reason
 
 
 class KVStoreError(PodnetError):
     """The store could not be opened or did not answer."""
+
+    reason = Reason.store_unavailable
 
 
 @dataclass(frozen=True)

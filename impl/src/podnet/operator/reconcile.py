@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from podnet.ipam import ClusterPool, ClusterPoolExhaustedError, DurableClusterPool
-from podnet.kvstore import KVStore
+from podnet.kvstore import KVStore, keys
 from podnet.operator.registry import (
     ALLOCATED,
-    STATUS,
     Condition,
     NodeStatus,
     registrations,
@@ -51,11 +50,11 @@ class Operator:
         registered = {r.name for r in regs}
         for node in sorted({nc.node for nc in self.pool.node_cidrs()} - registered):
             released = self.pool.release_node(node)
-            self.store.delete(STATUS + node)
+            self.store.delete(keys.cluster_status(node))
             outcome.released[node] = [str(c) for c in released]
             log.info("node %s is gone: released %s", node, ", ".join(map(str, released)))
         for name in set(statuses(self.store)) - registered:
-            self.store.delete(STATUS + name)
+            self.store.delete(keys.cluster_status(name))
         for reg in regs:
             try:
                 cidr = self.pool.allocate(reg.name)

@@ -1,5 +1,7 @@
 """Nodes and their pod CIDRs in the kvstore (Cilium's CiliumNode, as plain records).
 
+Keys (podnet.kvstore.keys):
+
 podnet/cluster/nodes/<name>   {"name", "node_ip", "registered_at"}   written by the node
 podnet/cluster/status/<name>  {"name", "pod_cidrs", "condition"}      written by the operator
 """
@@ -12,10 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 from podnet.ipam import parse_address
 from podnet.ipam.durable import validate_node_name
-from podnet.kvstore import KVStore
+from podnet.kvstore import KVStore, keys
 
-NODES = "podnet/cluster/nodes/"
-STATUS = "podnet/cluster/status/"
 ALLOCATED = "PodCIDRAllocated"
 
 
@@ -45,7 +45,7 @@ def register_node(store: KVStore, name: str, node_ip: str) -> Registration:
     """A node announces itself; idempotent (keeps the first registration time)."""
     validate_node_name(name)
     parse_address(node_ip, what="node IP")
-    existing = store.get(NODES + name)
+    existing = store.get(keys.cluster_node(name))
     if existing is not None:
         old = Registration(**json.loads(existing.value))
         if old.node_ip == node_ip:
@@ -53,22 +53,22 @@ def register_node(store: KVStore, name: str, node_ip: str) -> Registration:
         registration = Registration(name, node_ip, old.registered_at)
     else:
         registration = Registration(name, node_ip, time.time())
-    store.put(NODES + name, json.dumps(asdict(registration)))
+    store.put(keys.cluster_node(name), json.dumps(asdict(registration)))
     return registration
 
 
 def deregister_node(store: KVStore, name: str) -> bool:
     """The node is gone: the operator releases its pod CIDR."""
-    return store.delete(NODES + name)
+    return store.delete(keys.cluster_node(name))
 
 
 def registrations(store: KVStore) -> list[Registration]:
-    regs = [Registration(**json.loads(e.value)) for e in store.list_prefix(NODES)]
+    regs = [Registration(**json.loads(e.value)) for e in store.list_prefix(keys.CLUSTER_NODES)]
     return sorted(regs, key=lambda r: (r.registered_at, r.name))
 
 
 def write_status(store: KVStore, status: NodeStatus) -> None:
-    key = STATUS + status.name
+    key = keys.cluster_status(status.name)
     value = json.dumps(asdict(status), sort_keys=True)
     current = store.get(key)
     if current is None or current.value.decode() != value:
@@ -76,7 +76,7 @@ def write_status(store: KVStore, status: NodeStatus) -> None:
 
 
 def node_status(store: KVStore, name: str) -> NodeStatus | None:
-    entry = store.get(STATUS + name)
+    entry = store.get(keys.cluster_status(name))
     if entry is None:
         return None
     data = json.loads(entry.value)
@@ -86,8 +86,8 @@ def node_status(store: KVStore, name: str) -> NodeStatus | None:
 
 def statuses(store: KVStore) -> dict[str, NodeStatus]:
     result = {}
-    for entry in store.list_prefix(STATUS):
-        name = entry.key.removeprefix(STATUS)
+    for entry in store.list_prefix(keys.CLUSTER_STATUS):
+        name = keys.cluster_status_name(entry.key)
         status = node_status(store, name)
         if status is not None:
             result[name] = status

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from podnet.kvstore import KVStore
+from podnet.kvstore import KVStore, keys
 from podnet.policy.model import PolicyRule
-
-PREFIX = "podnet/policies/"
 
 
 class PolicyRepository:
@@ -17,12 +15,12 @@ class PolicyRepository:
     def put(self, rules: list[PolicyRule]) -> int:
         revision = 0
         for rule in rules:
-            revision = self.store.put(PREFIX + rule.name, rule.model_dump_json(by_alias=True, exclude_none=True))
+            revision = self.store.put(keys.policy(rule.name), rule.model_dump_json(by_alias=True, exclude_none=True))
         return revision
 
     def list(self) -> list[PolicyRule]:
         rules = []
-        for entry in self.store.list_prefix(PREFIX):
+        for entry in self.store.list_prefix(keys.POLICIES):
             try:
                 rules.append(PolicyRule.model_validate_json(entry.value))
             except ValidationError:
@@ -30,4 +28,4 @@ class PolicyRepository:
         return rules
 
     def delete(self, name: str) -> bool:
-        return self.store.delete(PREFIX + name)
+        return self.store.delete(keys.policy(name))

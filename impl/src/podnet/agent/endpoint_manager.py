@@ -1,0 +1,161 @@
+"""Endpoints: create (veth, IP claim, identity, record; all or nothing), relabel, delete (`/v1/endpoint`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from podnet.agent.config import AgentConfig
+from podnet.agent.endpoints import EndpointExistsError, EndpointStore, transition
+from podnet.agent.errors import BadRequestError
+from podnet.agent.ipam import ENDPOINT_OWNER, RELEASED_OWNER
+from podnet.agent.policy import IdentityNames, PolicyEngine
+from podnet.api.models import (
+    AddressPair,
+    Endpoint,
+    EndpointChangeRequest,
+    EndpointCounters,
+    EndpointNetworking,
+    EndpointState,
+)
+from podnet.datapath.names import host_ifname
+from podnet.datapath.protocol import Datapath
+from podnet.identity import security_labels
+from podnet.ipam import DurableNodeAllocator, NotInRangeError, parse_address
+
+log = logging.getLogger("podnet.agent")
+
+
+class EndpointManager:
+    def __init__(
+        self,
+        config: AgentConfig,
+        datapath: Datapath,
+        allocator: DurableNodeAllocator,
+        endpoints: EndpointStore,
+        identities: IdentityNames,
+        policy: PolicyEngine,
+    ):
+        self.config = config
+        self.datapath = datapath
+        self.allocator = allocator
+        self.endpoints = endpoints
+        self.identities = identities
+        self.policy = policy
+
+    @property
+    def router_ip(self) -> str:
+        return str(self.allocator.router_ip)
+
+    def _with_counters(self, endpoint: Endpoint) -> Endpoint:
+        counters = self.datapath.counters(endpoint.networking.interface_name)
+        if counters is None:
+            return endpoint
+        return endpoint.model_copy(update={"counters": EndpointCounters(**counters.__dict__)})
+
+    def list(self) -> list[Endpoint]:
+        return [self._with_counters(e) for e in self.endpoints.list()]
+
+    def get(self, endpoint_id: str) -> Endpoint:
+        return self._with_counters(self.endpoints.get(endpoint_id))
+
+    def create(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
+        if self.endpoints.find(endpoint_id) is not None:
+            raise EndpointExistsError(f"endpoint {endpoint_id} already exists")
+        if request.addressing is None:
+            raise BadRequestError("creating an endpoint needs addressing.ipv4 (allocate it with POST /v1/ipam first)")
+        if request.netns and not request.interface_name:
+            raise BadRequestError("netns given without interface-name: name the container-side interface (eth0)")
+        ip = request.addressing.ipv4
+        address = parse_address(ip)
+        if address not in self.allocator.pod_cidr:
+            raise NotInRangeError(f"{ip} is not in this node's pod CIDR {self.allocator.pod_cidr}")
+        held = self.allocator.get(address)
+        if held is not None and held.owner.startswith(ENDPOINT_OWNER):
+            other = held.owner.removeprefix(ENDPOINT_OWNER)
+            raise EndpointExistsError(f"{ip} is already used by endpoint {other}")
+        previous = held
+        link = self.datapath.create_endpoint(
+            endpoint_id, ip, self.router_ip, netns=request.netns, ifname=request.interface_name
+        )
+        try:
+            self.allocator.claim(address, ENDPOINT_OWNER + endpoint_id)
+            now = time.time()
+            labels = request.labels or []
+            identity = self.identities.identity_for(labels) if labels else None
+            endpoint = Endpoint(
+                id=endpoint_id,
+                state=EndpointState.waiting_for_identity,
+                container_id=request.container_id,
+                container_name=request.container_name,
+                docker_endpoint_id=request.docker_endpoint_id,
+                docker_network_id=request.docker_network_id,
+                pod_name=request.pod_name,
+                sandbox_key=request.sandbox_key or request.netns,
+                labels=labels,
+                identity=identity,
+                networking=EndpointNetworking(
+                    addressing=[AddressPair(ipv4=ip)],
+                    interface_name=link.host_ifname,
+                    interface_index=link.host_ifindex,
+                    host_mac=link.host_mac,
+                    mac=link.peer_mac,
+                    container_interface_name=link.peer_ifname,
+                    router_ip=self.router_ip,
+                ),
+                created_at=now,
+            )
+            endpoint = transition(endpoint, EndpointState.waiting_for_identity, "endpoint created, datapath ready")
+            if labels:
+                endpoint = transition(endpoint, EndpointState.ready, f"identity {identity}: {', '.join(labels)}")
+            self.endpoints.save(endpoint)
+            self.policy.regenerate_for(endpoint)
+        except BaseException:
+            self.datapath.delete_endpoint(endpoint_id, ip)
+            if previous is not None:
+                self.allocator.claim(address, previous.owner, expires_in=self.config.endpoint_release_grace_s)
+            else:
+                self.allocator.release(address)
+            raise
+        log.info("endpoint %s created: %s on %s", endpoint_id, ip, link.host_ifname)
+        return endpoint
+
+    def patch(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
+        endpoint = self.endpoints.get(endpoint_id)
+        changes = request.model_dump(exclude_unset=True, exclude_none=True)
+        for fixed in ("addressing", "netns", "interface_name"):
+            if fixed in changes:
+                raise BadRequestError(f"{fixed.replace('_', '-')} of an existing endpoint cannot change")
+        if "labels" in changes:
+            changes["identity"] = self.identities.identity_for(changes["labels"])
+        updated = endpoint.model_copy(update=changes)
+        if "labels" in changes and (
+            updated.state == EndpointState.waiting_for_identity or updated.identity != endpoint.identity
+        ):
+            shown = ", ".join(security_labels(updated.labels)) or "(no labels)"
+            updated = transition(updated, EndpointState.ready, f"identity {updated.identity}: {shown}")
+        self.endpoints.save(updated)
+        if updated.identity != endpoint.identity:
+            self.policy.regenerate_for(updated)
+        return self._with_counters(updated)
+
+    def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
+        endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
+        ip = endpoint.networking.addressing[0].ipv4
+        self.endpoints.remove(endpoint_id)
+        # The veth (and its route) go on the datapath's own time; the record is
+        # already gone, so a crash now leaves a veth that leak collection removes.
+        self.datapath.delete_endpoint_later(endpoint_id, ip)
+        if ip:
+            held = self.allocator.get(ip)
+            if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
+                if release_ip:
+                    self.allocator.release(ip)
+                else:
+                    # The runtime releases the IP next (docker: ReleaseAddress); if it
+                    # never does, expiry gives it back.
+                    self.allocator.claim(
+                        ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s
+                    )
+        log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
+        return endpoint

@@ -1,0 +1,94 @@
+"""The agent's IPAM API: allocate, release and list this node's pod IPs (`/v1/ipam`)."""
+
+from __future__ import annotations
+
+from podnet.agent.config import AgentConfig
+from podnet.agent.endpoints import EndpointExistsError
+from podnet.agent.errors import BadRequestError
+from podnet.api.models import (
+    AddressPair,
+    HostAddressingFamily,
+    IPAMAddressResponse,
+    IPAMAllocation,
+    IPAMRelease,
+    IPAMResponse,
+    IPAMState,
+    NodeAddressing,
+)
+from podnet.ipam import DurableNodeAllocator, parse_address, parse_cidr
+from podnet.ipam.allocator import ROUTER_OWNER, Allocation
+
+# Owners of IPs the agent itself holds (others are the runtime's, e.g. "docker-ipam").
+ENDPOINT_OWNER = "endpoint:"
+RELEASED_OWNER = "released-endpoint:"
+
+
+class NodeIPAM:
+    def __init__(self, config: AgentConfig, allocator: DurableNodeAllocator):
+        self.config = config
+        self.allocator = allocator
+
+    @property
+    def router_ip(self) -> str:
+        return str(self.allocator.router_ip)
+
+    @property
+    def pod_cidr(self) -> str:
+        return str(self.allocator.pod_cidr)
+
+    def _response(self, allocation: Allocation) -> IPAMResponse:
+        return IPAMResponse(
+            address=AddressPair(ipv4=str(allocation.ip)),
+            host_addressing=NodeAddressing(
+                ipv4=HostAddressingFamily(ip=self.router_ip, alloc_range=self.pod_cidr, enabled=True)
+            ),
+            ipv4=IPAMAddressResponse(
+                ip=str(allocation.ip),
+                gateway=self.router_ip,
+                cidrs=[self.pod_cidr],
+                owner=allocation.owner,
+                expires_at=allocation.expires_at,
+            ),
+        )
+
+    def _expiry(self, expiration: bool) -> float | None:
+        return self.config.ip_expiration_s if expiration else None
+
+    def allocate(
+        self, owner: str, *, family: str = "ipv4", expiration: bool = False, pool: str | None = None
+    ) -> IPAMResponse:
+        if family != "ipv4":
+            raise BadRequestError(f"unsupported address family {family!r}: this node allocates ipv4 only")
+        if pool is None:
+            allocation = self.allocator.allocate(owner, expires_in=self._expiry(expiration))
+        else:
+            subnet = parse_cidr(pool, what="pool").network
+            allocation = self.allocator.allocate(owner, expires_in=self._expiry(expiration), within=subnet)
+        return self._response(allocation)
+
+    def allocate_ip(self, ip: str, owner: str, *, expiration: bool = False) -> IPAMResponse:
+        allocation = self.allocator.allocate_ip(parse_address(ip), owner, expires_in=self._expiry(expiration))
+        return self._response(allocation)
+
+    def release(self, ip: str) -> IPAMRelease:
+        address = parse_address(ip)
+        if address == self.allocator.router_ip:
+            return IPAMRelease(ip=str(address), released=False, owner=ROUTER_OWNER)
+        held = self.allocator.get(address)
+        if held is not None and held.owner.startswith(ENDPOINT_OWNER):
+            endpoint_id = held.owner.removeprefix(ENDPOINT_OWNER)
+            raise EndpointExistsError(f"{address} is in use by endpoint {endpoint_id}; delete the endpoint first")
+        released = self.allocator.release(address)
+        return IPAMRelease(ip=str(address), released=released is not None, owner=released.owner if released else None)
+
+    def state(self) -> IPAMState:
+        return IPAMState(
+            pod_cidr=self.pod_cidr,
+            router_ip=self.router_ip,
+            capacity=self.allocator.mem.capacity,
+            used=self.allocator.mem.used,
+            allocations=[
+                IPAMAllocation(ip=str(a.ip), owner=a.owner, expires_at=a.expires_at)
+                for a in self.allocator.allocations()
+            ],
+        )
