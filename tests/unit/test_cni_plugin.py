@@ -96,6 +96,18 @@ def test_failures_release_the_ip(env: RunningAgent) -> None:
     assert len(owners(env)) == 2  # the first ADD's IP, the router; nothing leaked by the second
 
 
+def test_cni_code_follows_the_agents_reason_not_its_message(env: RunningAgent) -> None:
+    # A datapath failure whose message names no veth is still a datapath failure (101).
+    env.datapath.fail_next = "attaching from_container to tc ingress of lxc1: Operation not permitted"
+    status, error = cni(env, "ADD")
+    assert status == 1 and error is not None and error["code"] == 101, error
+    # A host veth already in the kernel (reason veth-exists) is one too; neither leaks the IP.
+    env.datapath.links[host_ifname(f"cni-{CID}-eth0")] = 99
+    status, error = cni(env, "ADD")
+    assert status == 1 and error is not None and error["code"] == 101 and "already exists" in error["msg"], error
+    assert owners(env) == {"10.44.0.1": "router"}
+
+
 def test_exhaustion_is_code_100_naming_the_cidr(env: RunningAgent) -> None:
     for i in range(5):  # a /29: 6 usable, one is the router IP
         assert cni(env, "ADD", cid=f"pod{i}")[0] == 0

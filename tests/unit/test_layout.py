@@ -1,0 +1,98 @@
+"""The code's shape: the store's key layout in one module, no import cycle in impl/, modules kept small."""
+
+from __future__ import annotations
+
+import ast
+import ipaddress
+import re
+from pathlib import Path
+
+from podnet.kvstore import keys
+
+SRC = Path(__file__).resolve().parents[2] / "impl" / "src"
+PACKAGE = SRC / "podnet"
+MAX_LINES = 400
+
+
+def test_key_layout_is_the_stored_format() -> None:
+    """The exact keys stored today: a change here breaks every existing store."""
+    cidr = ipaddress.ip_network("10.0.0.0/24")
+    assert keys.pod_ips(cidr) == "podnet/ipam/pods/10.0.0.0_24/"
+    assert keys.pod_ip(cidr, ipaddress.ip_address("10.0.0.5")) == "podnet/ipam/pods/10.0.0.0_24/10.0.0.5"
+    assert keys.node_cidr(ipaddress.ip_network("10.1.0.0/16")) == "podnet/ipam/nodecidrs/10.1.0.0_16"
+    assert keys.endpoint("node1", "ep1") == "podnet/nodes/node1/endpoints/ep1"
+    assert keys.endpoints("node1") == "podnet/nodes/node1/endpoints/"
+    assert keys.docker_network("node1", "n1") == "podnet/nodes/node1/docker-networks/n1"
+    assert keys.identity_by_labels("id=app1;role=web") == "podnet/identities/labels/id=app1;role=web"
+    assert keys.identity_by_id(256) == "podnet/identities/ids/256"
+    assert keys.identity_number("podnet/identities/ids/256") == 256
+    assert keys.cluster_node("node1") == "podnet/cluster/nodes/node1"
+    assert keys.cluster_status("node1") == "podnet/cluster/status/node1"
+    assert keys.cluster_status_name("podnet/cluster/status/node1") == "node1"
+    assert keys.policy("allow-web") == "podnet/policies/allow-web"
+    assert keys.is_endpoint("podnet/nodes/node2/endpoints/ep1")
+    assert not keys.is_endpoint("podnet/nodes/node2/docker-networks/n1")
+
+
+def test_no_key_is_written_outside_the_keys_module() -> None:
+    literal = re.compile(r"""(["'])podnet/(ipam|nodes|identities|cluster|policies)\b""")
+    offenders = [
+        f"{path.relative_to(SRC)}:{n}: {line.strip()}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "keys.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert offenders == [], "use podnet.kvstore.keys"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Modules of ours imported when `path` is (top level, not under TYPE_CHECKING, not inside functions)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for sub in [node] if not isinstance(node, ast.If | ast.Try) else list(ast.walk(node)):
+            if isinstance(sub, ast.Import):
+                found.update(a.name for a in sub.names if a.name in modules)
+            elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+                for alias in sub.names:
+                    full = f"{sub.module}.{alias.name}"
+                    found.add(full if full in modules else sub.module)
+    return found & modules
+
+
+def test_no_import_cycle_in_impl() -> None:
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: _imports(path, set(paths)) - {name} for name, path in paths.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_modules_are_small_or_say_why() -> None:
+    big = [
+        f"{path.relative_to(SRC)}: {n} lines"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_LINES and "over ~400 lines" not in path.read_text()[:2000]
+    ]
+    assert big == []
