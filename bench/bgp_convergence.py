@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from lab.bgp import tor_routes
-from lab.lab import Lab
-from lab.topology import load_topology
+from lab.backends.base import AnyLab as Lab
+from lab.backends.registry import make_lab
+from lab.model.topology import load_topology
 
 
 def wait_route(lab: Lab, cidr: str, present: bool, timeout_s: float = 60.0) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout_s:
-        if (f"{cidr} via " in tor_routes(lab.tor)) == present:
+        if (f"{cidr} via " in lab.tor.cmd("ip", "route", "show", "proto", "bird").stdout) == present:
             return time.perf_counter()
         time.sleep(0.02)
     raise RuntimeError(f"{cidr} still {'absent' if present else 'present'} on the ToR after {timeout_s}s")
@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=10)
     args = parser.parse_args()
     console = Console(width=140)
-    lab = Lab(load_topology("default"))
+    lab = make_lab(load_topology("default"))
     starts, readies, withdraws = [], [], []
     try:
         with console.status("lab up…"):

@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from lab.cniexec import REFERENCE, exec_cni
+from lab.backends.netns.cniexec import REFERENCE, exec_cni
+from lab.backends.netns.host import remove_tree
+from lab.backends.netns.node import NetnsNode
 from lab.deploy import cni_binary, lab_venv
-from lab.netns import NetnsNode, remove_tree
 
 
 def timed(node: NetnsNode, argv: list[str], command: str, conf: dict[str, object], netns: str, cid: str) -> float:

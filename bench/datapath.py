@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.standalone import docker_node
 from lab.deploy import lab_venv
 from lab.image import IMAGE
-from lab.netns import NetnsNode, docker_node
 
 HERE = Path(__file__).resolve().parent
 

@@ -28,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lab import unixhttp
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.standalone import docker_node
 from lab.image import IMAGE
-from lab.netns import NetnsNode, docker_node
 
 
 def post(sock: str, path: str, body: Any) -> tuple[float, dict[str, Any]]:

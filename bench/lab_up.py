@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
+from lab.backends.netns.lab import NetnsLab as Lab
 from lab.deploy import lab_venv
-from lab.lab import Lab
-from lab.topology import load_topology
+from lab.model.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def main() -> int:
     console.print(table)
     per_step: dict[str, list[float]] = {}
     for timings in steps:
-        for what, seconds in timings:
+        for what, _start, seconds in ((t.what, t.start, t.seconds) for t in timings):
             key = what.split(": ", 1)[-1] if what.startswith("node") else what
             per_step.setdefault(key, []).append(seconds)
     breakdown = Table(title="where lab up spends its time (summed over nodes, median of cycles)")

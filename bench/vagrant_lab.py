@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from lab import box
-from lab.lab import AnyLab, make_lab
-from lab.runner import Runner
-from lab.scenario import load_scenario
-from lab.topology import load_topology
+from lab import paths
+from lab.backends.vagrant import box
+from lab.model.topology import load_topology
+from lab.scenario.model import load_scenario
+from lab.session import LabSession, Run
 
 OUT = Path(__file__).resolve().parents[1] / "artifacts" / "bench-vagrant"
 
@@ -61,26 +61,22 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_backend(backend: str, names: list[str], console: Console) -> tuple[float, dict[str, float], list[str]]:
-    lab: AnyLab = make_lab(load_topology("default"), backend)
+def run_backend(
+    run: Run, backend: str, names: list[str], console: Console
+) -> tuple[float, dict[str, float], list[str]]:
+    session = LabSession(run, load_topology("default"), backend, console=console)
     t = time.perf_counter()
-    try:
-        lab.up()
-    except BaseException:
-        lab.down()
-        raise
+    session.up()
     up = time.perf_counter() - t
-    runner = Runner(lab, console)
     seconds, failures = {}, []
     try:
         for name in names:
-            run = runner.run(load_scenario(name), OUT / backend / name)
-            runner.reset()
-            seconds[name] = run.seconds
-            if not run.passed:
-                failures.append(f"{backend} {name}: {run.failure}")
+            result = session.run(load_scenario(name, paths.scenarios()))
+            seconds[name] = result.seconds
+            if not result.passed:
+                failures.append(f"{backend} {name}: {result.failure}")
     finally:
-        lab.down()
+        session.close()
     return up, seconds, failures
 
 
@@ -97,9 +93,10 @@ def main() -> int:
     t = time.perf_counter()
     cached = box.build(report=lambda _: None)
     rows.append(("box build, cached", "", f"{time.perf_counter() - t:.1f}", "reused" if not cached.built else "built"))
-    netns_up, netns_s, failures = run_backend("netns", args.scenarios, console)
+    run = Run(OUT)
+    netns_up, netns_s, failures = run_backend(run, "netns", args.scenarios, console)
     with PeakMemory() as memory:
-        vm_up, vm_s, vm_failures = run_backend("vagrant", args.scenarios, console)
+        vm_up, vm_s, vm_failures = run_backend(run, "vagrant", args.scenarios, console)
     failures += vm_failures
     rows.append(("lab up (ToR, node1, node2, ctrl)", f"{netns_up:.1f}", f"{vm_up:.1f}", f"{vm_up / netns_up:.1f}x"))
     for name in args.scenarios:
@@ -115,6 +112,7 @@ def main() -> int:
     console.print(table)
     for failure in failures:
         console.print(f"[red]{failure}[/]")
+    console.print(f"report: {run.write()}")
     return 1 if failures else 0
 
 

@@ -13,9 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-IMPL = REPO / "impl"
+from lab import paths
+
 CACHE = Path("/var/cache/podnet-lab")
+
+
+def impl() -> Path:
+    """The stack's sources (impl/ of the checkout)."""
+    return paths.repo() / "impl"
 
 
 class DeployError(RuntimeError):
@@ -24,12 +29,13 @@ class DeployError(RuntimeError):
 
 def source_hash() -> str:
     digest = hashlib.sha256()
-    files = [IMPL / "pyproject.toml", IMPL / "setup.py", *sorted((IMPL / "src" / "podnet").rglob("*"))]
+    src = impl()
+    files = [src / "pyproject.toml", src / "setup.py", *sorted((src / "src" / "podnet").rglob("*"))]
     for path in files:
         # podnet-cni and the BPF object, compiled in a source tree: not sources
         built = path.parent.name in ("bin", "obj")
         if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc") and not built:
-            digest.update(str(path.relative_to(IMPL)).encode())
+            digest.update(str(path.relative_to(src)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -46,7 +52,7 @@ def build_wheel(dest: Path) -> Path:
     for old in dest.glob("podnet-*.whl"):
         old.unlink()
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(IMPL)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(impl())],
         "building the podnet wheel",
     )
     wheels = sorted(dest.glob("podnet-*.whl"))

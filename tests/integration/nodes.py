@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.netns import NetnsNode, remove_tree
-from lab.netns import docker_node as lab_docker_node
+from lab.backends.netns.host import lab_cgroups
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.standalone import bare_node as lab_bare_node
+from lab.backends.netns.standalone import docker_node as lab_docker_node
 from podnet.api.client import AgentClient
 
 PYTHON = sys.executable
@@ -20,13 +21,21 @@ FAST_GC = ("--gc-interval", "1", "--gc-grace", "3", "--log-level", "debug")
 
 
 def host_snapshot() -> dict[str, set[str]]:
-    """What a node could leak into the machine: namespaces, root-ns links, mounts, BPF pins."""
+    """What a node could leak into the machine: namespaces, root-ns links, mounts, BPF pins, and
+    cgroups in every mounted hierarchy (v1 controllers and the unified one on this machine kind)."""
     netns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
     lines = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
     links = {line.split(":")[1].strip().split("@")[0] for line in lines}
     mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
     pins = {str(p) for p in Path("/sys/fs/bpf").rglob("*")} if Path("/sys/fs/bpf").is_dir() else set()
-    return {"netns": {n for n in netns if n.startswith("pn-")}, "links": links, "mounts": mounts, "pins": pins}
+    cgroups = {str(p) for p in lab_cgroups()}
+    return {
+        "netns": {n for n in netns if n.startswith("pn-")},
+        "links": links,
+        "mounts": mounts,
+        "pins": pins,
+        "cgroups": cgroups,
+    }
 
 
 @contextmanager
@@ -55,17 +64,8 @@ def assert_delivered_to(node: NetnsNode, ip: str, ifname: str, pod_cidr: str) ->
 @contextmanager
 def bare_node(name: str) -> Iterator[NetnsNode]:
     """A node namespace with nothing started; its logs are kept in artifacts/, the rest removed."""
-    run_id = secrets.token_hex(3)
-    root = Path(f"/tmp/podnet-{name}-{run_id}")
-    node = NetnsNode(name, run_id, root)
-    try:
-        node.create()
+    with lab_bare_node(name, keep_logs=ARTIFACTS) as node:
         yield node
-    finally:
-        node.destroy()
-        if node.logs.is_dir():
-            shutil.copytree(node.logs, ARTIFACTS / f"{name}-{run_id}", dirs_exist_ok=True)
-        remove_tree(root)
 
 
 @contextmanager

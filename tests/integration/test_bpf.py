@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from lab import cniexec
-from lab.netns import NetnsNode, wait_for
+from lab.backends.base import wait_for
+from lab.backends.netns import cniexec
+from lab.backends.netns.node import NetnsNode
 from podnet.api.client import AgentClient, AgentError
 from podnet.datapath.bpf import compile_object
 from podnet.datapath.bpf.loader import BpfLoadError, BpfObject
@@ -302,13 +303,13 @@ def test_an_open_monitor_stream_does_not_hold_up_the_agents_shutdown(node: Netns
     sock.connect(str(node.agent_sock))
     sock.sendall(b"GET /v1/monitor?type=drop HTTP/1.1\r\nHost: podnet\r\n\r\n")
     assert sock.recv(200).startswith(b"HTTP/1.1 200")
-    process = node.processes["podnet-agent"]
     started = time.monotonic()
     node.stop("podnet-agent", timeout_s=8)
     took = time.monotonic() - started
     sock.close()
+    ended = node.processes()["podnet-agent"]  # the supervisor recorded how it ended
     node.start_agent(sys.executable)
-    assert process.popen is not None and process.popen.returncode == 0, f"exit {process.popen.returncode}"
+    assert not ended.running and ended.detail == "exited 0", ended
     assert took < 5, f"the agent took {took:.1f}s to stop"
 
 

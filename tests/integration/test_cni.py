@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from lab import cniexec
-from lab.netns import NetnsNode
+from lab.backends.netns import cniexec
+from lab.backends.netns.node import NetnsNode
 from tests.integration.nodes import assert_delivered_to, bare_node, in_pod, ipam_owners, pod_netns
 
 pytestmark = pytest.mark.root

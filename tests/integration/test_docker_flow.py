@@ -16,8 +16,9 @@ import docker
 import pytest
 
 from lab import unixhttp
+from lab.backends.base import wait_for
+from lab.backends.netns.node import NetnsNode
 from lab.image import IMAGE, INDEX_HTML
-from lab.netns import NetnsNode, wait_for
 from podnet.api.client import AgentClient
 from tests.integration.nodes import PYTHON, assert_delivered_to, datapath, docker_node, host_snapshot
 
@@ -35,6 +36,7 @@ def node(request: pytest.FixtureRequest) -> Iterator[NetnsNode]:
     assert after["links"] <= before["links"], f"links left in the root namespace: {after['links'] - before['links']}"
     assert after["mounts"] <= before["mounts"], f"mounts left behind: {after['mounts'] - before['mounts']}"
     assert after["pins"] <= before["pins"], f"BPF pins left behind: {after['pins'] - before['pins']}"
+    assert after["cgroups"] <= before["cgroups"], f"cgroups left behind: {after['cgroups'] - before['cgroups']}"
 
 
 @pytest.fixture

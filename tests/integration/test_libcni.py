@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.cniexec import reference_conf
-from lab.libcni import LibCNI
-from lab.netns import NetnsNode
+from lab.backends.netns.cniexec import reference_conf
+from lab.backends.netns.libcni import LibCNI
+from lab.backends.netns.node import NetnsNode
 from podnet.cni.shim import binary
 from tests.integration.nodes import bare_node, in_pod, ipam_owners, pod_netns
 

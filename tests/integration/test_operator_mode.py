@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.netns import NetnsNode, wait_for
+from lab.backends.base import wait_for
+from lab.backends.netns.node import NetnsNode, ProcessSpec
 from podnet.api.client import AgentClient, AgentError
 from podnet.errors import PodnetError
 from podnet.ipam import ClusterPool
@@ -39,30 +40,33 @@ def test_agent_waits_for_the_operator(node: NetnsNode) -> None:
     operator = Operator(store, ClusterPool(["10.99.0.0/26"], 26))  # room for one node
     register_node(store, "other", "192.168.50.6")
     operator.reconcile()  # "other" takes the only pod CIDR
-    node.start(
+    node.define(
         "podnet-agent",
-        [
-            sys.executable,
-            "-m",
-            "podnet.cmd.agent",
-            "--node-name",
-            "opnode",
-            "--socket",
-            str(node.agent_sock),
-            "--store",
-            node.state_url,
-            "--bpf-pin-dir",
-            str(node.bpf_pin_dir),
-            "--ipam-mode",
-            "operator",
-            "--node-ip",
-            "192.168.50.2",
-            "--cluster-cidr",
-            "10.99.0.0/26",
-            "--mask-size",
-            "26",
-        ],
+        ProcessSpec(
+            [
+                sys.executable,
+                "-m",
+                "podnet.cmd.agent",
+                "--node-name",
+                "opnode",
+                "--socket",
+                str(node.agent_sock),
+                "--store",
+                node.state_url,
+                "--bpf-pin-dir",
+                str(node.bpf_pin_dir),
+                "--ipam-mode",
+                "operator",
+                "--node-ip",
+                "192.168.50.2",
+                "--cluster-cidr",
+                "10.99.0.0/26",
+                "--mask-size",
+                "26",
+            ]
+        ),
     )
+    node.spawn("podnet-agent")
     wait_for(lambda: health(node) is not None, 20, "the waiting agent's healthz")
     operator.reconcile()  # opnode registered: no room for it
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from lab.cniexec import reference_conf
+from lab.backends.netns.cniexec import reference_conf
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.podman import Podman
 from lab.image import IMAGE, build_rootfs_tar
-from lab.netns import NetnsNode
-from lab.podman import Podman
 from podnet.api.client import AgentClient
 from podnet.cni.shim import binary
 from tests.integration.nodes import bare_node, ipam_owners

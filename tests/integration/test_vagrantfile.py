@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from lab.topology import HERE as LAB_DIR
-from lab.topology import load_topology
+from lab.model.topology import TOPOLOGIES as TOPOLOGY_DIR
+from lab.model.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
-TOPOLOGIES = sorted(p.stem for p in (LAB_DIR / "topologies").glob("*.yaml"))
+TOPOLOGIES = sorted(p.stem for p in TOPOLOGY_DIR.glob("*.yaml"))
 
 
 def validate(topology: str, **env: str) -> subprocess.CompletedProcess[str]:

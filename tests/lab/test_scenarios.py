@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.scenario import all_scenarios, load_scenario
+from lab import paths
+from lab.backends import registry
+from lab.scenario.model import load_scenario
 from tests.lab.conftest import LabPool
 
 pytestmark = pytest.mark.root
@@ -22,16 +24,14 @@ def topology_of(path: Path) -> str:
 
 def ordered() -> list[Path]:
     """Grouped by topology (default first), so each lab comes up once."""
-    return sorted(all_scenarios(), key=lambda p: (topology_of(p) != "default", topology_of(p), p.name))
+    return sorted(paths.all_scenarios(), key=lambda p: (topology_of(p) != "default", topology_of(p), p.name))
 
 
 @pytest.mark.parametrize("path", ordered(), ids=lambda p: Path(p).stem)
 def test_scenario(path: Path, labs: LabPool) -> None:
     scenario = load_scenario(path)  # a bad file fails here, naming file, step and field
-    if "netns" not in scenario.backends:
-        pytest.skip(f"{scenario.name} declares backends {scenario.backends}: not for the netns backend")
-    session = labs.get(scenario.topology)
-    run = session.runner.run(scenario, session.out / scenario.name)
-    session.runs.append(run)
-    session.runner.reset()
+    why = scenario.why_not(labs.backend, registry.backend(labs.backend).lab.capabilities)
+    if why:
+        pytest.skip(f"{scenario.name}: {why}")
+    run = labs.get(scenario.topology).run(scenario)
     assert run.passed, run.failure

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import box
+from lab.backends.vagrant import box
 
 
 def test_the_hash_names_the_inputs_and_changes_with_them(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.scenario import ScenarioError, all_scenarios, load_scenario
-from lab.topology import DEFAULT, TopologyError, load_topology
-from lab.variables import VariableError, dig, substitute
+from lab.model.topology import DEFAULT, TopologyError, load_topology
+from lab.model.variables import VariableError, dig, substitute
+from lab.paths import all_scenarios
+from lab.scenario.model import ScenarioError, load_scenario
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -64,7 +65,7 @@ def test_default_topology_and_derived_addresses() -> None:
         ),
         (
             "name: x\ncluster_cidrs: [10.0.0.0/16]\nmask_size: 24\nnodes: [{name: a, colour: red}]\n",
-            "nodes.0.colour: Extra inputs are not permitted",
+            "nodes.0.colour: unknown field (known here: cpus, memory_mib, name, role)",
         ),
         ("- just\n- a list\n", "a topology is a mapping"),
         ("name: [unclosed\n", "not valid YAML"),
@@ -111,7 +112,7 @@ SCENARIO_HEAD = "name: s\ntopology: default\nsteps:\n"
         ("  - name: e\n    wait: {seconds: 1}\n    expect: {ok: false}\n", "expect applies to docker and exec steps"),
         (
             "  - name: typo\n    dokcer: {node: n, args: [ps]}\n",
-            "step 1 (typo): dokcer: Extra inputs are not permitted",
+            "step 1 (typo): dokcer: unknown field; did you mean docker?",
         ),
         ("  - name: both\n    exec: {node: n, container: c, pod: p, cmd: [ls]}\n", "give container or pod, not both"),
         (
@@ -119,7 +120,26 @@ SCENARIO_HEAD = "name: s\ntopology: default\nsteps:\n"
             "step 1 (verb): cni.command: Input should be 'ADD'",
         ),
         ("  - name: w\n    wait: {seconds: 1}\n    within: 5\n", "within applies to checks: the step has none"),
-        ("  - name: proc\n    process: {node: n, name: dockerd, action: stop}\n", "process.name: Input should be"),
+        (
+            "  - name: proc\n    process: {node: n, name: dockr, action: stop}\n",
+            "step 1 (proc): process.name: no process 'dockr'; did you mean dockerd?",
+        ),
+        (
+            "  - name: d\n    docker: {node: n, args: [ps]}\n    expect: {stdout_contain: x}\n",
+            "step 1 (d): expect.stdout_contain: unknown field; did you mean stdout_contains?",
+        ),
+        (
+            "  - name: c\n    checks: [{packet: {pcap: p}}]\n",
+            "step 1 (c): checks.0.packet: unknown field; did you mean packets?",
+        ),
+        (
+            "  - name: c\n    checks: [{routes: {node: n, has: {dst: default, gatway: x}}}]\n",
+            "step 1 (c): checks.0.routes.has.gatway: unknown field; did you mean gateway?",
+        ),
+        (
+            "  - name: c\n    capture: {x: {node: n, endpoint: app1, field: a}}\n",
+            "step 1 (c): capture.x.endpoint: unknown field; did you mean endpoint_of?",
+        ),
     ],
 )
 def test_bad_scenarios_name_file_step_and_field(tmp_path: Path, steps: str, message: str) -> None:
@@ -127,6 +147,38 @@ def test_bad_scenarios_name_file_step_and_field(tmp_path: Path, steps: str, mess
     with pytest.raises(ScenarioError) as err:
         load_scenario(path)
     assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
+def test_unknown_capability_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "r.yaml", "name: s\nrequires: [host-cni-runtim]\nsteps:\n  - name: w\n    wait: {seconds: 1}\n"
+    )
+    with pytest.raises(
+        ScenarioError, match="requires.0: unknown capability 'host-cni-runtim'; did you mean host-cni-runtime?"
+    ):
+        load_scenario(path)
+
+
+def test_needs_come_from_declarations_and_kinds(tmp_path: Path) -> None:
+    cni = write(tmp_path, "c.yaml", SCENARIO_HEAD + "  - name: a\n    cni: {node: n, command: ADD, pod: p}\n")
+    plain = write(tmp_path, "p.yaml", SCENARIO_HEAD + "  - name: a\n    docker: {node: n, args: [ps]}\n")
+    routes = write(
+        tmp_path,
+        "r.yaml",
+        SCENARIO_HEAD + "  - name: a\n    checks: [{routes: {node: n, pod: p, has: {dst: default}}}]\n",
+    )
+    assert load_scenario(cni).needs() == {"host-cni-runtime"}
+    assert load_scenario(routes).needs() == {"host-cni-runtime"}
+    assert load_scenario(plain).needs() == set()
+    assert "needs host-cni-runtime" in load_scenario(cni).why_not("vagrant", frozenset())
+    assert load_scenario(cni).why_not("netns", frozenset({"host-cni-runtime"})) == ""
+
+
+def test_backends_still_read_as_a_deprecated_alias(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.yaml", "name: s\nbackends: [netns]\nsteps:\n  - name: w\n    wait: {seconds: 1}\n")
+    scenario = load_scenario(path)
+    assert scenario.why_not("netns", frozenset()) == ""
+    assert "deprecated: use requires" in scenario.why_not("vagrant", frozenset())
 
 
 def test_variables_leave_docker_templates_alone() -> None:

@@ -9,8 +9,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from lab.packets import evaluate
-from lab.scenario import PacketsCheck
+from lab.scenario.checks.packets import Packets as PacketsCheck
+from lab.scenario.checks.packets import judge as evaluate
 
 APP1, APP2 = "10.20.30.2", "10.20.30.3"
 

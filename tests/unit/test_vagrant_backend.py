@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.nodeconfig import agent_settings, as_flags, as_toml
-from lab.provision import node_files, store_url
-from lab.topology import Topology, load_topology
-from lab.vagrant_lab import root_ssh_config
-from lab.vagrant_node import NodeError, VagrantNode
+from lab.backends.base import NodeError
+from lab.backends.vagrant.lab import root_ssh_config
+from lab.backends.vagrant.node import VagrantNode
+from lab.backends.vagrant.provision import node_files, store_url
+from lab.model.cluster import agent_settings, as_flags, as_toml
+from lab.model.topology import Topology, load_topology
 from podnet.agent.config import load_config
 
 

@@ -12,21 +12,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from lab import box
-from lab.clean import lab_vms
-from lab.lab import existing_labs
-from lab.report import write_reports
-from lab.runner import Runner, ScenarioRun
-from lab.scenario import load_scenario
-from lab.topology import load_topology
-from lab.vagrant_lab import VagrantLab
+from lab import paths
+from lab.backends import registry
+from lab.backends.vagrant import box
+from lab.backends.vagrant.clean import lab_vms
+from lab.model.topology import load_topology
+from lab.scenario.model import load_scenario
+from lab.session import LabSession, Run
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TOPOLOGY = "three-nodes"
@@ -34,49 +32,38 @@ TOPOLOGY = "three-nodes"
 SMOKE = ["docker-network-create", "ebpf-host-routing", "bgp-pod-routes"]
 
 
-class Session:
-    def __init__(self, lab: VagrantLab) -> None:
-        self.lab = lab
-        self.runner = Runner(lab, Console(stderr=True))
-        self.runs: list[ScenarioRun] = []
-        self.out = ARTIFACTS / lab.run_id
-
-
 @pytest.fixture(scope="module")
-def session() -> Iterator[Session]:
+def session() -> Iterator[LabSession]:
     if os.geteuid() != 0:
         pytest.fail("the Vagrant backend needs root (libvirt)")
-    if existing_labs() or any(lab_vms()):
-        pytest.fail(f"lab leftovers present ({existing_labs()}, {lab_vms()}): run `lab down` or `lab clean` first")
-    lab = VagrantLab(load_topology(TOPOLOGY))
-    t0 = time.perf_counter()
-    try:
-        lab.up(report=lambda what: print(f"lab up {lab.run_id}: {what}", flush=True))
-    except BaseException:
-        lab.down(keep_logs=ARTIFACTS / lab.run_id / "logs")
-        raise
+    if registry.existing_labs() or any(lab_vms()):
+        leftovers = f"{registry.existing_labs()}, {lab_vms()}"
+        pytest.fail(f"lab leftovers present ({leftovers}): run `lab down` or `lab clean` first")
+    run = Run(ARTIFACTS)
+    s = LabSession(run, load_topology(TOPOLOGY), "vagrant", console=Console(stderr=True))
+    s.up(progress=lambda what: print(f"lab up {s.lab.run_id}: {what}", flush=True))
+    lab = s.lab
     print(f"\nlab {lab.run_id} up in {lab.up_seconds:.0f}s:")
-    for what, seconds in lab.timings:
-        print(f"  {seconds:7.1f}s  {what}")
-    s = Session(lab)
+    for t in lab.timings:
+        print(f"  {t.start:7.1f}s +{t.seconds:7.1f}s  {t.what}")
     try:
         yield s
     finally:
-        lab.collect_logs(s.out / "logs")
-        report = write_reports(lab, s.runs, s.out, total_seconds=time.perf_counter() - t0)
-        errors = lab.down()
-        print(f"\nlab report (vagrant, {TOPOLOGY}): {report}")
-        assert not errors, errors
+        s.close()
+        print(f"\nlab report (vagrant, {TOPOLOGY}): {run.write()}")
         assert lab_vms() == ([], []), f"lab down left VMs or networks behind: {lab_vms()}"
 
 
-def test_box_is_cached() -> None:
-    """The box the lab booted is reused, not rebuilt, while its inputs are unchanged."""
-    result = box.build(report=lambda _: None)
-    assert not result.built and result.path.exists()
+def test_the_box_is_reused_while_its_inputs_are_unchanged() -> None:
+    """Built (or found) once, then reused: a second build in the same run builds nothing.
+    (Whether a box was left by an earlier run does not matter: the first call makes sure.)"""
+    first = box.build(report=lambda _: None)
+    second = box.build(report=lambda _: None)
+    assert first.path.exists() and second.path == first.path
+    assert not second.built, "the box was rebuilt although its inputs did not change"
 
 
-def test_every_vm_runs_its_services(session: Session) -> None:
+def test_every_vm_runs_its_services(session: LabSession) -> None:
     """testinfra over the VMs' ssh-config: each VM runs its role's units, with its own kernel."""
     import testinfra
 
@@ -96,7 +83,7 @@ def test_every_vm_runs_its_services(session: Session) -> None:
             assert f"{links[name].node_ip}" in host.interface("uplink").addresses
 
 
-def test_lab_ranges_stay_off_this_machine(session: Session) -> None:
+def test_lab_ranges_stay_off_this_machine(session: LabSession) -> None:
     """Isolation: no lab range is routed here, and the VMs' networks forward nothing."""
     lab = session.lab
     ranges = [ipaddress.ip_network(lab.topology.underlay)] + [
@@ -118,7 +105,7 @@ def test_lab_ranges_stay_off_this_machine(session: Session) -> None:
             assert "no-resolv" in text and "dhcp-option=3\n" in text, text
 
 
-def test_pod_cidrs_follow_topology_order(session: Session) -> None:
+def test_pod_cidrs_follow_topology_order(session: LabSession) -> None:
     """As on the netns backend: the operator serves workers in topology order, although the
     VMs come up in parallel (each worker's agent waits for the control node's registration)."""
     lab = session.lab
@@ -138,26 +125,32 @@ def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_lab_command_works_on_the_vms(session: Session) -> None:
-    """`lab status`, `lab exec` (an ssh session as root, podnet on PATH) and `lab logs` on the VM lab."""
+def test_the_lab_command_works_on_the_vms(session: LabSession) -> None:
+    """`lab status [--json]`, `lab exec` (an ssh session as root, podnet on PATH) and `lab logs` on the VM lab."""
     status = lab_cli("status")
     assert status.returncode == 0, status.stderr
     assert "vagrant" in status.stdout and "VM node1" in status.stdout
     assert session.lab.pod_cidr("node1") in status.stdout
+    as_json = lab_cli("status", "--json")
+    data = json.loads(as_json.stdout)
+    assert data["backend"] == "vagrant" and data["run_id"] == session.lab.run_id
+    node1 = next(n for n in data["nodes"] if n["name"] == "node1")
+    assert node1["role"] == "worker" and node1["pod_cidr"] == session.lab.pod_cidr("node1")
+    units = {p["name"]: p for p in node1["processes"]}
+    assert units["podnet-agent"]["running"] and units["podnet-agent"]["unit"] == "podnet-agent"
+    assert isinstance(units["podnet-agent"]["pid"], int)
     podnet = lab_cli("exec", "node1", "--", "podnet", "status")
     assert podnet.returncode == 0, podnet.stderr
     assert "node1" in podnet.stdout
     logs = lab_cli("logs", "node1", "podnet-agent")
     assert logs.returncode == 0 and "serving the agent API" in logs.stdout, logs.stderr
     unknown = lab_cli("logs", "node1", "sshd")
-    assert unknown.returncode == 3 and "no process 'sshd'" in unknown.stderr
+    assert unknown.returncode == 3 and "no log for process 'sshd'" in unknown.stderr
 
 
 @pytest.mark.parametrize("name", SMOKE)
-def test_scenario(session: Session, name: str) -> None:
-    scenario = load_scenario(name)
-    assert "vagrant" in scenario.backends, f"{name} declares backends {scenario.backends}"
-    run = session.runner.run(scenario, session.out / scenario.name)
-    session.runs.append(run)
-    session.runner.reset()
+def test_scenario(session: LabSession, name: str) -> None:
+    scenario = load_scenario(name, paths.scenarios())
+    assert not scenario.why_not("vagrant", session.capabilities), scenario.why_not("vagrant", session.capabilities)
+    run = session.run(scenario)
     assert run.passed, run.failure

@@ -1,0 +1,1 @@
+"""Backends: where a lab's nodes live. `registry` names them; each is one folder."""

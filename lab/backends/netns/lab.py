@@ -1,0 +1,170 @@
+"""A lab on the netns backend: a ToR namespace and node namespaces on this machine.
+
+`_up()` wires each node to the ToR over its own underlay veth pair (created
+directly inside the two namespaces, never in the machine's), starts the
+ToR's bird, the control plane, and each worker's dockerd, image, agent and
+plugin from the lab venv. Everything is named after the run id and recorded
+in `<root>/lab.json`, so `lab down` (or `lab clean` after a crash) from
+another process removes it all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lab.backends.base import BaseLab, NodeError, PodRuntime, Progress, Timing
+from lab.backends.netns.host import lab_namespaces
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.services import start_control_plane, start_tor_bird
+from lab.deploy import lab_venv
+from lab.image import IMAGE, build_rootfs_tar
+from lab.model import cluster
+from lab.model.topology import Topology
+
+
+@dataclass
+class NetnsLab(BaseLab[NetnsNode]):
+    backend: ClassVar[str] = "netns"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime"})
+    topology: Topology
+    run_id: str = field(default_factory=BaseLab.new_run_id)
+    python: str = ""
+    timings: list[Timing] = field(default_factory=list)
+    up_seconds: float = 0.0
+    node_info: dict[str, dict[str, str]] = field(default_factory=dict)
+    tor: NetnsNode = field(init=False)
+    nodes: dict[str, NetnsNode] = field(init=False)
+    _pods: PodRuntime | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tor = NetnsNode(self.topology.tor.name, self.run_id, self.root)
+        self.nodes = {n.name: NetnsNode(n.name, self.run_id, self.root) for n in self.topology.nodes}
+
+    @property
+    def store_url(self) -> str:
+        """etcd on the control node, or (no control node) one SQLite file every agent takes its pod CIDR from."""
+        return cluster.control_store_url(self.topology) or f"sqlite://{self.root / 'cluster.db'}"
+
+    @classmethod
+    def leftovers(cls) -> list[str]:
+        return lab_namespaces()
+
+    # -- bring-up -------------------------------------------------------------------
+    def _up(self, report: Progress | None) -> None:
+        with self.step("lab venv (podnet wheel)", report):
+            python, built = lab_venv()
+            self.python = str(python)
+        last = self.timings[-1]
+        self.timings[-1] = Timing(
+            f"{last.what}: {'built and installed' if built else 'cached'}", last.start, last.seconds
+        )
+        with self.step("namespaces and underlay", report):
+            for node in self.all_nodes():
+                node.create()
+            self._wire_underlay()
+        self.save()
+        with self.step(f"{self.tor.name}: bird (BGP)", report):
+            start_tor_bird(self.tor, self.topology)
+        self.save()
+        if self.control is not None:
+            with self.step(f"{self.control.name}: etcd, node registrations, podnet-operator", report):
+                start_control_plane(self.control, self.topology, self.python)
+            self.save()
+        image = build_rootfs_tar(self.root / "busybox.tar")
+        # Nodes are independent: bring them up side by side (mostly waiting on process start-up).
+        with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
+            for future in [pool.submit(self._node_up, node, image, report) for node in self.workers.values()]:
+                future.result()
+        self.save()
+
+    def _node_up(self, node: NetnsNode, image: Path, report: Progress | None) -> None:
+        with self.step(f"{node.name}: dockerd", report):
+            node.start_dockerd()
+        with self.step(f"{node.name}: image {IMAGE}", report):
+            node.import_image(image, IMAGE)
+        with self.step(f"{node.name}: podnet-agent", report):
+            # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
+            settings = cluster.agent_settings(self.topology, node.name, self.store_url)
+            node.start_agent(self.python, *cluster.as_flags(settings), require_pod_cidr=self.control is None)
+        with self.step(f"{node.name}: podnet-docker", report):
+            node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
+
+    def _wire_underlay(self) -> None:
+        for link in self.topology.links():
+            node = self.nodes[link.node]
+            subprocess.run(
+                ["ip", "link", "add", "uplink", "netns", node.netns, "type", "veth",
+                 "peer", "name", f"to-{link.node}", "netns", self.tor.netns],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            node.cmd("ip", "addr", "add", f"{link.node_ip}/30", "dev", "uplink")
+            node.cmd("ip", "link", "set", "uplink", "up")
+            node.cmd("ip", "route", "add", "default", "via", link.tor_ip)
+            self.tor.cmd("ip", "addr", "add", f"{link.tor_ip}/30", "dev", f"to-{link.node}")
+            self.tor.cmd("ip", "link", "set", f"to-{link.node}", "up")
+        self.tor.cmd("sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+    def pods(self) -> PodRuntime:
+        """CNI pods run from this machine: libcni or the plugin exec'd, in the node's namespace."""
+        if self._pods is None:
+            from lab.backends.netns.pods import NetnsPods
+
+            self._pods = NetnsPods(self.run_id, self.python)
+        return self._pods
+
+    def node_env(self, name: str) -> dict[str, str]:
+        node = self.node(name)
+        env = {
+            "DOCKER_HOST": f"unix://{node.docker_sock}",
+            "PODNET_SOCKET": str(node.agent_sock),
+            "PODNET_STORE": self.store_url,
+        }
+        if self.python:
+            env["PATH"] = f"{Path(self.python).parent}:{os.environ.get('PATH', '')}"
+        return env
+
+    # -- state ------------------------------------------------------------------------
+    def _backend_state(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "tor": self.tor.to_state(),
+            "nodes": {n: node.to_state() for n, node in self.nodes.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> NetnsLab:
+        lab = cls(Topology.model_validate(state["topology"]), run_id=state["run_id"], python=state["python"])
+        lab.tor = NetnsNode.from_state(state["tor"], lab.run_id, lab.root)
+        lab.nodes = {n: NetnsNode.from_state(s, lab.run_id, lab.root) for n, s in state["nodes"].items()}
+        lab._load_common(state)
+        return lab
+
+    # -- teardown --------------------------------------------------------------------
+    def down(self, *, keep_logs: Path | None = None) -> list[str]:
+        errors: list[str] = []
+
+        def destroy(node: NetnsNode) -> None:
+            try:
+                node.destroy()
+            except NodeError as err:
+                errors.append(str(err))
+
+        # Workers first, while etcd on the control node still answers: an agent
+        # busy with the store when asked to stop would otherwise hang until killed.
+        control = [n for n in self.nodes.values() if self.control is not None and n.name == self.control.name]
+        workers = [n for n in self.nodes.values() if n not in control]
+        with ThreadPoolExecutor(max_workers=len(workers) or 1) as pool:
+            list(pool.map(destroy, workers))
+        for node in control:
+            destroy(node)
+        destroy(self.tor)
+        if keep_logs is not None:
+            self.collect_logs(keep_logs)
+        self._release_root()
+        return errors

@@ -1,0 +1,50 @@
+"""The lab's shared services on netns nodes: the ToR's bird2, and the control node's etcd and podnet-operator.
+
+Their settings come from lab.model.cluster (the same the Vagrant backend
+renders as files); here they become process definitions on a node.
+etcd listens on the control node's underlay IP, so every worker's agent
+reaches it over the ToR, as in a real cluster. The workers are registered in
+topology order before their agents start (see cluster.registrations).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from lab.backends.base import NodeError
+from lab.backends.netns.node import NetnsNode, ProcessSpec
+from lab.model import cluster
+from lab.model.topology import Topology
+
+
+def start_tor_bird(tor: NetnsNode, topology: Topology) -> None:
+    conf = tor.path("bird.conf")
+    conf.write_text(cluster.tor_config(topology))
+    check = tor.cmd("bird", "-p", "-c", str(conf), check=False)
+    if check.returncode != 0:
+        raise NodeError(f"bird rejected {conf}: {check.stderr.strip()}")
+    ctl, pid = tor.path("run", "bird.ctl"), tor.path("run", "bird.pid")
+    tor.define("bird", ProcessSpec(["bird", "-f", "-c", str(conf), "-s", str(ctl), "-P", str(pid)], ready="bird"))
+    tor.start_process("bird")
+
+
+def start_control_plane(node: NetnsNode, topology: Topology, python: str) -> str:
+    """etcd, the workers' registrations and podnet-operator on the control node; the store URL."""
+    store = cluster.control_store_url(topology)
+    assert store is not None, "the topology has no control node"
+    binary = shutil.which("etcd")
+    if binary is None:
+        raise NodeError("etcd not found: install Debian's etcd-server (ci/bootstrap does)")
+    ip = topology.node_ip(node.name)
+    settings = cluster.etcd_settings(
+        node.name, listen_ips=[ip, "127.0.0.1"], advertise_ip=ip, data_dir=str(node.path("etcd"))
+    )
+    node.define("etcd", ProcessSpec([binary, *cluster.etcd_flags(settings)], ready="etcd"))
+    node.start_process("etcd")
+    for worker, worker_ip in cluster.registrations(topology):
+        node.cmd(python, "-m", "podnet.cli", "node", "register", worker, "--node-ip", worker_ip, "--store", store)
+    node.define(
+        "podnet-operator", ProcessSpec([python, "-m", "podnet.cmd.operator", *cluster.operator_args(topology, store)])
+    )
+    node.start_process("podnet-operator")
+    return store

@@ -1,0 +1,156 @@
+"""A running lab on the Vagrant backend: the topology as VMs (the root Vagrantfile).
+
+`up()` stages every VM's provisioning directory (lab/provision.py), runs
+`vagrant up` (python-vagrant) with the topology and the run id in the
+environment, opens one ssh master per VM, and waits on the same readiness
+checks as the netns backend: every agent serves healthz, every plugin answers
+Plugin.Activate, every worker has its pod CIDR, the ToR routes them all.
+`down()` destroys the VMs and their networks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from lab import paths
+from lab.backends.base import BaseLab, LabError, Progress, Timing, wait_for
+from lab.backends.vagrant import box
+from lab.backends.vagrant.node import VagrantNode
+from lab.backends.vagrant.provision import VENV, stage, store_url
+from lab.model.topology import Topology
+
+T = TypeVar("T")
+
+
+def vagrant_env(topology_file: Path, run_id: str) -> dict[str, str]:
+    return {**os.environ, "LAB_TOPOLOGY": str(topology_file), "LAB_RUN_ID": run_id, "VAGRANT_NO_COLOR": "1"}
+
+
+def root_ssh_config(vagrant_ssh_config: str) -> str:
+    """vagrant's ssh-config for every VM, logging in as root (provision.sh allows vagrant's key),
+    quiet, and replacing stale forwarded sockets."""
+    text = re.sub(r"(?m)^(\s*)User vagrant$", r"\1User root", vagrant_ssh_config)
+    extra = "  LogLevel ERROR\n  StreamLocalBindUnlink yes\n  ServerAliveInterval 5\n  ServerAliveCountMax 6\n"
+    return re.sub(r"(?m)^Host (\S+)$", lambda m: f"Host {m.group(1)}\n{extra}", text)
+
+
+@dataclass
+class VagrantLab(BaseLab[VagrantNode]):
+    backend: ClassVar[str] = "vagrant"
+    topology: Topology
+    run_id: str = field(default_factory=BaseLab.new_run_id)
+    timings: list[Timing] = field(default_factory=list)
+    up_seconds: float = 0.0
+    node_info: dict[str, dict[str, str]] = field(default_factory=dict)
+    tor: VagrantNode = field(init=False)
+    nodes: dict[str, VagrantNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ssh = self.root / "ssh_config"
+        self.tor = VagrantNode(self.topology.tor.name, self.root / self.topology.tor.name, ssh)
+        self.nodes = {n.name: VagrantNode(n.name, self.root / n.name, ssh) for n in self.topology.nodes}
+
+    @property
+    def topology_file(self) -> Path:
+        return self.root / "topology.yaml"
+
+    @property
+    def store_url(self) -> str:
+        return store_url(self.topology, self.topology.workers()[0].name)
+
+    # -- vagrant ------------------------------------------------------------------------
+    def vagrant(self, command: str, call: Callable[[Any], T]) -> T:
+        """Run one vagrant command (`call` on python-vagrant's handle) in the repository, with
+        its Vagrantfile; the output goes to <root>/vagrant-<command>.log, a failure shows its tail."""
+        import vagrant as python_vagrant  # python-vagrant
+
+        path = self.root / f"vagrant-{command}.log"
+        handle = python_vagrant.Vagrant(
+            root=str(paths.repo()),
+            env=vagrant_env(self.topology_file, self.run_id),
+            out_cm=python_vagrant.make_file_cm(str(path)),
+            err_cm=python_vagrant.make_file_cm(str(path)),
+        )
+        try:
+            return call(handle)
+        except subprocess.CalledProcessError as err:
+            tail = "\n".join(path.read_text(errors="replace").strip().splitlines()[-12:]) if path.exists() else ""
+            raise LabError(f"`vagrant {command}` exited {err.returncode} (full output: {path}):\n{tail}") from None
+
+    # -- bring-up -------------------------------------------------------------------------
+    def _up(self, report: Progress | None) -> None:
+        self.topology_file.write_text(json.dumps(self.topology.model_dump(), indent=2))  # JSON is YAML
+        self.save()
+        with self.step("box (build or reuse)", report):
+            box.build(report=lambda _: None)
+        with self.step("wheelhouse and each VM's provisioning files", report):
+            stage(self.topology)
+        names = [self.tor.name, *self.nodes]
+        with self.step(f"vagrant up: {len(names)} VMs, provisioned ({', '.join(names)})", report):
+            self.vagrant("up", lambda v: v.up(provider="libvirt"))
+        with self.step("ssh to every VM (sockets forwarded)", report):
+            self._ssh_config()
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                list(pool.map(lambda n: n.connect(), self.all_nodes()))
+        self.save()
+        with self.step("agents and plugins ready", report):
+            for node in self.workers.values():
+                self._wait_ready(node)
+
+    def _ssh_config(self) -> None:
+        self.tor.ssh_config.write_text(root_ssh_config(self.vagrant("ssh-config", lambda v: str(v.ssh_config()))))
+
+    def _wait_ready(self, node: VagrantNode, timeout_s: float = 120.0) -> None:
+        wait_for(
+            lambda: node.agent_ready(require_pod_cidr=self.control is None),
+            timeout_s,
+            f"podnet-agent on {node.name}",
+            interval_s=1,
+        )
+        wait_for(node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1)
+
+    def node_env(self, name: str) -> dict[str, str]:
+        return {
+            "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PODNET_STORE": store_url(self.topology, name) if name in self.nodes else self.store_url,
+        }
+
+    def _collect_extra_logs(self, dest: Path) -> None:
+        for log in ("vagrant-up.log", "vagrant-destroy.log"):
+            if (self.root / log).exists():
+                dest.mkdir(parents=True, exist_ok=True)
+                (dest / log).write_text((self.root / log).read_text(errors="replace"))
+
+    # -- state ------------------------------------------------------------------------------
+    def _backend_state(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> VagrantLab:
+        lab = cls(Topology.model_validate(state["topology"]), run_id=state["run_id"])
+        lab._load_common(state)
+        return lab
+
+    # -- teardown -----------------------------------------------------------------------------
+    def down(self, *, keep_logs: Path | None = None) -> list[str]:
+
+        errors: list[str] = []
+        if keep_logs is not None:
+            self.collect_logs(keep_logs)
+        for node in self.all_nodes():
+            node.disconnect()
+        try:
+            self.vagrant("destroy", lambda v: v.destroy())
+        except LabError as err:
+            errors.append(str(err))
+        if not errors:  # else keep the record: `lab down` again, or `lab clean`
+            self._release_root()
+        return errors

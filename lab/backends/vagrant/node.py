@@ -1,0 +1,186 @@
+"""A lab node that is a Vagrant VM, reached over ssh as root.
+
+One ssh master connection per VM (ControlMaster) carries every command and
+forwards the VM's dockerd and podnet agent sockets to local unix sockets, so
+the docker CLI, podnet's API client and the checks talk to a VM exactly as
+they talk to a netns node. Processes are systemd units; their logs live in
+/var/log/podnet/ (podnet) or the journal (dockerd, bird, etcd).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.backends.base import LabNode, NodeError, ProcessState, wait_for
+
+# process name (as scenario files and the netns backend say) -> systemd unit
+UNITS = {
+    "dockerd": "docker",
+    "podnet-agent": "podnet-agent",
+    "podnet-docker": "podnet-docker",
+    "podnet-operator": "podnet-operator",
+    "bird": "bird",
+    "etcd": "etcd",
+}
+PODNET_LOGS = "/var/log/podnet"
+REMOTE_DOCKER_SOCK = "/run/docker.sock"
+REMOTE_AGENT_SOCK = "/run/podnet/podnet.sock"
+REMOTE_PLUGIN_SOCK = "/run/docker/plugins/podnet.sock"
+
+
+@dataclass
+class VagrantNode(LabNode):
+    name: str
+    dir: Path  # this node's files on the host: ssh control socket, forwarded sockets, collected logs
+    ssh_config: Path
+
+    @property
+    def control_path(self) -> Path:
+        return self.dir / "ssh.ctl"
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.dir / "docker.sock"
+
+    @property
+    def agent_sock(self) -> Path:
+        return self.dir / "podnet.sock"
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    def _ssh(self, *options: str) -> list[str]:
+        return ["ssh", "-F", str(self.ssh_config), "-o", f"ControlPath={self.control_path}", *options]
+
+    def argv_for(self, argv: Sequence[str]) -> list[str]:
+        return [*self._ssh("-o", "ControlMaster=no"), self.name, shlex.join(argv)]
+
+    def shell(self, command: Sequence[str], env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+        """An ssh session as root, with the node's environment (podnet on PATH)."""
+        prefix = ["env", *(f"{k}={v}" for k, v in env.items())]
+        remote = [shlex.join([*prefix, *command])] if command else [shlex.join([*prefix, "bash", "-l"])]
+        return [*self._ssh("-t", "-o", "ControlMaster=no"), self.name, *remote], dict(os.environ)
+
+    # -- the master connection ----------------------------------------------------------
+    def connect(self) -> None:
+        """Start the master connection with the socket forwards (idempotent)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.connected():
+            return
+        forwards = ["-L", f"{self.docker_sock}:{REMOTE_DOCKER_SOCK}", "-L", f"{self.agent_sock}:{REMOTE_AGENT_SOCK}"]
+        proc = subprocess.run(
+            [*self._ssh("-M", "-N", "-f", "-o", "ControlPersist=yes", *forwards), self.name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise NodeError(f"{self.name}: ssh master connection failed: {proc.stderr.strip()}")
+
+    def connected(self) -> bool:
+        check = self._ssh("-O", "check")
+        return subprocess.run([*check, self.name], capture_output=True, check=False).returncode == 0
+
+    def disconnect(self) -> None:
+        if self.control_path.exists():
+            subprocess.run([*self._ssh("-O", "exit"), self.name], capture_output=True, timeout=10, check=False)
+        for sock in (self.docker_sock, self.agent_sock, self.control_path):
+            sock.unlink(missing_ok=True)
+
+    # -- processes are systemd units ------------------------------------------------------
+    def unit(self, name: str) -> str:
+        try:
+            return UNITS[name]
+        except KeyError:
+            raise NodeError(f"{self.name}: no process {name!r} (known: {', '.join(UNITS)})") from None
+
+    def start_process(self, name: str) -> None:
+        self.cmd("systemctl", "start", self.unit(name), timeout=60)
+        if name == "podnet-agent":
+            wait_for(lambda: self.agent_ready(require_pod_cidr=False), 60, f"podnet-agent on {self.name}")
+        elif name == "podnet-docker":
+            wait_for(self.plugin_ready, 60, f"podnet-docker on {self.name}", interval_s=0.5)
+
+    def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+        self.cmd("systemctl", "stop", self.unit(name), timeout=60 + timeout_s)
+
+    def signal_process(self, name: str, signal_number: int) -> None:
+        sig = signal.Signals(signal_number).name
+        self.cmd("systemctl", "kill", "--kill-who=main", "-s", sig, self.unit(name), timeout=60)
+
+    @property
+    def where(self) -> str:
+        return f"VM {self.name} (ssh)"
+
+    def processes(self) -> dict[str, ProcessState]:
+        """The lab's units on this VM that are enabled, and their state (one ssh call)."""
+        units = {UNITS[n]: n for n in UNITS}
+        script = (
+            'for u in "$@"; do echo "@@ $u $(systemctl is-enabled "$u" 2>/dev/null || echo absent)"; '
+            'systemctl show -p ActiveState -p SubState -p MainPID -p ExecMainStatus -p Result "$u"; done'
+        )
+        out = self.cmd("bash", "-c", script, "services", *units, check=False).stdout
+        found: dict[str, dict[str, str]] = {}
+        unit = ""
+        for line in out.splitlines():
+            if line.startswith("@@ "):
+                _, unit, enabled = [*line.split(), "absent"][:3]
+                found[unit] = {"enabled": enabled}
+            elif unit in found and "=" in line:
+                key, _, value = line.partition("=")
+                found[unit][key] = value
+        states = {}
+        for unit, props in found.items():
+            if unit not in units or props.get("enabled") != "enabled":
+                continue
+            name = units[unit]
+            running = props.get("ActiveState") in ("active", "activating", "reloading")
+            pid = props.get("MainPID", "")
+            if props.get("SubState") == "auto-restart":
+                detail = f"restarting after {props.get('Result')} (exit status {props.get('ExecMainStatus')})"
+            elif running:
+                detail = ""
+            else:
+                detail = (
+                    f"{props.get('ActiveState')} ({props.get('Result')}, exit status {props.get('ExecMainStatus')})"
+                )
+            states[name] = ProcessState(
+                name, running, int(pid) if running and pid.isdigit() and pid != "0" else None, unit, detail
+            )
+        return states
+
+    # -- logs --------------------------------------------------------------------------
+    def _log_path(self, name: str) -> str:
+        return f"{PODNET_LOGS}/{name}.log"
+
+    def log_size(self, name: str) -> int:
+        out = self.cmd("stat", "-c", "%s", self._log_path(name), check=False).stdout.strip()
+        return int(out) if out.isdigit() else 0
+
+    def log_text(self, name: str, start: int = 0) -> str:
+        if name.startswith("podnet-"):
+            return self.cmd("tail", "-c", f"+{start + 1}", self._log_path(name), check=False).stdout
+        return self.cmd("journalctl", "-u", self.unit(name), "--no-pager", "-o", "short-precise", check=False).stdout
+
+    def log_where(self, name: str) -> str:
+        where = self._log_path(name) if name.startswith("podnet-") else f"journalctl -u {self.unit(name)}"
+        return f"{self.name}: {where} (`lab logs {self.name} {name}`)"
+
+    def log_names(self) -> list[str]:
+        return sorted(self.processes())
+
+    def plugin_ready(self) -> bool:
+        """podnet-docker answers Plugin.Activate as a network driver (asked on the VM)."""
+        proc = self.cmd(
+            "curl", "-fsS", "-m", "3", "--unix-socket", REMOTE_PLUGIN_SOCK, "-X", "POST",
+            "http://plugin/Plugin.Activate", check=False,
+        )  # fmt: skip
+        return proc.returncode == 0 and "NetworkDriver" in proc.stdout

@@ -1,0 +1,144 @@
+"""What each node runs with, derived from the topology: one source, several renderings.
+
+The cluster's settings are computed here once — the agents' settings, etcd's,
+the operator's arguments, the order in which the control node registers the
+workers, the ToR's bird configuration, the store URL — and each backend only
+renders them: the netns backend as command-line flags, the Vagrant backend
+as the agent's TOML file and systemd environment files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.model.topology import TOR_ASN, Topology
+
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+OPERATOR_INTERVAL_S = 0.2  # the lab's operator reconciles often: a lab waits on it
+
+Settings = dict[str, Any]
+
+
+# -- the store ---------------------------------------------------------------------
+def control_store_url(topology: Topology) -> str | None:
+    """etcd on the control node, which every agent reaches over the ToR; None without one
+    (each backend then provides a shared store of its own: a SQLite file, or etcd on the ToR)."""
+    control = topology.control()
+    if control is None:
+        return None
+    return f"etcd://{topology.node_ip(control.name)}:{ETCD_CLIENT_PORT}"
+
+
+# -- agents --------------------------------------------------------------------------
+def agent_settings(topology: Topology, node: str, store_url: str) -> Settings:
+    """podnet-agent's settings for a worker (the keys of podnet.agent.config.AgentConfig)."""
+    link = topology.link_of(node)
+    settings: Settings = {
+        "store": store_url,
+        "datapath": topology.datapath,
+        "cluster_cidrs": list(topology.cluster_cidrs),
+        "mask_size": topology.mask_size,
+        "node_ip": link.node_ip,
+        "bgp_peer": link.tor_ip,
+        "bgp_asn": topology.node_asn(link.index),
+        "bgp_peer_asn": TOR_ASN,
+    }
+    if topology.control() is not None:
+        settings["ipam_mode"] = "operator"
+    return settings
+
+
+def as_flags(settings: Settings) -> list[str]:
+    flags: list[str] = []
+    for key, value in settings.items():
+        flag = "--" + ("cluster-cidr" if key == "cluster_cidrs" else key.replace("_", "-"))
+        for item in value if isinstance(value, list) else [value]:
+            flags += [flag, str(item)]
+    return flags
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def as_toml(settings: Settings) -> str:
+    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in settings.items())
+
+
+# -- the control plane -----------------------------------------------------------------
+def etcd_settings(name: str, *, listen_ips: list[str], advertise_ip: str, data_dir: str) -> dict[str, str]:
+    """etcd's settings (its flag names without dashes); one member, peers on loopback."""
+    peer = f"http://127.0.0.1:{ETCD_PEER_PORT}"
+    return {
+        "name": name,
+        "data-dir": data_dir,
+        "listen-client-urls": ",".join(f"http://{ip}:{ETCD_CLIENT_PORT}" for ip in listen_ips),
+        "advertise-client-urls": f"http://{advertise_ip}:{ETCD_CLIENT_PORT}",
+        "listen-peer-urls": peer,
+        "initial-advertise-peer-urls": peer,
+        "initial-cluster": f"{name}={peer}",
+        "log-level": "warn",
+    }
+
+
+def etcd_flags(settings: dict[str, str]) -> list[str]:
+    return [f"--{key}={value}" for key, value in settings.items()]
+
+
+def etcd_env(settings: dict[str, str]) -> str:
+    """The same settings as etcd's environment file (ETCD_NAME=…)."""
+    return "".join(f"ETCD_{key.upper().replace('-', '_')}={value}\n" for key, value in settings.items())
+
+
+def operator_args(topology: Topology, store_url: str) -> list[str]:
+    cidrs = [a for c in topology.cluster_cidrs for a in ("--cluster-cidr", c)]
+    return [
+        "--store",
+        store_url,
+        *cidrs,
+        "--mask-size",
+        str(topology.mask_size),
+        "--interval",
+        str(OPERATOR_INTERVAL_S),
+    ]
+
+
+def registrations(topology: Topology) -> list[tuple[str, str]]:
+    """(worker, node IP) in topology order: the operator serves nodes in registration order,
+    and the seed's example (nodes 1–4 in the first cluster CIDR, 5–8 in the second) depends on it."""
+    return [(w.name, topology.node_ip(w.name)) for w in topology.workers()]
+
+
+# -- the ToR ----------------------------------------------------------------------------
+def tor_config(topology: Topology) -> str:
+    """bird2 on the ToR: one eBGP session per worker, learned pod CIDRs into the kernel table."""
+    workers = {w.name for w in topology.workers()}
+    links = [link for link in topology.links() if link.node in workers]  # the control node speaks no BGP
+    lines = [
+        f"router id {links[0].tor_ip};",
+        "log stderr all;",
+        "protocol device { scan time 10; }",
+        "protocol kernel {",
+        "  ipv4 { import none; export where source = RTS_BGP; };",  # pod CIDRs into the ToR's kernel table
+        "}",
+    ]
+    for link in links:
+        lines += [
+            f"protocol bgp {link.node} {{",
+            f"  local {link.tor_ip} as {TOR_ASN};",
+            f"  neighbor {link.node_ip} as {topology.node_asn(link.index)};",
+            "  hold time 9; keepalive time 3;",
+            # bird's defaults make a reconnect wait ~73 s; seconds are what a lab needs
+            "  connect retry time 3; error wait time 1, 10; error forget time 10;",
+            "  ipv4 { import all; export none; };",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,25 @@
+"""What a step or check works with: the lab, the scenario's variables and captures, its output directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.backends.base import AnyLab, LabNode
+
+
+class StepFailed(Exception):
+    """A step could not do what it says; the message is the report's."""
+
+
+@dataclass
+class Context:
+    lab: AnyLab
+    out: Path  # the scenario's artifacts directory
+    variables: dict[str, str] = field(default_factory=dict)
+    pcaps: dict[str, Path] = field(default_factory=dict)  # capture name -> pcap file
+    marks: dict[str, Any] = field(default_factory=dict)  # what checks prepared before the step's action
+
+    def node(self, name: str) -> LabNode:
+        return self.lab.node(name)

@@ -1,0 +1,309 @@
+"""Every step and check kind, and the runner, against a fake lab (no root): each check kind passes
+where it should and fails where it should (a check kind without a failing test here is not real:
+`test_every_check_kind_has_a_failing_test` keeps that true)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from lab.scenario.checks import CHECKS
+from lab.scenario.context import Context, StepFailed
+from lab.scenario.model import Scenario, ScenarioBase
+from lab.scenario.runner import Runner
+from lab.scenario.steps import STEPS
+from tests.agent_harness import RunningAgent, running_agent
+from tests.fakelab import FakeLab, fake_lab
+
+APP1, APP2 = "10.20.30.2", "10.20.30.3"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> FakeLab:
+    return fake_lab(tmp_path)
+
+
+@pytest.fixture
+def agent(tmp_path: Path, lab: FakeLab) -> Iterator[RunningAgent]:
+    """A real agent (fake kernel) behind node1's agent socket."""
+    with running_agent(tmp_path, cluster_cidrs=["10.20.30.0/24"], mask_size=26) as running:
+        lab.nodes["node1"].agent_socket = Path(running.socket)
+        yield running
+
+
+def ctx(lab: FakeLab, tmp_path: Path, **variables: str) -> Context:
+    return Context(lab, tmp_path / "out", variables=dict(variables))
+
+
+def check(kind: str, lab: FakeLab, tmp_path: Path, spec: dict[str, Any], c: Context | None = None) -> Any:
+    context = c or ctx(lab, tmp_path)
+    model = CHECKS[kind].spec.model_validate(spec)
+    if CHECKS[kind].prepare is not None:
+        CHECKS[kind].prepare(context, model)  # type: ignore[misc]
+    return CHECKS[kind].evaluate(context, model)
+
+
+def scenario(steps: list[dict[str, Any]], cleanup: list[dict[str, Any]] | None = None) -> ScenarioBase:
+    return Scenario.model_validate({"name": "s", "steps": steps, "cleanup": cleanup or []})
+
+
+def docker_replies(table: dict[str, tuple[int, str, str]]) -> Any:
+    """A docker handler answering by the first argument(s)."""
+
+    def handler(args: list[str]) -> tuple[int, str, str] | None:
+        for prefix, reply in table.items():
+            if " ".join(args).startswith(prefix):
+                return reply
+        return None
+
+    return handler
+
+
+# -- checks -------------------------------------------------------------------------------------
+def test_check_compare_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    assert check("compare", lab, tmp_path, {"left": "7", "right": "2", "difference": 5}).passed
+    failed = check("compare", lab, tmp_path, {"left": "7", "right": "2", "difference": 4, "what": "packets"})
+    assert not failed.passed and failed.actual == "up by 5 (2 -> 7)"
+    assert not check("compare", lab, tmp_path, {"left": "a", "right": "a", "equals": False}).passed
+    assert not check("compare", lab, tmp_path, {"left": "x", "right": "1", "at_least": 1}).passed
+
+
+def test_check_allocations_passes_and_fails(lab: FakeLab, tmp_path: Path, agent: RunningAgent) -> None:
+    ip = agent.client.ipam_allocate("docker-ipam")["address"]["ipv4"]
+    assert check("allocations", lab, tmp_path, {"node": "node1", "ip": ip, "in_pod_cidr": True}).passed
+    wrong_owner = check("allocations", lab, tmp_path, {"node": "node1", "ip": ip, "owner_prefix": "endpoint:"})
+    assert not wrong_owner.passed and "does not start with 'endpoint:'" in wrong_owner.actual
+    assert not check("allocations", lab, tmp_path, {"node": "node1", "ip": ip, "held": False}).passed
+    counted = check("allocations", lab, tmp_path, {"node": "node1", "endpoints": 0, "allocated": 3})
+    assert not counted.passed and "'allocated IPs': 2" in counted.actual
+    assert not check("allocations", lab, tmp_path, {"node": "node1", "distinct": [ip, ip]}).passed
+
+
+def test_check_endpoint_passes_and_fails(lab: FakeLab, tmp_path: Path, agent: RunningAgent) -> None:
+    ip = agent.client.ipam_allocate("docker-ipam", expiration=True)["address"]["ipv4"]
+    agent.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}, "labels": ["id=app1"]})
+    node = lab.nodes["node1"]
+    node.on_docker.append(docker_replies({"inspect -f": (0, "ep1\n", ""), "inspect": (0, "", "")}))
+    assert check(
+        "endpoint", lab, tmp_path, {"node": "node1", "container": "app1", "field": "state", "equals": "ready"}
+    ).passed
+    failed = check(
+        "endpoint", lab, tmp_path, {"node": "node1", "container": "app1", "field": "identity", "equals": "1"}
+    )
+    assert not failed.passed and failed.expected == "1"
+    node.on_docker.insert(0, docker_replies({"inspect": (0, "\n", "")}))
+    gone = check("endpoint", lab, tmp_path, {"node": "node1", "container": "app1", "field": "state", "equals": "ready"})
+    assert not gone.passed and "has no endpoint" in gone.actual
+
+
+def test_check_nodes_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    rows = [
+        {"name": "node1", "pod-cidrs": ["10.20.30.0/26"], "condition": None},
+        {"name": "node9", "pod-cidrs": [], "condition": {"reason": "ClusterPoolExhausted", "message": "8 of 8 in use"}},
+    ]
+    lab.nodes["ctrl"].on_cmd.append(
+        lambda argv: (0, json.dumps(rows), "") if argv[:3] == ["podnet", "node", "list"] else None
+    )
+    assert check("nodes", lab, tmp_path, {"pod_cidrs": {"node1": "10.20.30.0/26", "node9": "none"}}).passed
+    wrong = check("nodes", lab, tmp_path, {"pod_cidrs": {"node1": "10.20.30.64/26"}})
+    assert not wrong.passed and "10.20.30.0/26" in wrong.actual
+    cond = {"condition": {"node": "node9", "reason": "ClusterPoolExhausted", "message_contains": "8 of 8"}}
+    assert check("nodes", lab, tmp_path, cond).passed
+    assert not check("nodes", lab, tmp_path, {"condition": {"node": "node1", "reason": "ClusterPoolExhausted"}}).passed
+
+
+ROUTES: list[dict[str, Any]] = [
+    {"dst": "default", "gateway": "192.168.50.1", "dev": "uplink"},  # iproute2 leaves out proto boot
+    {"dst": "10.20.30.0/26", "dev": "podnet_host", "protocol": 200},
+    {"dst": "10.20.30.64/26", "gateway": "192.168.50.6", "dev": "to-node2", "protocol": 12},
+]
+
+
+def test_check_routes_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    for node in (lab.nodes["node1"], lab.tor):
+        node.on_cmd.append(lambda argv: (0, json.dumps(ROUTES), "") if "route" in argv else None)
+    assert check("routes", lab, tmp_path, {"node": "node1", "has": {"dst": "10.20.30.0/26", "proto": "podnet"}}).passed
+    has = {"dst": "10.20.30.64/26", "gateway": "192.168.50.6", "proto": "bird"}
+    assert check("routes", lab, tmp_path, {"node": "tor", "has": has}).passed
+    missing = check("routes", lab, tmp_path, {"node": "node1", "has": {"dst": "10.20.30.2"}})
+    assert not missing.passed and "10.20.30.0/26 dev podnet_host proto podnet" in missing.actual
+    assert not check("routes", lab, tmp_path, {"node": "node1", "lacks": {"dst": "default"}}).passed
+    pod = check("routes", lab, tmp_path, {"node": "node1", "pod": "p1", "has": {"dst": "default"}})
+    assert pod.passed and "nsenter --net=/run/netns/fake-node1-p1" in pod.where
+
+
+def test_check_inspect_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    network = [{"Name": "podnet-net", "IPAM": {"Driver": "podnet"}, "Options": {}}]
+    lab.nodes["node1"].on_docker.append(docker_replies({"network inspect": (0, json.dumps(network), "")}))
+    spec = {"node": "node1", "docker": ["network", "inspect", "podnet-net"], "path": "0.IPAM.Driver"}
+    assert check("inspect", lab, tmp_path, {**spec, "equals": "podnet"}).passed
+    assert not check("inspect", lab, tmp_path, {**spec, "equals": "default"}).passed
+    missing = check("inspect", lab, tmp_path, {**spec, "path": "0.Nope", "equals": 1})
+    assert not missing.passed and missing.expected == "a value at 0.Nope"
+
+
+def test_check_plugin_calls_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    node = lab.nodes["node1"]
+    node.logs["podnet-docker"] = "x podnet.docker: /NetworkDriver.CreateNetwork {}\n"
+    context = ctx(lab, tmp_path)
+    spec = CHECKS["plugin_calls"].spec.model_validate(
+        {"node": "node1", "sequence": ["/IpamDriver.RequestAddress", "/NetworkDriver.Join"]}
+    )
+    CHECKS["plugin_calls"].prepare(context, spec)  # type: ignore[misc]
+    node.logs["podnet-docker"] += (
+        "x podnet.docker: /IpamDriver.RequestAddress {}\n"
+        "x podnet.docker: /NetworkDriver.CreateEndpoint {}\n"
+        "x podnet.docker: /NetworkDriver.Join {}\n"
+    )
+    result = CHECKS["plugin_calls"].evaluate(context, spec)
+    assert result.passed and result.data["calls"][0] == "/IpamDriver.RequestAddress"  # the mark hid CreateNetwork
+    reversed_order = CHECKS["plugin_calls"].spec.model_validate(
+        {"node": "node1", "sequence": ["/NetworkDriver.Join", "/IpamDriver.RequestAddress"]}
+    )
+    assert not CHECKS["plugin_calls"].evaluate(context, reversed_order).passed
+
+
+def conversation() -> list[Any]:
+    return [
+        Ether() / IP(src=APP2, dst=APP1) / TCP(sport=40000, dport=80, flags="S"),
+        Ether() / IP(src=APP1, dst=APP2) / TCP(sport=80, dport=40000, flags="SA"),
+        Ether() / IP(src=APP1, dst=APP2) / TCP(sport=80, dport=40000, flags="PA") / Raw(b"HTTP/1.1 200 OK\r\n\r\nhi"),
+        Ether() / IP(src=APP2, dst=APP1) / ICMP(type=8),
+    ]
+
+
+def test_check_packets_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    lab.nodes["node1"].packets["lxc1"] = conversation()
+    steps = [
+        {
+            "name": "capture",
+            "docker": {"node": "node1", "args": ["ps"]},
+            "pcap": [{"name": "veth", "node": "node1", "interface": "lxc1"}],
+            "checks": [
+                {"packets": {"pcap": "veth", "tcp_syn": {"dst": APP1, "dport": 80}}},
+                {"packets": {"pcap": "veth", "http_response": {"status": 200, "src": APP1}}},
+                {"packets": {"pcap": "veth", "icmp_reply": {}, "absent": True}},
+                {"packets": {"pcap": "veth", "tcp_syn": {"dst": APP2}}},
+                {"packets": {"pcap": "veth", "none_from": "10.20.30.0/30"}},
+            ],
+        }
+    ]
+    lab.nodes["node1"].on_docker.append(docker_replies({"ps": (0, "", "")}))
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    results = run.steps[0].checks
+    assert [c.passed for c in results] == [True, True, True, False, False]
+    assert "matching: 0" in results[3].actual
+    flows = run.steps[0].flows["veth"]
+    assert flows[0].proto == "TCP" and flows[0].packets == 3 and "HTTP 200" in flows[0].note
+
+
+def test_a_packets_check_without_its_capture_fails_the_step(lab: FakeLab, tmp_path: Path) -> None:
+    with pytest.raises(StepFailed, match="no step captured it"):
+        check("packets", lab, tmp_path, {"pcap": "nope", "tcp_syn": {}})
+
+
+def test_every_check_kind_has_a_failing_test() -> None:
+    """A check kind is real only with a unit test where it fails: one here per kind, by name."""
+    names = {name for name in dir(sys.modules[__name__]) if name.startswith("test_check_")}
+    missing = [kind for kind in CHECKS if f"test_check_{kind}_passes_and_fails" not in names]
+    assert missing == []
+
+
+# -- steps --------------------------------------------------------------------------------------
+def test_docker_and_exec_steps_with_expect(lab: FakeLab, tmp_path: Path) -> None:
+    node = lab.nodes["node1"]
+    node.on_docker.append(docker_replies({"run": (0, "hello from podnet\n", ""), "exec app1 ls": (2, "", "nope")}))
+    node.on_cmd.append(lambda argv: (0, "podnet 1.0\n", "") if argv[:1] == ["podnet"] else None)
+    steps = [
+        {"name": "run", "docker": {"node": "node1", "args": ["run", "x"]}, "expect": {"stdout_contains": "hello"}},
+        {"name": "exec", "exec": {"node": "node1", "cmd": ["podnet", "version"]}, "expect": {"stdout_contains": "1.0"}},
+        {
+            "name": "fails as expected",
+            "exec": {"node": "node1", "container": "app1", "cmd": ["ls"]},
+            "expect": {"ok": False},
+        },
+        {"name": "fails", "exec": {"node": "node1", "container": "app1", "cmd": ["ls"]}},
+        {"name": "skipped", "wait": {"seconds": 0.01}},
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert [s.passed for s in run.steps] == [True, True, True, False, True]
+    assert run.steps[4].skipped and "exited 2: nope" in run.failure
+    assert run.steps[0].command == "node1$ docker run x"
+
+
+def test_capture_step_sets_variables_for_later_steps(lab: FakeLab, tmp_path: Path, agent: RunningAgent) -> None:
+    lab.nodes["node1"].on_docker.append(docker_replies({"inspect": (0, "10.20.30.7\n", "")}))
+    steps = [
+        {
+            "name": "learn",
+            "capture": {
+                "app1.ip": {"node": "node1", "docker": ["inspect", "app1"]},
+                "cidr": {"node": "node1", "agent": "/v1/node", "field": "pod-cidrs.0"},
+            },
+        },
+        {"name": "use", "checks": [{"compare": {"left": "{app1.ip}", "right": "10.20.30.7", "equals": True}}]},
+        {"name": "use", "checks": [{"compare": {"left": "{cidr}", "right": "10.20.30.0/26", "equals": True}}]},
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert run.passed, run.failure
+    assert run.variables["app1.ip"] == "10.20.30.7" and run.variables["node1.pod_cidr"] == "10.20.30.0/26"
+
+
+def test_process_step_stops_and_starts(lab: FakeLab, tmp_path: Path) -> None:
+    steps = [{"name": "restart", "process": {"node": "node1", "name": "podnet-agent", "action": "restart"}}]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert run.passed and lab.stopped == [("node1", "podnet-agent")] and lab.started == [("node1", "podnet-agent")]
+
+
+def test_cni_step_saves_the_result_and_judges_errors(lab: FakeLab, tmp_path: Path) -> None:
+    lab.fake_pods.fail["DEL"] = (1, {"code": 11, "msg": "agent unreachable"})
+    steps = [
+        {"name": "add", "cni": {"node": "node1", "command": "ADD", "pod": "p", "count": 2}},
+        {"name": "del fails", "cni": {"node": "node1", "command": "DEL", "pod": "p-1", "ok": False, "code": 11}},
+        {"name": "wrong code", "cni": {"node": "node1", "command": "DEL", "pod": "p-2", "ok": False, "code": 7}},
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert [s.passed for s in run.steps] == [True, True, False]
+    assert run.variables["p-1.ip"] == "10.20.30.1" and run.variables["p-2.veth"] == "lxcp-2"
+    assert "CNI error code 11 (expected 7)" in run.failure
+
+
+def test_within_retries_until_the_checks_hold_and_records_how_long(lab: FakeLab, tmp_path: Path) -> None:
+    tables = iter([[], [], ROUTES[:1]])
+    lab.nodes["node1"].on_cmd.append(
+        lambda argv: (0, json.dumps(next(tables, ROUTES[:1])), "") if "route" in argv else None
+    )
+    steps = [{"name": "wait", "within": 5, "checks": [{"routes": {"node": "node1", "has": {"dst": "default"}}}]}]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert run.passed and run.steps[0].waited_s is not None and run.steps[0].waited_s >= 0.4
+    never = [{"name": "never", "within": 0.5, "checks": [{"routes": {"node": "node1", "lacks": {"dst": "default"}}}]}]
+    failed = Runner(lab).run(scenario(never), tmp_path / "out2")
+    assert not failed.passed and failed.steps[0].waited_s is None and failed.steps[0].seconds >= 0.5
+
+
+def test_a_check_that_cannot_be_evaluated_fails_and_is_retried(lab: FakeLab, tmp_path: Path) -> None:
+    """An agent that does not answer (it may be down in a fault scenario) is a failed check, not a crash."""
+    steps = [{"name": "ask", "checks": [{"allocations": {"node": "node1", "endpoints": 0}}]}]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert not run.passed and "unreachable" in run.failure
+
+
+def test_cleanup_runs_after_a_failure(lab: FakeLab, tmp_path: Path) -> None:
+    lab.nodes["node1"].on_docker.append(docker_replies({"network rm": (0, "", ""), "run": (1, "", "boom")}))
+    steps = [{"name": "fails", "docker": {"node": "node1", "args": ["run", "x"]}}]
+    cleanup = [{"name": "remove", "docker": {"node": "node1", "args": ["network", "rm", "n"]}}]
+    run = Runner(lab).run(scenario(steps, cleanup), tmp_path / "out")
+    assert not run.passed and run.steps[-1].name == "cleanup: remove" and run.steps[-1].passed
+
+
+def test_every_step_kind_is_run_by_a_test_here() -> None:
+    source = Path(__file__).read_text()
+    assert [kind for kind in STEPS if f'"{kind}": {{' not in source] == []
