@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from lab.backends.base import AnyLab as Lab
+from lab.backends.lab import AnyLab as Lab
 from lab.backends.registry import make_lab
 from lab.model.topology import load_topology
 

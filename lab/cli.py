@@ -170,36 +170,6 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_wheelhouse(args: argparse.Namespace) -> int:
-    from lab.backends.vagrant.provision import stage
-    from lab.deploy import wheelhouse
-
-    topology = load_topology(args.topology)
-    house, built = wheelhouse()
-    staged = stage(topology)
-    console.print(f"wheelhouse {'built' if built else 'reused'}: {house} ({len(list(house.glob('*.whl')))} wheels)")
-    console.print(f"staged {', '.join(sorted(p.stem for p in staged.glob('*.tar')))} in {staged}")
-    console.print(f"now: LAB_TOPOLOGY={topology.name} vagrant up   (then: vagrant ssh node1)")
-    return 0
-
-
-def cmd_box_build(args: argparse.Namespace) -> int:
-    _require_root()
-    from lab.backends.vagrant.box import BoxError, build
-
-    try:
-        result = build(force=args.force, report=lambda what: console.print(f"box: {what}"))
-    except BoxError as err:
-        console.print(f"[red]lab box build: {err}[/]")
-        return 1
-    verb = "built" if result.built else "reused (inputs unchanged)"
-    console.print(
-        f"box {result.name} {verb} in {result.seconds:.0f}s: {result.path} ({result.size_bytes / 1e6:.0f} MB); "
-        "`vagrant box list` shows it"
-    )
-    return 0
-
-
 def cmd_schema(args: argparse.Namespace) -> int:
     model = Scenario if args.what == "scenario" else Topology
     schema = {
@@ -323,18 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="JSON Schema of scenario or topology files (for editors)")
     schema.add_argument("what", choices=("scenario", "topology"))
     schema.set_defaults(handler=cmd_schema)
-    wh = sub.add_parser(
-        "wheelhouse", help="build podnet's wheelhouse and stage each VM's provisioning files (for `vagrant up`)"
-    )
-    wh.add_argument("--topology", default=None, help="topology file or name (default: lab/topologies/default.yaml)")
-    wh.set_defaults(handler=cmd_wheelhouse)
-    box = sub.add_parser("box", help="the Vagrant backend's offline Debian 12 box")
-    box_sub = box.add_subparsers(dest="box_command", metavar="SUBCOMMAND", required=True)
-    build_box = box_sub.add_parser(
-        "build", help="build it (or reuse it when its inputs are unchanged) and add it to vagrant"
-    )
-    build_box.add_argument("--force", action="store_true", help="rebuild even if an up-to-date box exists")
-    build_box.set_defaults(handler=cmd_box_build)
+    for name in registry.BACKENDS:  # a backend's own commands (e.g. vagrant: box build, wheelhouse)
+        registry.backend(name).add_commands(sub)
     return p
 
 

@@ -17,8 +17,10 @@ from typing import Any, ClassVar
 
 from scapy.utils import wrpcap
 
-from lab.backends.base import BaseLab, LabNode, NodeError, PodRuntime, ProcessState, Progress, Timing
-from lab.model.topology import Topology, load_topology
+from lab.backends.base import NodeError, ProcessState, Progress
+from lab.backends.lab import BaseLab
+from lab.backends.node import LabNode, PodRuntime
+from lab.model.topology import load_topology
 
 Reply = tuple[int, str, str]  # exit status, stdout, stderr
 Handler = Callable[[list[str]], Reply | None]
@@ -142,14 +144,7 @@ class FakePods:
 class FakeLab(BaseLab[FakeNode]):
     backend: ClassVar[str] = "fake"
     capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime"})
-    topology: Topology
-    scratch: Path
-    run_id: str = "fake01"
-    timings: list[Timing] = field(default_factory=list)
-    up_seconds: float = 0.0
-    node_info: dict[str, dict[str, str]] = field(default_factory=dict)
-    tor: FakeNode = field(init=False)
-    nodes: dict[str, FakeNode] = field(init=False)
+    scratch: Path = Path("/nonexistent")
     fake_pods: FakePods = field(default_factory=FakePods)
     started: list[tuple[str, str]] = field(default_factory=list)
     stopped: list[tuple[str, str]] = field(default_factory=list)
@@ -195,7 +190,7 @@ class FakeLab(BaseLab[FakeNode]):
 
 
 def fake_lab(tmp_path: Path, topology: str = "default") -> FakeLab:
-    lab = FakeLab(load_topology(topology), tmp_path)
+    lab = FakeLab(load_topology(topology), run_id="fake01", scratch=tmp_path)
     for name in lab.workers:
         lab.node_info[name] = {"pod_cidr": "10.20.30.0/26", "router_ip": "10.20.30.1"}
         for process in ("dockerd", "podnet-agent", "podnet-docker"):

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lab.backends.base import CURRENT, AnyLab, Backend, LabError, recorded_labs
+from lab.backends.base import CURRENT, LabError
+from lab.backends.lab import AnyLab, Backend, recorded_labs
 from lab.model.topology import Topology
 
 BACKENDS: dict[str, str] = {

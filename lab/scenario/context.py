@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.backends.base import AnyLab, LabNode
+from lab.backends.lab import AnyLab
+from lab.backends.node import LabNode
 
 
 class StepFailed(Exception):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lab.backends.base import AnyLab, LabError, NodeError
+from lab.backends.base import LabError, NodeError
+from lab.backends.lab import AnyLab
 from lab.image import IMAGE
 from lab.model.variables import VariableError, resolve
 from lab.scenario import state

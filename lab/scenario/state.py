@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.backends.base import AnyLab, NodeError
+from lab.backends.base import NodeError
+from lab.backends.lab import AnyLab
 
 
 def dump(lab: AnyLab, dest: Path) -> None:

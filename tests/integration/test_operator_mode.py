@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from lab.backends.base import wait_for
-from lab.backends.netns.node import NetnsNode, ProcessSpec
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.supervisor import ProcessSpec
 from podnet.api.client import AgentClient, AgentError
 from podnet.errors import PodnetError
 from podnet.ipam import ClusterPool

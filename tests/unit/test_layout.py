@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import re
 from pathlib import Path
 
 from podnet.kvstore import keys
+from tests import imports
 
 SRC = Path(__file__).resolve().parents[2] / "impl" / "src"
 PACKAGE = SRC / "podnet"
@@ -46,53 +46,9 @@ def test_no_key_is_written_outside_the_keys_module() -> None:
     assert offenders == [], "use podnet.kvstore.keys"
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """Modules of ours imported when `path` is (top level, not under TYPE_CHECKING, not inside functions)."""
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            continue
-        for sub in [node] if not isinstance(node, ast.If | ast.Try) else list(ast.walk(node)):
-            if isinstance(sub, ast.Import):
-                found.update(a.name for a in sub.names if a.name in modules)
-            elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
-                for alias in sub.names:
-                    full = f"{sub.module}.{alias.name}"
-                    found.add(full if full in modules else sub.module)
-    return found & modules
-
-
 def test_no_import_cycle_in_impl() -> None:
-    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph = {name: _imports(path, set(paths)) - {name} for name, path in paths.items()}
-    cycles: list[list[str]] = []
-    state: dict[str, int] = {}  # 1: on the stack, 2: done
-
-    def visit(name: str, stack: list[str]) -> None:
-        state[name] = 1
-        for target in sorted(graph[name]):
-            if state.get(target) == 1:
-                cycles.append([*stack[stack.index(target) :], target])
-            elif target not in state:
-                visit(target, [*stack, target])
-        state[name] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
-    assert cycles == []
+    assert imports.cycles(imports.graph(PACKAGE, SRC, nested=False)) == []
 
 
 def test_modules_are_small_or_say_why() -> None:
-    big = [
-        f"{path.relative_to(SRC)}: {n} lines"
-        for path in sorted(PACKAGE.rglob("*.py"))
-        if (n := len(path.read_text().splitlines())) > MAX_LINES and "over ~400 lines" not in path.read_text()[:2000]
-    ]
-    assert big == []
+    assert imports.too_big(PACKAGE, SRC, MAX_LINES) == []

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lab.backends.base import BaseLab, NodeError, PodRuntime, Progress, Timing
+from lab.backends.base import NodeError, Progress, Timing
+from lab.backends.lab import BaseLab
 from lab.backends.netns.host import lab_namespaces
 from lab.backends.netns.node import NetnsNode
 from lab.backends.netns.services import start_control_plane, start_tor_bird
+from lab.backends.node import PodRuntime
 from lab.deploy import lab_venv
 from lab.image import IMAGE, build_rootfs_tar
 from lab.model import cluster
@@ -31,14 +33,7 @@ from lab.model.topology import Topology
 class NetnsLab(BaseLab[NetnsNode]):
     backend: ClassVar[str] = "netns"
     capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime"})
-    topology: Topology
-    run_id: str = field(default_factory=BaseLab.new_run_id)
     python: str = ""
-    timings: list[Timing] = field(default_factory=list)
-    up_seconds: float = 0.0
-    node_info: dict[str, dict[str, str]] = field(default_factory=dict)
-    tor: NetnsNode = field(init=False)
-    nodes: dict[str, NetnsNode] = field(init=False)
     _pods: PodRuntime | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -8,11 +8,8 @@ in the node's network namespace (`nsenter --net`, never `ip netns exec`,
 which remounts /sys and hides bpffs and the cgroup tree); `destroy()`
 removes it all.
 
-Processes are defined once (`define`: argv, environment, how to tell it
-serves) and persisted with the lab, so any later `lab` command can start,
-stop or signal them by name. Each runs under a small bash supervisor that
-records its PID and, when it ends, its exit status: `lab status` can say
-"killed by SIGKILL" for a process an earlier command started.
+Processes are defined once and supervised (supervisor.py), so any later
+`lab` command can start, stop or signal them by name.
 """
 
 from __future__ import annotations
@@ -21,23 +18,20 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.backends.base import DOCKER_CLI, LabNode, NodeError, ProcessState, wait_for
+from lab.backends.base import DOCKER_CLI, NodeError, ProcessState, wait_for
 from lab.backends.netns.host import (
     BPF_PINS,
-    pid_state,
     processes_running_from,
     remove_node_cgroups,
     remove_pins,
 )
-
-# The supervisor: $0 is the state path; the process's PID goes to $0.pid, its exit status to $0.exit.
-SUPERVISE = '"$@" & child=$!; echo $child > "$0.pid"; wait $child; echo $? > "$0.exit"'
+from lab.backends.netns.supervisor import ProcessSpec, Supervisor
+from lab.backends.node import LabNode
 
 DOCKERD_SCRIPT = """\
 set -e
@@ -56,33 +50,14 @@ exec dockerd --data-root {data} --exec-root {exec_root} -H unix://{sock} --pidfi
 
 
 @dataclass
-class ProcessSpec:
-    """How to start one of the node's processes, and how to tell it serves."""
-
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    ready: str = ""  # dockerd | agent | agent-cidr | plugin | etcd | bird | "" (started is enough)
-    timeout_s: float = 30.0
-
-
-def exit_detail(status: str) -> str:
-    """bash's $? of a finished process, for people: 'exited 1', 'killed by SIGKILL'."""
-    if not status.isdigit():
-        return "exited"
-    code = int(status)
-    if code > 128:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(code - 128).name}"
-    return f"exited {code}"
-
-
-@dataclass
 class NetnsNode(LabNode):
     name: str
     run_id: str
     root: Path
-    specs: dict[str, ProcessSpec] = field(default_factory=dict)
-    pids: dict[str, int] = field(default_factory=dict)
+    supervisor: Supervisor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.name, self.path("proc"), self.logs, self.argv_for)
 
     # -- names and paths ----------------------------------------------------------
     @property
@@ -158,47 +133,16 @@ class NetnsNode(LabNode):
         environment = {**os.environ, **env, "PS1": f"[lab {self.run_id} {self.name}] \\w# "}
         return self.argv_for(list(command) or ["bash", "--norc", "-i"]), environment
 
-    # -- processes --------------------------------------------------------------
+    # -- processes: defined once, supervised (see supervisor.py) -------------------
     def define(self, name: str, spec: ProcessSpec) -> None:
-        self.specs[name] = spec
-
-    def _spec(self, name: str) -> ProcessSpec:
-        try:
-            return self.specs[name]
-        except KeyError:
-            known = ", ".join(self.specs) or "none"
-            raise NodeError(f"{self.name}: no process {name!r} on this node (it runs: {known})") from None
-
-    def _state_path(self, name: str) -> Path:
-        return self.path("proc", name)
+        self.supervisor.define(name, spec)
 
     def spawn(self, name: str) -> int:
-        """Start the process (not waiting for it to serve); its PID."""
-        spec = self._spec(name)
-        if self.alive(name):
-            raise NodeError(f"{self.name}: {name} is already running (pid {self.pids[name]})")
-        state = self._state_path(name)
-        state.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in (".pid", ".exit"):
-            Path(f"{state}{suffix}").unlink(missing_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as out:
-            subprocess.Popen(
-                self.argv_for(["bash", "-c", SUPERVISE, str(state), *spec.argv]),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **spec.env},
-                start_new_session=True,
-            )
-        pid_file = Path(f"{state}.pid")
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), 10, f"{name} to start")
-        self.pids[name] = int(pid_file.read_text())
-        return self.pids[name]
+        return self.supervisor.spawn(name)
 
     def start_process(self, name: str) -> None:
-        spec = self._spec(name)
-        self.spawn(name)
+        spec = self.supervisor.spec(name)
+        self.supervisor.spawn(name)
         if spec.ready:
             interval = 0.05 if spec.ready.startswith("agent") else 0.1
             wait_for(
@@ -222,49 +166,16 @@ class NetnsNode(LabNode):
         raise NodeError(f"{self.name}: unknown readiness {ready!r} for {name}")
 
     def alive(self, name: str) -> bool:
-        pid = self.pids.get(name)
-        return pid is not None and pid_state(pid) not in (None, "Z")
+        return self.supervisor.alive(name)
 
     def processes(self) -> dict[str, ProcessState]:
-        states = {}
-        for name in self.specs:
-            pid = self.pids.get(name)
-            letter = pid_state(pid) if pid is not None else None
-            running = letter not in (None, "Z")
-            if running:
-                detail = "paused" if letter in ("T", "t") else ""
-            else:
-                exit_file = Path(f"{self._state_path(name)}.exit")
-                detail = exit_detail(exit_file.read_text().strip()) if exit_file.exists() else "not started"
-            states[name] = ProcessState(name, running, pid if running else None, None, detail)
-        return states
+        return self.supervisor.states()
 
     def signal_process(self, name: str, signal_number: int) -> None:
-        self._spec(name)
-        pid = self.pids.get(name)
-        if pid is None or not self.alive(name):
-            raise NodeError(f"{self.name}: {name} is not running")
-        os.kill(pid, signal_number)
+        self.supervisor.signal(name, signal_number)
 
     def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
-        pid = self.pids.get(name)
-        if pid is None or not self.alive(name):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)  # a paused process cannot act on SIGTERM
-            os.kill(pid, signal.SIGTERM)
-        if not self._gone(name, timeout_s):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self._gone(name, 5)
-
-    def _gone(self, name: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.alive(name):
-                return True
-            time.sleep(0.05)
-        return False
+        self.supervisor.stop(name, timeout_s=timeout_s)
 
     # -- logs ---------------------------------------------------------------------
     def log_names(self) -> list[str]:
@@ -296,19 +207,12 @@ class NetnsNode(LabNode):
 
     # -- persisted form (so another `lab` command can find and stop everything) ------
     def to_state(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "netns": self.netns,
-            "pids": self.pids,
-            "specs": {n: {"argv": s.argv, "env": s.env, "ready": s.ready} for n, s in self.specs.items()},
-        }
+        return {"name": self.name, "netns": self.netns, **self.supervisor.to_state()}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], run_id: str, root: Path) -> NetnsNode:
         node = cls(str(state["name"]), run_id, root)
-        node.pids = {str(k): int(v) for k, v in (state.get("pids") or {}).items()}
-        for name, spec in (state.get("specs") or {}).items():
-            node.specs[name] = ProcessSpec(list(spec["argv"]), dict(spec.get("env", {})), str(spec.get("ready", "")))
+        node.supervisor.load(state)
         return node
 
     # -- dockerd --------------------------------------------------------------------
@@ -358,7 +262,7 @@ class NetnsNode(LabNode):
         """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR).
 
         Without `extra`, the agent starts again as it was defined (a restart)."""
-        if extra or "podnet-agent" not in self.specs:
+        if extra or "podnet-agent" not in self.supervisor.specs:
             argv = [
                 python, "-m", "podnet.cmd.agent",
                 "--node-name", self.name,
@@ -374,7 +278,7 @@ class NetnsNode(LabNode):
     @property
     def agent_args(self) -> tuple[str, ...]:
         """The extra flags the agent was defined with."""
-        spec = self.specs.get("podnet-agent")
+        spec = self.supervisor.specs.get("podnet-agent")
         if spec is None:
             return ()
         return tuple(spec.argv[spec.argv.index("--bpf-pin-dir") + 2 :])
@@ -406,7 +310,7 @@ class NetnsNode(LabNode):
             errors.append(str(err))
             if self.alive("dockerd"):
                 self.signal_process("dockerd", signal.SIGKILL)
-        for name in list(self.specs):
+        for name in list(self.supervisor.specs):
             self.stop_process(name)
         # What our processes started and left behind (an agent's bird when the agent
         # had to be killed): anything still running from this node's files.

@@ -13,10 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lab.backends.base import LabError, LabNode
+from lab.backends.base import LabError
 from lab.backends.netns.cniexec import exec_cni
 from lab.backends.netns.libcni import LibCNI
 from lab.backends.netns.node import NetnsNode
+from lab.backends.node import LabNode
 from lab.deploy import cni_binary
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import shutil
 
 from lab.backends.base import NodeError
-from lab.backends.netns.node import NetnsNode, ProcessSpec
+from lab.backends.netns.node import NetnsNode
+from lab.backends.netns.supervisor import ProcessSpec
 from lab.model import cluster
 from lab.model.topology import Topology
 

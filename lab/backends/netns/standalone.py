@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.backends.base import BaseLab
+from lab.backends.lab import new_run_id
 from lab.backends.netns.host import remove_tree
 from lab.backends.netns.node import NetnsNode
 from lab.image import IMAGE, build_rootfs_tar
@@ -16,7 +16,7 @@ from lab.image import IMAGE, build_rootfs_tar
 @contextmanager
 def bare_node(name: str, *, keep_logs: Path | None = None) -> Iterator[NetnsNode]:
     """A node namespace with nothing started; its logs kept in keep_logs/<name>-<run>, the rest removed."""
-    run_id = BaseLab.new_run_id()
+    run_id = new_run_id()
     root = Path(f"/tmp/podnet-{name}-{run_id}")
     node = NetnsNode(name, run_id, root)
     try:

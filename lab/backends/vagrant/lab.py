@@ -16,12 +16,13 @@ import re
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from lab import paths
-from lab.backends.base import BaseLab, LabError, Progress, Timing, wait_for
+from lab.backends.base import LabError, Progress, wait_for
+from lab.backends.lab import BaseLab
 from lab.backends.vagrant import box
 from lab.backends.vagrant.node import VagrantNode
 from lab.backends.vagrant.provision import VENV, stage, store_url
@@ -45,13 +46,6 @@ def root_ssh_config(vagrant_ssh_config: str) -> str:
 @dataclass
 class VagrantLab(BaseLab[VagrantNode]):
     backend: ClassVar[str] = "vagrant"
-    topology: Topology
-    run_id: str = field(default_factory=BaseLab.new_run_id)
-    timings: list[Timing] = field(default_factory=list)
-    up_seconds: float = 0.0
-    node_info: dict[str, dict[str, str]] = field(default_factory=dict)
-    tor: VagrantNode = field(init=False)
-    nodes: dict[str, VagrantNode] = field(init=False)
 
     def __post_init__(self) -> None:
         ssh = self.root / "ssh_config"

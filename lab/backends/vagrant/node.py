@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.backends.base import LabNode, NodeError, ProcessState, wait_for
+from lab.backends.base import NodeError, ProcessState, wait_for
+from lab.backends.node import LabNode
 
 # process name (as scenario files and the netns backend say) -> systemd unit
 UNITS = {

@@ -6,7 +6,7 @@ import json
 
 from pydantic import Field, model_validator
 
-from lab.backends.base import LabNode
+from lab.backends.node import LabNode
 from lab.model.files import Strict
 from lab.scenario.context import Context
 from lab.scenario.kinds import CheckKind

@@ -1,0 +1,297 @@
+"""A lab on some backend: a topology's ToR and nodes. `BaseLab.up()` is the one bring-up for every
+backend, calling the backend's `_up()` for what differs; `Backend` is what the registry knows of one."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from lab.backends.base import CURRENT, LABS, LabError, NodeError, Progress, Timing, wait_for
+from lab.backends.node import LabNode, PodRuntime
+from lab.model.topology import Topology
+
+N = TypeVar("N", bound=LabNode, covariant=True)
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+@dataclass
+class BaseLab(ABC, Generic[N]):
+    """A lab on some backend: the ToR and nodes of a topology, as the backend's `LabNode`s.
+    A backend's lab is a dataclass adding its own fields (with defaults) and making `tor` and
+    `nodes` in `__post_init__`."""
+
+    backend: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    topology: Topology
+    run_id: str = field(default_factory=new_run_id)
+    timings: list[Timing] = field(default_factory=list)
+    up_seconds: float = 0.0
+    node_info: dict[str, dict[str, str]] = field(default_factory=dict)  # worker -> pod_cidr, router_ip
+    tor: N = field(init=False)
+    nodes: Mapping[str, N] = field(init=False)
+    _up_started: float = field(default=0.0, init=False, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return LABS / self.run_id
+
+    @property
+    def control(self) -> N | None:
+        spec = self.topology.control()
+        return self.nodes[spec.name] if spec else None
+
+    @property
+    def workers(self) -> dict[str, N]:
+        return {w.name: self.nodes[w.name] for w in self.topology.workers()}
+
+    def all_nodes(self) -> Iterator[N]:
+        yield self.tor
+        yield from self.nodes.values()
+
+    def node(self, name: str) -> N:
+        if name == self.tor.name:
+            return self.tor
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([self.tor.name, *self.nodes])})") from None
+
+    # -- the backend's part ---------------------------------------------------------------
+    @property
+    @abstractmethod
+    def store_url(self) -> str:
+        """The cluster's store, as the control node (or the lab's shared store) serves it."""
+
+    @abstractmethod
+    def _up(self, report: Progress | None) -> None:
+        """Bring the topology up until every node's processes run (each part timed with `step`)."""
+
+    @abstractmethod
+    def down(self, *, keep_logs: Path | None = None) -> list[str]:
+        """Remove everything the lab made; the errors met on the way."""
+
+    @abstractmethod
+    def node_env(self, name: str) -> dict[str, str]:
+        """What a shell on the node sees: its dockerd, its agent, the cluster store, podnet's commands."""
+
+    @abstractmethod
+    def _backend_state(self) -> dict[str, Any]:
+        """What the backend must persist to find its nodes again (another `lab` command)."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict[str, Any]) -> BaseLab[LabNode]: ...
+
+    @classmethod
+    def leftovers(cls) -> list[str]:
+        """What crashed labs of this backend left (refused by `up`, removed by `lab clean`)."""
+        return []
+
+    def pods(self) -> PodRuntime:
+        """The CNI runtime of capability `host-cni-runtime`."""
+        raise LabError(
+            f"this step needs capability host-cni-runtime, which the {self.backend} backend does not have "
+            f"(it has: {', '.join(sorted(self.capabilities)) or 'none'})"
+        )
+
+    def _collect_extra_logs(self, dest: Path) -> None:
+        """Backend logs beside the nodes' (e.g. vagrant's own)."""
+
+    # -- bring-up: one template for every backend ----------------------------------------------
+    def up(self, report: Progress | None = None) -> None:
+        self._claim_root()
+        self._up_started = time.perf_counter()
+        try:
+            self._up(report)
+            if self.control is not None:
+                with self.step("pod CIDRs from podnet-operator", report):
+                    self._wait_for_pod_cidrs()
+            with self.step("BGP: every pod CIDR routed by the ToR", report):
+                self._wait_for_bgp()
+        except BaseException:
+            self.save()
+            raise
+        self.up_seconds = time.perf_counter() - self._up_started
+        self.save()
+
+    @contextmanager
+    def step(self, what: str, report: Progress | None = None) -> Iterator[None]:
+        if report:
+            report(what)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            start = t0 - (self._up_started or t0)
+            self.timings.append(Timing(what, round(start, 3), round(time.perf_counter() - t0, 3)))
+
+    def _claim_root(self) -> None:
+        """Refuse to start over another lab or its leftovers; make this run the current lab."""
+        found = recorded_labs() + self.leftovers()
+        if found:
+            raise LabError(
+                f"a lab is already set up or was left behind ({', '.join(found)}): run `lab down` or `lab clean` first"
+            )
+        self.root.mkdir(parents=True)
+        CURRENT.unlink(missing_ok=True)
+        CURRENT.symlink_to(self.root)
+
+    def _release_root(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        if CURRENT.is_symlink() and not CURRENT.exists():
+            CURRENT.unlink()
+
+    def pod_cidr(self, node: str) -> str | None:
+        """The node's pod CIDR, or None while its agent waits for one."""
+        health = self.nodes[node].agent_health()
+        return None if health is None else health.get("pod-cidr")
+
+    def _wait_for_pod_cidrs(self, timeout_s: float = 120.0) -> None:
+        """Every worker has a pod CIDR or a definite reason why not (the cluster pool is exhausted)."""
+
+        def settled(node: LabNode) -> bool:
+            health = node.agent_health()
+            if health is None:
+                return False
+            return bool(health.get("pod-cidr")) or "exhausted" in health["ipam"]["message"]
+
+        for node in self.workers.values():
+            wait_for(partial(settled, node), timeout_s, f"a pod CIDR (or a reason) for {node.name}")
+
+    def _wait_for_bgp(self, timeout_s: float = 60.0) -> None:
+        """The ToR's kernel routes every pod CIDR via its node (learned over BGP); records them."""
+        from podnet.errors import PodnetError
+
+        self.node_info = {}
+        for name in self.workers:
+            try:
+                info = self.nodes[name].agent(timeout=10).request("GET", "/v1/node")
+            except PodnetError:  # waiting for a pod CIDR it may never get (an exhausted cluster pool)
+                continue
+            if info.get("pod-cidrs"):
+                self.node_info[name] = {"pod_cidr": info["pod-cidrs"][0], "router_ip": info["router-ip"]}
+        expected = {info["pod_cidr"]: self.topology.node_ip(name) for name, info in self.node_info.items()}
+
+        def present() -> bool:
+            table = self.tor.cmd("ip", "route", "show", "proto", "bird").stdout
+            return all(f"{cidr} via {ip} " in table for cidr, ip in expected.items())
+
+        missing = ", ".join(f"{c} via {ip}" for c, ip in expected.items())
+        wait_for(present, timeout_s, f"BGP routes on {self.tor.name}: {missing}", interval_s=0.1)
+
+    # -- processes ------------------------------------------------------------------------------
+    def start_process(self, node: str, name: str) -> None:
+        self.node(node).start_process(name)
+        self.save()
+
+    def stop_process(self, node: str, name: str) -> None:
+        self.node(node).stop_process(name)
+        self.save()
+
+    def collect_logs(self, dest: Path) -> None:
+        """Every node's logs into dest/<node>/ (a node that cannot be read says why there)."""
+
+        def collect(node: LabNode) -> None:
+            try:
+                node.collect_logs(dest / node.name)
+            except (NodeError, OSError, subprocess.TimeoutExpired) as err:
+                (dest / node.name).mkdir(parents=True, exist_ok=True)
+                (dest / node.name / "collect-error.txt").write_text(str(err))
+
+        with ThreadPoolExecutor(max_workers=len(self.nodes) + 1) as pool:
+            list(pool.map(collect, self.all_nodes()))
+        self._collect_extra_logs(dest)
+
+    # -- state ------------------------------------------------------------------------------
+    def save(self) -> None:
+        state = {
+            "backend": self.backend,
+            "run_id": self.run_id,
+            "topology": self.topology.model_dump(),
+            "timings": [[t.what, t.start, t.seconds] for t in self.timings],
+            "up_seconds": self.up_seconds,
+            "node_info": self.node_info,
+            **self._backend_state(),
+        }
+        (self.root / "lab.json").write_text(json.dumps(state, indent=2))
+
+    def _load_common(self, state: dict[str, Any]) -> None:
+        self.timings = [Timing(str(w), float(s), float(d)) for w, s, d in state.get("timings", [])]
+        self.up_seconds = float(state.get("up_seconds", 0.0))
+        self.node_info = dict(state.get("node_info", {}))
+
+    def status(self) -> dict[str, Any]:
+        """The lab as `lab status --json` prints it (schema: docs/lab-status.md)."""
+        from podnet.errors import PodnetError
+
+        nodes = []
+        for node in self.all_nodes():
+            role = self.topology.role(node.name)
+            entry: dict[str, Any] = {
+                "name": node.name,
+                "role": role,
+                "where": node.where,
+                "underlay_ip": (
+                    [link.tor_ip for link in self.topology.links()]
+                    if role == "tor"
+                    else self.topology.node_ip(node.name)
+                ),
+                "pod_cidr": None,
+                "processes": [p.as_json() for p in node.processes().values()],
+                "agent": None,
+            }
+            if role == "worker":
+                try:
+                    health = node.agent(timeout=3).healthz()
+                    entry["pod_cidr"] = health.get("pod-cidr")
+                    entry["agent"] = {"state": health["state"], "message": health["ipam"]["message"]}
+                except (PodnetError, ValueError) as err:
+                    entry["agent"] = {"state": "unreachable", "message": str(err)}
+            nodes.append(entry)
+        return {
+            "run_id": self.run_id,
+            "topology": self.topology.name,
+            "backend": self.backend,
+            "store": self.store_url,
+            "up_seconds": round(self.up_seconds, 3),
+            "nodes": nodes,
+        }
+
+
+AnyLab = BaseLab[LabNode]  # a lab on any backend
+
+
+def recorded_labs() -> list[str]:
+    """Lab directories with a record (any backend)."""
+    if not LABS.is_dir():
+        return []
+    return sorted(str(p) for p in LABS.iterdir() if p.is_dir() and not p.is_symlink() and (p / "lab.json").exists())
+
+
+Cleaner = Callable[[dict[str, list[str]]], None]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend as the registry knows it: its lab class and its part of `lab clean`."""
+
+    name: str
+    description: str
+    lab: type[BaseLab[Any]]  # its capabilities, leftovers(), from_state()
+    make: Callable[[Topology], BaseLab[Any]]  # a new lab of a topology (usually the same class)
+    clean: Cleaner
+    add_commands: Callable[[Any], None] = lambda sub: None  # its own `lab` subcommands, if any
