@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 from lab.backends import registry
-from lab.backends.base import AnyLab, LabError, Progress
+from lab.backends.base import LabError, Progress
+from lab.backends.lab import AnyLab
 from lab.model.topology import Topology
 from lab.report import write_run, write_topology
 from lab.scenario import state
