@@ -15,12 +15,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
 from lab import paths
 from lab.backends import registry
 from lab.backends.base import PROCESSES, LabError, NodeError, Progress
+from lab.model.status import LabStatus
 from lab.model.topology import Topology, TopologyError, load_topology
 from lab.scenario.model import Scenario, ScenarioBase, ScenarioError, load_scenario
 from lab.session import LabSession, Run
@@ -95,10 +97,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = registry.load_lab().status()
+    lab_status = registry.load_lab().status()
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(lab_status.model_dump_json(indent=2))
         return 0
+    status = lab_status.model_dump()
     table = Table(title=f"lab {status['run_id']} ({status['topology']}, {status['backend']})", title_justify="left")
     for column in ("node", "role", "where", "underlay", "processes", "pod CIDR", "agent"):
         table.add_column(column)
@@ -170,8 +173,11 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+SCHEMAS: dict[str, type[BaseModel]] = {"scenario": Scenario, "topology": Topology, "status": LabStatus}
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
-    model = Scenario if args.what == "scenario" else Topology
+    model = SCHEMAS[args.what]
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"podnet lab {args.what} file",
@@ -290,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     proc.set_defaults(handler=cmd_process)
     sub.add_parser("down", help="remove the lab").set_defaults(handler=cmd_down)
     sub.add_parser("clean", help="remove whatever crashed labs left behind").set_defaults(handler=cmd_clean)
-    schema = sub.add_parser("schema", help="JSON Schema of scenario or topology files (for editors)")
-    schema.add_argument("what", choices=("scenario", "topology"))
+    schema = sub.add_parser(
+        "schema", help="JSON Schema of scenario or topology files (for editors), or of lab status --json"
+    )
+    schema.add_argument("what", choices=tuple(SCHEMAS))
     schema.set_defaults(handler=cmd_schema)
     for name in registry.BACKENDS:  # a backend's own commands (e.g. vagrant: box build, wheelhouse)
         registry.backend(name).add_commands(sub)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from lab.backends.base import CURRENT, LABS, LabError, NodeError, Progress, Timing, wait_for
 from lab.backends.node import LabNode, PodRuntime
+from lab.model.status import AgentStatus, LabStatus, NodeStatus, ProcessStatus
 from lab.model.topology import Topology
 
 N = TypeVar("N", bound=LabNode, covariant=True)
@@ -234,42 +235,44 @@ class BaseLab(ABC, Generic[N]):
         self.up_seconds = float(state.get("up_seconds", 0.0))
         self.node_info = dict(state.get("node_info", {}))
 
-    def status(self) -> dict[str, Any]:
-        """The lab as `lab status --json` prints it (schema: docs/lab-status.md)."""
+    def status(self) -> LabStatus:
+        """The lab as `lab status --json` prints it."""
         from podnet.errors import PodnetError
 
         nodes = []
         for node in self.all_nodes():
             role = self.topology.role(node.name)
-            entry: dict[str, Any] = {
-                "name": node.name,
-                "role": role,
-                "where": node.where,
-                "underlay_ip": (
-                    [link.tor_ip for link in self.topology.links()]
-                    if role == "tor"
-                    else self.topology.node_ip(node.name)
-                ),
-                "pod_cidr": None,
-                "processes": [p.as_json() for p in node.processes().values()],
-                "agent": None,
-            }
+            underlay: str | list[str] = (
+                [link.tor_ip for link in self.topology.links()] if role == "tor" else self.topology.node_ip(node.name)
+            )
+            pod_cidr, agent = None, None
             if role == "worker":
                 try:
                     health = node.agent(timeout=3).healthz()
-                    entry["pod_cidr"] = health.get("pod-cidr")
-                    entry["agent"] = {"state": health["state"], "message": health["ipam"]["message"]}
+                    pod_cidr = health.get("pod-cidr")
+                    agent = AgentStatus(state=health["state"], message=health["ipam"]["message"])
                 except (PodnetError, ValueError) as err:
-                    entry["agent"] = {"state": "unreachable", "message": str(err)}
-            nodes.append(entry)
-        return {
-            "run_id": self.run_id,
-            "topology": self.topology.name,
-            "backend": self.backend,
-            "store": self.store_url,
-            "up_seconds": round(self.up_seconds, 3),
-            "nodes": nodes,
-        }
+                    agent = AgentStatus(state="unreachable", message=str(err))
+            processes = [ProcessStatus(**p.as_json()) for p in node.processes().values()]
+            nodes.append(
+                NodeStatus(
+                    name=node.name,
+                    role=role,
+                    where=node.where,
+                    underlay_ip=underlay,
+                    pod_cidr=pod_cidr,
+                    processes=processes,
+                    agent=agent,
+                )
+            )
+        return LabStatus(
+            run_id=self.run_id,
+            topology=self.topology.name,
+            backend=self.backend,
+            store=self.store_url,
+            up_seconds=round(self.up_seconds, 3),
+            nodes=nodes,
+        )
 
 
 AnyLab = BaseLab[LabNode]  # a lab on any backend

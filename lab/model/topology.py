@@ -104,7 +104,7 @@ class Topology(Strict):
     def link_of(self, name: str) -> Link:
         return next(link for link in self.links() if link.node == name)
 
-    def role(self, name: str) -> str:
+    def role(self, name: str) -> Literal["tor", "control", "worker"]:
         """tor, control or worker."""
         if name == self.tor.name:
             return "tor"

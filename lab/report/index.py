@@ -25,7 +25,7 @@ def index_page(run: RunResult) -> str:
     for t in run.topologies:
         body.append(f"<h2>{esc(t.lab.topology)} <span class='muted'>({esc(t.lab.backend)})</span></h2>")
         body.append(
-            "<table><tr><th>scenario</th><th>result</th><th>time</th><th>recoveries</th><th>what failed</th></tr>"
+            "<table><tr><th>scenario</th><th>result</th><th>time</th><th>waits until held (within)</th><th>what failed</th></tr>"
         )
         for r in t.runs:
             recoveries = ", ".join(f"{s.waited_s:.2f}s" for s in r.steps if s.waited_s is not None)

@@ -26,7 +26,7 @@ def _flows(rows: list[Flow]) -> str:
 def _step(run: ScenarioRun, step: StepResult) -> list[str]:
     cls = "skip" if step.skipped else ("pass" if step.passed else "fail")
     open_attr = " open" if not step.passed else ""
-    waited = f" · recovered after <b>{step.waited_s:.2f}s</b>" if step.waited_s is not None else ""
+    waited = f" · held after <b>{step.waited_s:.2f}s</b> (within)" if step.waited_s is not None else ""
     out = [
         f'<details{open_attr}><summary class="{cls}">{mark(step.passed, step.skipped)} {esc(step.name)} '
         f'<span class="muted">({step.kind}, {step.seconds:.2f}s{waited})</span></summary>'

@@ -6,6 +6,8 @@ from lab.report.style import esc
 from lab.scenario.results import LabSummary
 
 ROLE_COLORS = {"worker": ("#eefaf0", "#2f8f4e"), "control": ("#fff6e5", "#b7791f")}
+TIMELINE_BAR = "#6b8fd6"
+CALL_ARROW = "#7a3fc8"
 
 
 def topology(lab: LabSummary) -> str:
@@ -57,7 +59,7 @@ def timeline(timings: list[tuple[str, float, float]], total: float) -> str:
         w = max(bar_w * seconds / total, 1.5)
         parts += [
             f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{esc(what[:52])}</text>',
-            f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 5}" fill="#6b8fd6"><title>{esc(what)}: '
+            f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 5}" fill="{TIMELINE_BAR}"><title>{esc(what)}: '
             f"{start:.2f}s + {seconds:.2f}s</title></rect>",
             f'<text x="{x + w + 4:.1f}" y="{y + 12}" fill="#555">{seconds:.2f}s</text>',
         ]
@@ -77,7 +79,7 @@ def sequence(calls: list[str], expected: list[str], node: str) -> str:
         f'<line x1="{left}" y1="22" x2="{left}" y2="{height - 6}" stroke="#999" stroke-dasharray="4 3"/>',
         f'<line x1="{right}" y1="22" x2="{right}" y2="{height - 6}" stroke="#999" stroke-dasharray="4 3"/>',
         '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="3" orient="auto">'
-        '<path d="M0,0 L7,3 L0,6 z" fill="#4a6fd1"/></marker></defs>',
+        f'<path d="M0,0 L7,3 L0,6 z" fill="{CALL_ARROW}"/></marker></defs>',
     ]
     wanted = list(expected)
     for i, call in enumerate(calls):
@@ -87,7 +89,7 @@ def sequence(calls: list[str], expected: list[str], node: str) -> str:
             wanted.pop(0)
         weight = "bold" if hit else "normal"
         parts += [
-            f'<line x1="{left}" y1="{y}" x2="{right - 2}" y2="{y}" stroke="#4a6fd1" marker-end="url(#arrow)"/>',
+            f'<line x1="{left}" y1="{y}" x2="{right - 2}" y2="{y}" stroke="{CALL_ARROW}" stroke-width="2" marker-end="url(#arrow)"/>',
             f'<text x="{(left + right) / 2}" y="{y - 4}" text-anchor="middle" font-weight="{weight}">{esc(call)}</text>',
         ]
     if not calls:

@@ -70,9 +70,9 @@ def test_processes_can_be_killed_and_started_by_a_later_command() -> None:
         third.start_process("node1", "podnet-docker")
         assert third.node("node1").plugin_ready()
         status = registry.load_lab().status()
-        node1 = next(n for n in status["nodes"] if n["name"] == "node1")
-        assert {p["name"]: p["running"] for p in node1["processes"]}["podnet-docker"] is True
-        assert node1["pod_cidr"] and node1["role"] == "worker"
+        node1 = next(n for n in status.nodes if n.name == "node1")
+        assert {p.name: p.running for p in node1.processes}["podnet-docker"] is True
+        assert node1.pod_cidr and node1.role == "worker" and node1.agent is not None and node1.agent.state == "ok"
     finally:
         registry.load_lab().down()
 

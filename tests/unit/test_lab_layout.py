@@ -24,8 +24,7 @@ def test_a_backends_modules_are_imported_only_inside_its_folder() -> None:
         for module, targets in edges.items()
         for target in targets
         for backend in registry.BACKENDS
-        if target.startswith(f"lab.backends.{backend}")
-        and not module.startswith(f"lab.backends.{backend}")
+        if target.startswith(f"lab.backends.{backend}") and not module.startswith(f"lab.backends.{backend}")
     ]
     assert offenders == [], "go through lab.backends.registry (and the LabNode/BaseLab interface)"
 
