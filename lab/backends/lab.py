@@ -168,7 +168,7 @@ class BaseLab(ABC, Generic[N]):
             health = node.agent_health()
             if health is None:
                 return False
-            return bool(health.get("pod-cidr")) or "exhausted" in health["ipam"]["message"]
+            return bool(health.get("pod-cidr")) or health["ipam"].get("reason") == "cluster-pool-exhausted"
 
         for node in self.workers.values():
             wait_for(partial(settled, node), timeout_s, f"a pod CIDR (or a reason) for {node.name}")
