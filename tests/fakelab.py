@@ -143,7 +143,7 @@ class FakePods:
 @dataclass
 class FakeLab(BaseLab[FakeNode]):
     backend: ClassVar[str] = "fake"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime", "reboot"})
     scratch: Path = Path("/nonexistent")
     fake_pods: FakePods = field(default_factory=FakePods)
     started: list[tuple[str, str]] = field(default_factory=list)
@@ -188,6 +188,16 @@ class FakeLab(BaseLab[FakeNode]):
     def save(self) -> None:
         """Nothing to persist."""
 
+    def power_off(self, node: str) -> None:
+        for name in list(self.node(node).states):
+            self.node(node).signal_process(name, 9)
+        self.started.append((node, "power-off"))
+
+    def boot(self, node: str) -> None:
+        for name in list(self.node(node).states):
+            self.node(node).start_process(name)
+        self.started.append((node, "boot"))
+
 
 def fake_lab(tmp_path: Path, topology: str = "default") -> FakeLab:
     lab = FakeLab(load_topology(topology), run_id="fake01", scratch=tmp_path)
@@ -195,4 +205,9 @@ def fake_lab(tmp_path: Path, topology: str = "default") -> FakeLab:
         lab.node_info[name] = {"pod_cidr": "10.20.30.0/26", "router_ip": "10.20.30.1"}
         for process in ("dockerd", "podnet-agent", "podnet-docker"):
             lab.nodes[name].states[process] = ProcessState(process, True, 100)
+    control = lab.control
+    if control is not None:
+        for process in ("etcd", "podnet-operator"):
+            control.states[process] = ProcessState(process, True, 100)
+    lab.tor.states["bird"] = ProcessState("bird", True, 100)
     return lab

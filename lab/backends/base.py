@@ -23,6 +23,7 @@ PROCESSES = ("dockerd", "podnet-agent", "podnet-docker", "bird", "etcd", "podnet
 # What a backend's labs may be able to do; scenarios `require` these, never a backend by name.
 CAPABILITIES: dict[str, str] = {
     "host-cni-runtime": "CNI runtimes (libcni, the plugin exec'd) run on this machine, in a node's namespace",
+    "reboot": "a node can be powered off (losing what a reboot loses) and booted again",
 }
 
 Progress = Callable[[str], None]

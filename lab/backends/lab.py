@@ -109,6 +109,14 @@ class BaseLab(ABC, Generic[N]):
             f"(it has: {', '.join(sorted(self.capabilities)) or 'none'})"
         )
 
+    def power_off(self, node: str) -> None:
+        """Capability reboot: the node off, as by a crash (what a reboot loses is lost)."""
+        raise LabError(f"the {self.backend} backend cannot power nodes off (it lacks capability reboot)")
+
+    def boot(self, node: str) -> None:
+        """Capability reboot: a powered-off node on again, its processes started in order."""
+        raise LabError(f"the {self.backend} backend cannot boot nodes (it lacks capability reboot)")
+
     def _collect_extra_logs(self, dest: Path) -> None:
         """Backend logs beside the nodes' (e.g. vagrant's own)."""
 

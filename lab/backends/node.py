@@ -86,6 +86,15 @@ class LabNode(ABC):
         """podnet-docker answers Plugin.Activate as a network driver."""
 
     @property
+    def bird_socket(self) -> list[str]:
+        """birdc's arguments that name this node's bird control socket (none: bird's default)."""
+        return []
+
+    def birdc(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """A command to the node's bird (the ToR's router; a worker's speaker has its own socket)."""
+        return self.cmd("birdc", *self.bird_socket, *command)
+
+    @property
     def pod_netns_prefix(self) -> str:
         """CNI steps' pod namespaces are /run/netns/<prefix>-<pod> on the node's machine."""
         return f"pn-{self.name}"

@@ -1,4 +1,4 @@
-"""Step and check kinds: each is one module of `lab/scenario/steps/` or `lab/scenario/checks/`.
+"""Step, check and fault kinds: each is one module of `lab/scenario/steps/`, `checks/` or `faults/`.
 
 A module named after its kind defines `KIND`: the kind's pydantic model (what
 a scenario file may say) and the function that does it — `run(ctx, spec)`
@@ -71,7 +71,29 @@ def _doc(spec: type[BaseModel]) -> str:
     return (sys.modules[spec.__module__].__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
 
 
-K = TypeVar("K", StepKind[Any], CheckKind[Any])
+@dataclass(frozen=True)
+class Undo:
+    """How to take a fault back: what it does (for the report) and the call that does it."""
+
+    description: str
+    call: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class FaultKind(Generic[S]):
+    """A fault a `fault` step applies; `apply` returns how to restore it."""
+
+    name: str
+    spec: type[S]
+    apply: Callable[[Context, S], Undo]
+    requires: Callable[[S], frozenset[str]] = _none
+
+    @property
+    def doc(self) -> str:
+        return _doc(self.spec)
+
+
+K = TypeVar("K", StepKind[Any], CheckKind[Any], FaultKind[Any])
 
 
 def discover(package: ModuleType, kind_type: type[K]) -> dict[str, K]:

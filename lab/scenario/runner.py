@@ -86,9 +86,34 @@ class Runner:
             result = self.step(step, ctx, started=time.perf_counter() - t0)
             result.name = f"cleanup: {result.name}"
             run.steps.append(result)
+        run.steps += self._restore_faults(ctx, started=time.perf_counter() - t0)
+        for cleanup in ctx.cleanups:  # e.g. background probes
+            with contextlib.suppress(*STEP_ERRORS, subprocess.TimeoutExpired):
+                cleanup()
         run.seconds = time.perf_counter() - t0
         state.dump(self.lab, out / "state")
         return run
+
+    def _restore_faults(self, ctx: Context, *, started: float) -> list[StepResult]:
+        """Every fault still applied, newest first: a scenario never leaves one behind."""
+        from lab.scenario.steps.restore import restore
+
+        results = []
+        for name in reversed(list(ctx.faults)):
+            result = StepResult(f"cleanup: restore fault {name} (automatic)", "restore", started_s=round(started, 3))
+            t0 = time.perf_counter()
+            try:
+                result.stdout = restore(ctx, name)
+            except (*STEP_ERRORS, subprocess.TimeoutExpired) as err:
+                result.error = f"restoring fault {name}: {err}"
+                ctx.faults.pop(name, None)
+            result.seconds = time.perf_counter() - t0
+            result.passed = not result.error
+            self.console.print(
+                f"  {'[green]✓[/]' if result.passed else '[red]✗[/]'} {result.name} ({result.seconds:.2f}s)"
+            )
+            results.append(result)
+        return results
 
     # -- one step ---------------------------------------------------------------------
     def step(self, step: StepBase, ctx: Context, *, started: float = 0.0) -> StepResult:

@@ -307,3 +307,131 @@ def test_cleanup_runs_after_a_failure(lab: FakeLab, tmp_path: Path) -> None:
 def test_every_step_kind_is_run_by_a_test_here() -> None:
     source = Path(__file__).read_text()
     assert [kind for kind in STEPS if f'"{kind}": {{' not in source] == []
+
+
+# -- faults -------------------------------------------------------------------------------------
+def recorder(node: Any, prefix: str) -> list[list[str]]:
+    """Answer every command starting with `prefix` with success, and record it."""
+    seen: list[list[str]] = []
+
+    def handler(argv: list[str]) -> tuple[int, str, str] | None:
+        if argv[:1] == [prefix]:
+            seen.append(argv)
+            return 0, "", ""
+        return None
+
+    node.on_cmd.append(handler)
+    return seen
+
+
+def test_fault_process_kills_and_restore_starts_it_again(lab: FakeLab, tmp_path: Path) -> None:
+    steps = [
+        {"name": "kill", "fault": {"id": "agent", "process": {"node": "node1", "name": "podnet-agent"}}},
+        {"name": "dead", "checks": [{"compare": {"left": "x", "right": "x", "equals": True}}]},
+        {"name": "back", "restore": {"fault": "agent"}},
+    ]
+    runner = Runner(lab)
+    run = runner.run(scenario(steps[:2]), tmp_path / "a")
+    assert lab.started == [("node1", "podnet-agent")], "not restored automatically at the end"
+    assert run.steps[-1].name == "cleanup: restore fault agent (automatic)" and run.steps[-1].passed
+    lab.started.clear()
+    run = runner.run(scenario(steps), tmp_path / "b")
+    assert run.passed and lab.started == [("node1", "podnet-agent")]  # once: by the restore step, not again
+    paused = runner.run(
+        scenario([{"name": "pause", "fault": {"process": {"node": "ctrl", "name": "etcd", "signal": "STOP"}}}]),
+        tmp_path / "c",
+    )
+    assert paused.passed and "SIGCONT etcd on ctrl" in paused.steps[0].stdout
+
+
+def test_fault_link_bgp_loss_bandwidth_run_their_commands_and_undo_them(lab: FakeLab, tmp_path: Path) -> None:
+    ip = recorder(lab.nodes["node2"], "ip")
+    iptables = recorder(lab.nodes["node1"], "iptables")
+    tc = recorder(lab.nodes["node1"], "tc")
+    birdc = recorder(lab.tor, "birdc")
+    steps = [
+        {"name": "a", "fault": {"link": {"node": "node2", "interface": "uplink"}}},
+        {"name": "b", "fault": {"bgp": {"peer": "node2"}}},
+        {"name": "c", "fault": {"loss": {"node": "node1", "interface": "uplink", "percent": 30}}},
+        {"name": "d", "fault": {"bandwidth": {"node": "node1", "interface": "uplink", "rate": "1mbit"}}},
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert run.passed, run.failure
+    links = [argv for argv in ip if argv[1:3] == ["link", "set"]]  # (the state dump reads addresses too)
+    assert links == [["ip", "link", "set", "dev", "uplink", "down"], ["ip", "link", "set", "dev", "uplink", "up"]]
+    assert birdc == [["birdc", "disable", "node2"], ["birdc", "enable", "node2"]]
+    inserted = [r for r in iptables if "-I" in r]
+    deleted = [r for r in iptables if "-D" in r]
+    assert len(inserted) == 2 and len(deleted) == 2 and "0.3000" in inserted[0]
+    assert [r[r.index("-I") + 1 :] for r in inserted] == [r[r.index("-D") + 1 :] for r in deleted]
+    assert tc[0][:3] == ["tc", "qdisc", "replace"] and tc[-1][:3] == ["tc", "qdisc", "del"]
+    # restored newest first
+    restored = [s.name for s in run.steps if s.name.startswith("cleanup: restore")]
+    assert restored == [f"cleanup: restore fault {k} (automatic)" for k in ("bandwidth", "loss", "bgp", "link")]
+
+
+def test_fault_bgp_to_a_node_without_a_session_fails(lab: FakeLab, tmp_path: Path) -> None:
+    run = Runner(lab).run(scenario([{"name": "x", "fault": {"bgp": {"peer": "ctrl"}}}]), tmp_path / "out")
+    assert not run.passed and "has no BGP session to 'ctrl'" in run.failure
+
+
+def test_fault_store_stops_etcd_or_locks_sqlite(lab: FakeLab, tmp_path: Path) -> None:
+    run = Runner(lab).run(scenario([{"name": "x", "fault": {"store": {}}}]), tmp_path / "out")
+    assert run.passed and lab.stopped == [("ctrl", "etcd")] and lab.started == [("ctrl", "etcd")]
+    import sqlite3
+
+    db = tmp_path / "cluster.db"
+    sqlite3.connect(db).execute("CREATE TABLE kv (k TEXT)")
+    type(lab).store_url = property(lambda self: f"sqlite://{db}")  # type: ignore[method-assign,assignment]
+    try:
+        steps = [
+            {"name": "lock", "fault": {"id": "db", "store": {}}},
+            {"name": "a writer waits", "capture": {"w": {"node": "node1", "exec": ["write"]}}},
+        ]
+
+        def write(argv: list[str]) -> tuple[int, str, str] | None:
+            if argv != ["write"]:
+                return None
+            try:
+                sqlite3.connect(db, timeout=0.2).execute("INSERT INTO kv VALUES ('x')")
+            except sqlite3.OperationalError as err:
+                return 0, str(err), ""
+            return 0, "written", ""
+
+        lab.nodes["node1"].on_cmd.append(write)
+        run = Runner(lab).run(scenario(steps), tmp_path / "out2")
+        assert run.passed and run.variables["w"] == "database is locked"
+        con = sqlite3.connect(db, timeout=0.2)
+        con.execute("INSERT INTO kv VALUES ('y')")  # released at the end
+        con.commit()
+    finally:
+        del type(lab).store_url
+
+
+def test_fault_reboot_needs_the_capability_and_boots_again(lab: FakeLab, tmp_path: Path) -> None:
+    run = Runner(lab).run(scenario([{"name": "x", "fault": {"reboot": {"node": "node2"}}}]), tmp_path / "out")
+    assert run.passed and lab.started[0] == ("node2", "power-off") and lab.started[-1] == ("node2", "boot")
+    assert scenario([{"name": "x", "fault": {"reboot": {"node": "node2"}}}]).needs() == {"reboot"}
+
+
+def test_restore_names_an_applied_fault(lab: FakeLab, tmp_path: Path) -> None:
+    run = Runner(lab).run(scenario([{"name": "r", "restore": {"fault": "nope"}}]), tmp_path / "out")
+    assert not run.passed and "no fault 'nope' is applied (applied: none)" in run.failure
+
+
+def test_a_failing_step_still_restores_every_fault(lab: FakeLab, tmp_path: Path) -> None:
+    steps = [
+        {"name": "kill", "fault": {"process": {"node": "node1", "name": "podnet-docker"}}},
+        {"name": "fails", "checks": [{"compare": {"left": "1", "right": "2", "equals": True}}]},
+        {"name": "never", "wait": {"seconds": 0.01}},
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert not run.passed and run.steps[2].skipped
+    assert lab.nodes["node1"].alive("podnet-docker") and run.steps[-1].passed
+
+
+def test_every_fault_kind_is_tested_here() -> None:
+    from lab.scenario.faults import FAULTS
+
+    source = Path(__file__).read_text()
+    assert [kind for kind in FAULTS if f'"{kind}": {{' not in source] == []

@@ -26,6 +26,7 @@ from typing import Any
 from lab.backends.base import DOCKER_CLI, NodeError, ProcessState, wait_for
 from lab.backends.netns.host import (
     BPF_PINS,
+    pid_state,
     processes_running_from,
     remove_node_cgroups,
     remove_pins,
@@ -116,6 +117,10 @@ class NetnsNode(LabNode):
     def where(self) -> str:
         return f"netns {self.netns}"
 
+    @property
+    def bird_socket(self) -> list[str]:
+        return ["-s", str(self.path("run", "bird.ctl"))]
+
     # -- life cycle -------------------------------------------------------------
     def create(self) -> NetnsNode:
         if Path(self.netns_path).exists():
@@ -141,6 +146,8 @@ class NetnsNode(LabNode):
         return self.supervisor.spawn(name)
 
     def start_process(self, name: str) -> None:
+        if name == "bird" and self._speaker_only:
+            raise NodeError(f"{self.name}: bird here is podnet-agent's BGP speaker: the agent starts it by itself")
         spec = self.supervisor.spec(name)
         self.supervisor.spawn(name)
         if spec.ready:
@@ -166,15 +173,45 @@ class NetnsNode(LabNode):
         raise NodeError(f"{self.name}: unknown readiness {ready!r} for {name}")
 
     def alive(self, name: str) -> bool:
+        if name == "bird" and self._speaker_only:
+            return self._speaker_pid() is not None
         return self.supervisor.alive(name)
 
+    # A worker's `bird` is not the lab's: it is podnet-agent's BGP speaker (its child), which the
+    # agent starts again when it dies. The lab finds it by its pid file, and can signal it.
+    @property
+    def _speaker_only(self) -> bool:
+        return "bird" not in self.supervisor.specs and "podnet-agent" in self.supervisor.specs
+
+    def _speaker_pid(self) -> int | None:
+        try:
+            pid = int(self.path("run", "bgp", "bird.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_state(pid) not in (None, "Z") else None
+
     def processes(self) -> dict[str, ProcessState]:
-        return self.supervisor.states()
+        states = self.supervisor.states()
+        if self._speaker_only and self.path("run", "bgp").is_dir():
+            pid = self._speaker_pid()
+            states["bird"] = ProcessState(
+                "bird", pid is not None, pid, None, "" if pid else "not running (podnet-agent's speaker)"
+            )
+        return states
 
     def signal_process(self, name: str, signal_number: int) -> None:
+        if name == "bird" and self._speaker_only:
+            pid = self._speaker_pid()
+            if pid is None:
+                raise NodeError(f"{self.name}: podnet-agent's BGP speaker (bird) is not running")
+            os.kill(pid, signal_number)
+            return
         self.supervisor.signal(name, signal_number)
 
     def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+        if name == "bird" and self._speaker_only:
+            self.signal_process(name, signal.SIGTERM)  # the agent starts it again
+            return
         self.supervisor.stop(name, timeout_s=timeout_s)
 
     # -- logs ---------------------------------------------------------------------

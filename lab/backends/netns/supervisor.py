@@ -108,10 +108,20 @@ class Supervisor:
             if running:
                 detail = "paused" if letter in ("T", "t") else ""
             else:
-                exit_file = Path(f"{self._state(name)}.exit")
-                detail = exit_detail(exit_file.read_text().strip()) if exit_file.exists() else "not started"
+                detail = self._ended(name) if pid is not None else "not started"
             states[name] = ProcessState(name, running, pid if running else None, None, detail)
         return states
+
+    def _ended(self, name: str, wait_s: float = 1.0) -> str:
+        """How a process that ran has ended. The supervisor writes the status just after the
+        process is reaped: a reader right after a kill may have to wait a moment for it."""
+        exit_file = Path(f"{self._state(name)}.exit")
+        deadline = time.monotonic() + wait_s
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not exit_file.exists():
+            return "ended (its supervisor is gone: no exit status)"
+        return exit_detail(exit_file.read_text().strip())
 
     def signal(self, name: str, signal_number: int) -> None:
         self.spec(name)
@@ -134,9 +144,11 @@ class Supervisor:
             self._gone(name, 5)
 
     def _gone(self, name: str, timeout_s: float) -> bool:
+        """Whether it ended within timeout_s (and its exit status was recorded)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive(name):
+                self._ended(name, wait_s=0.5)
                 return True
             time.sleep(0.05)
         return False

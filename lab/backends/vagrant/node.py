@@ -30,6 +30,7 @@ UNITS = {
     "etcd": "etcd",
 }
 PODNET_LOGS = "/var/log/podnet"
+SPEAKER_PID = "/run/podnet/bgp/bird.pid"  # a worker's bird: podnet-agent's BGP speaker, not a unit
 REMOTE_DOCKER_SOCK = "/run/docker.sock"
 REMOTE_AGENT_SOCK = "/run/podnet/podnet.sock"
 REMOTE_PLUGIN_SOCK = "/run/docker/plugins/podnet.sock"
@@ -104,6 +105,8 @@ class VagrantNode(LabNode):
             raise NodeError(f"{self.name}: no process {name!r} (known: {', '.join(UNITS)})") from None
 
     def start_process(self, name: str) -> None:
+        if self._is_speaker(name):
+            raise NodeError(f"{self.name}: bird here is podnet-agent's BGP speaker: the agent starts it by itself")
         self.cmd("systemctl", "start", self.unit(name), timeout=60)
         if name == "podnet-agent":
             wait_for(lambda: self.agent_ready(require_pod_cidr=False), 60, f"podnet-agent on {self.name}")
@@ -111,10 +114,19 @@ class VagrantNode(LabNode):
             wait_for(self.plugin_ready, 60, f"podnet-docker on {self.name}", interval_s=0.5)
 
     def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+        if self._is_speaker(name):
+            self.signal_process(name, signal.SIGTERM)
+            return
         self.cmd("systemctl", "stop", self.unit(name), timeout=60 + timeout_s)
+
+    def _is_speaker(self, name: str) -> bool:
+        return name == "bird" and self.cmd("test", "-f", SPEAKER_PID, check=False).returncode == 0
 
     def signal_process(self, name: str, signal_number: int) -> None:
         sig = signal.Signals(signal_number).name
+        if self._is_speaker(name):  # podnet-agent's speaker: the agent starts it again
+            self.cmd("sh", "-c", f'kill -s {sig.removeprefix("SIG")} "$(cat {SPEAKER_PID})"', timeout=60)
+            return
         self.cmd("systemctl", "kill", "--kill-who=main", "-s", sig, self.unit(name), timeout=60)
 
     @property
@@ -126,13 +138,24 @@ class VagrantNode(LabNode):
         units = {UNITS[n]: n for n in UNITS}
         script = (
             'for u in "$@"; do echo "@@ $u $(systemctl is-enabled "$u" 2>/dev/null || echo absent)"; '
-            'systemctl show -p ActiveState -p SubState -p MainPID -p ExecMainStatus -p Result "$u"; done'
+            'systemctl show -p ActiveState -p SubState -p MainPID -p ExecMainStatus -p Result "$u"; done; '
+            f'[ -f {SPEAKER_PID} ] && p=$(cat {SPEAKER_PID}) && echo "@@speaker $p $([ -d /proc/$p ] && echo up)"'
         )
         out = self.cmd("bash", "-c", script, "services", *units, check=False).stdout
         found: dict[str, dict[str, str]] = {}
         unit = ""
+        speaker: ProcessState | None = None
         for line in out.splitlines():
-            if line.startswith("@@ "):
+            if line.startswith("@@speaker "):
+                _, pid, *up = line.split()
+                speaker = ProcessState(
+                    "bird",
+                    bool(up),
+                    int(pid) if up and pid.isdigit() else None,
+                    None,
+                    "" if up else "not running (podnet-agent's speaker)",
+                )
+            elif line.startswith("@@ "):
                 _, unit, enabled = [*line.split(), "absent"][:3]
                 found[unit] = {"enabled": enabled}
             elif unit in found and "=" in line:
@@ -156,6 +179,8 @@ class VagrantNode(LabNode):
             states[name] = ProcessState(
                 name, running, int(pid) if running and pid.isdigit() and pid != "0" else None, unit, detail
             )
+        if speaker is not None and "bird" not in states:
+            states["bird"] = speaker
         return states
 
     # -- logs --------------------------------------------------------------------------

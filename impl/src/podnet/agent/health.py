@@ -82,14 +82,15 @@ class Health:
         if self.speaker is not None:
             status = self.bgp_status()
             established = [p for p in status.peers if p.session == "Established"]
+            message = (
+                f"session to {self.config.bgp_peer} established, announcing {', '.join(status.routes)}"
+                if established
+                else status.message
+                or f"session to {self.config.bgp_peer}: " + ", ".join(p.session for p in status.peers)
+            )
+            note = self.speaker.note()  # e.g. the speaker was killed and started again
             bgp = ComponentHealth(
-                state="ok" if established else "degraded",
-                message=(
-                    f"session to {self.config.bgp_peer} established, announcing {', '.join(status.routes)}"
-                    if established
-                    else status.message
-                    or f"session to {self.config.bgp_peer}: " + ", ".join(p.session for p in status.peers)
-                ),
+                state="ok" if established else "degraded", message=f"{message} ({note})" if note else message
             )
         worst = "ok"
         for component in (store, datapath, ipam, *([bgp] if bgp else [])):
@@ -118,5 +119,10 @@ class Health:
         except BGPError as err:
             return BGPStatus(enabled=True, local_asn=self.config.bgp_asn, node_ip=self.config.node_ip, message=str(err))
         return BGPStatus(
-            enabled=True, local_asn=self.config.bgp_asn, node_ip=self.config.node_ip, peers=peers, routes=routes
+            enabled=True,
+            local_asn=self.config.bgp_asn,
+            node_ip=self.config.node_ip,
+            peers=peers,
+            routes=routes,
+            message=self.speaker.note(),
         )

@@ -10,10 +10,12 @@ session comes back in seconds (bird's defaults wait ~73 s).
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +53,21 @@ protocol bgp tor {{
 """
 
 
+log = logging.getLogger("podnet.bgp")
+WATCH_INTERVAL_S = 0.5  # how soon a speaker that died is noticed and started again
+
+
 class BGPError(PodnetError):
     pass
+
+
+def exit_text(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited {returncode}"
 
 
 @dataclass(frozen=True)
@@ -84,8 +99,35 @@ class BirdSpeaker:
         self.pidfile = workdir / "bird.pid"
         self.log = workdir / "bird.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.last_exit = ""  # how the speaker last died, when it did
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start bird, and a watchdog that starts it again whenever it dies (killed, crashed)."""
+        with self._lock:
+            self._start_bird()
+        self._stopping.clear()
+        self._watchdog = threading.Thread(target=self._watch, name="bird-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_INTERVAL_S):
+            with self._lock:
+                proc = self.proc
+                if self._stopping.is_set() or proc is None or proc.poll() is None:
+                    continue
+                self.last_exit = exit_text(proc.returncode)
+                self.restarts += 1
+                log.warning("the BGP speaker (bird) %s; starting it again", self.last_exit)
+                try:
+                    self._start_bird()
+                except BGPError as err:
+                    log.error("restarting the BGP speaker failed: %s", err)
+
+    def _start_bird(self) -> None:
         binary = shutil.which("bird")
         if binary is None:
             raise BGPError("bird not found: install Debian's bird2 to announce the pod CIDR over BGP")
@@ -123,6 +165,10 @@ class BirdSpeaker:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join(5)
+            self._watchdog = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -141,9 +187,14 @@ class BirdSpeaker:
             raise BGPError(f"birdc {' '.join(command)}: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
 
+    def note(self) -> str:
+        """What happened to the speaker, when something did: '(restarted 2x; last: killed by SIGKILL)'."""
+        return f"restarted {self.restarts}x; last: {self.last_exit}" if self.restarts else ""
+
     def peers(self) -> list[PeerState]:
         if not self.running():
-            raise BGPError("the BGP speaker (bird) is not running")
+            died = f" ({self.last_exit or exit_text(self.proc.returncode)})" if self.proc is not None else ""
+            raise BGPError(f"the BGP speaker (bird) is not running{died}; the agent starts it again")
         return [parse_protocol(self.birdc("show", "protocols", "all", "tor"), self.config)]
 
     def routes(self) -> list[str]:

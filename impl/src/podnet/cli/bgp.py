@@ -30,7 +30,7 @@ def _peers(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status)
         return 0
-    if not status["enabled"] or status.get("message"):
+    if not status["enabled"] or (status.get("message") and not status["peers"]):
         print(status.get("message") or "BGP is off")
         return 0 if not status["enabled"] else 1
     print_table(
@@ -41,6 +41,8 @@ def _peers(args: argparse.Namespace) -> int:
             for p in status["peers"]
         ],
     )
+    if status.get("message"):  # e.g. the speaker was killed and the agent started it again
+        print(f"speaker: {status['message']}")
     return 0
 
 
