@@ -46,6 +46,16 @@ class KVStoreContract:
         store.put("t/d", "again")
         assert store.delete("t/d") is True
 
+    def test_compare_and_delete_only_at_the_revision_read(self, store: KVStore) -> None:
+        first = store.put("t/cad", "pod-a")
+        assert store.delete("t/cad", mod_revision=first) is True
+        store.put("t/cad", "pod-b")  # the same key again, another holder: a new revision
+        assert store.delete("t/cad", mod_revision=first) is False
+        assert store.delete("t/cad", mod_revision=0) is False  # 0 means "absent": nothing to delete
+        entry = store.get("t/cad")
+        assert entry is not None and entry.value == b"pod-b"
+        assert store.delete("t/never", mod_revision=first) is False
+
     def test_list_prefix_is_sorted_and_bounded(self, store: KVStore) -> None:
         for key in ["p/b", "p/a", "p/a/x", "pq", "o"]:
             store.put(key, key)

@@ -112,10 +112,12 @@ class EndpointManager:
             self.policy.regenerate_for(endpoint)
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
-            if previous is not None:
-                self.allocator.claim(address, previous.owner, expires_in=self.config.endpoint_release_grace_s)
-            else:
-                self.allocator.release(address)
+            if (now_held := self.allocator.get(address)) is not None and now_held.owner == ENDPOINT_OWNER + endpoint_id:
+                # Give back only what this endpoint took (the claim may have lost to another writer).
+                if previous is not None:
+                    self.allocator.claim(address, previous.owner, expires_in=self.config.endpoint_release_grace_s)
+                else:
+                    self.allocator.release(address)
             raise
         log.info("endpoint %s created: %s on %s", endpoint_id, ip, link.host_ifname)
         return endpoint
