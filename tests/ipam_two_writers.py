@@ -9,12 +9,12 @@ interleaving, an IP must never end up with two owners.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator, PodCIDRExhaustedError
-from podnet.kvstore import Entry, KVStore
+from podnet.kvstore import Condition, Entry, KVStore, Operation
 
 CIDR = "10.60.0.0/24"
 IP = "10.60.0.2"  # the first pod IP (10.60.0.1 is the router's)
@@ -58,6 +58,9 @@ class Interleaved(KVStore):
 
     def delete(self, key: str, *, mod_revision: int | None = None) -> bool:
         return self.store.delete(key, mod_revision=mod_revision)
+
+    def commit(self, conditions: Sequence[Condition], operations: Sequence[Operation]) -> int:
+        return self.store.commit(conditions, operations)
 
     def list_prefix(self, prefix: str) -> list[Entry]:
         return self.store.list_prefix(prefix)
