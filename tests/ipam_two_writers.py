@@ -9,12 +9,11 @@ interleaving, an IP must never end up with two owners.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import pytest
 
 from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator, PodCIDRExhaustedError
-from podnet.kvstore import Condition, Entry, KVStore, Operation
+from podnet.kvstore import KVStore
+from tests.interleaved import Interleaved
 
 CIDR = "10.60.0.0/24"
 IP = "10.60.0.2"  # the first pod IP (10.60.0.1 is the router's)
@@ -27,49 +26,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Interleaved(KVStore):
-    """A real store whose next `get(key)` runs `then()` after reading, before returning."""
-
-    def __init__(self, store: KVStore):
-        self.store = store
-        self.url = store.url
-        self._hooks: dict[str, Callable[[], None]] = {}
-
-    def after_reading(self, key: str, then: Callable[[], None]) -> None:
-        self._hooks[key] = then
-
-    def get(self, key: str) -> Entry | None:
-        entry = self.store.get(key)
-        hook = self._hooks.pop(key, None)
-        if hook is not None:
-            hook()
-        return entry
-
-    def put(self, key: str, value: bytes | str) -> int:
-        return self.store.put(key, value)
-
-    def create(self, key: str, value: bytes | str) -> int:
-        return self.store.create(key, value)
-
-    def compare_and_swap(self, key: str, value: bytes | str, *, mod_revision: int) -> int:
-        return self.store.compare_and_swap(key, value, mod_revision=mod_revision)
-
-    def delete(self, key: str, *, mod_revision: int | None = None) -> bool:
-        return self.store.delete(key, mod_revision=mod_revision)
-
-    def commit(self, conditions: Sequence[Condition], operations: Sequence[Operation]) -> int:
-        return self.store.commit(conditions, operations)
-
-    def list_prefix(self, prefix: str) -> list[Entry]:
-        return self.store.list_prefix(prefix)
-
-    def revision(self) -> int:
-        return self.store.revision()
-
-    def close(self) -> None:
-        pass
 
 
 def owners(store: KVStore, cidr: str = CIDR) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator
 from podnet.kvstore import KVStore, open_store
+from tests.identity_contract import IdentityStoreContract
 from tests.ipam_two_writers import TwoWritersContract
 from tests.kvstore_contract import KVStoreContract
 
@@ -20,6 +21,13 @@ class TestEtcdStore(KVStoreContract):
 
 
 class TestTwoWritersOnEtcd(TwoWritersContract):
+    @pytest.fixture
+    def store(self, etcd_url: str) -> Iterator[KVStore]:
+        with open_store(etcd_url) as store:
+            yield store
+
+
+class TestIdentitiesOnEtcd(IdentityStoreContract):
     @pytest.fixture
     def store(self, etcd_url: str) -> Iterator[KVStore]:
         with open_store(etcd_url) as store:

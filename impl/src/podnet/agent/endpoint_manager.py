@@ -8,8 +8,9 @@ import time
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointExistsError, EndpointStore, transition
 from podnet.agent.errors import BadRequestError
+from podnet.agent.identities import IdentityNames
 from podnet.agent.ipam import ENDPOINT_OWNER, RELEASED_OWNER
-from podnet.agent.policy import IdentityNames, PolicyEngine
+from podnet.agent.policy import PolicyEngine
 from podnet.api.models import (
     AddressPair,
     Endpoint,
@@ -138,6 +139,7 @@ class EndpointManager:
             updated = transition(updated, EndpointState.ready, f"identity {updated.identity}: {shown}")
         self.endpoints.save(updated)
         if updated.identity != endpoint.identity:
+            self.identities.release_unused(self.endpoints.list())
             self.policy.regenerate_for(updated)
         return self._with_counters(updated)
 
@@ -145,6 +147,8 @@ class EndpointManager:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
         self.endpoints.remove(endpoint_id)
+        if endpoint.identity is not None:
+            self.identities.release_unused(self.endpoints.list())
         # The veth (and its route) go on the datapath's own time; the record is
         # already gone, so a crash now leaves a veth that leak collection removes.
         self.datapath.delete_endpoint_later(endpoint_id, ip)
