@@ -16,7 +16,7 @@ from podnet.identity import IdentityAllocator, encode_labels, security_labels
 from podnet.kvstore import KVStore
 from podnet.kvstore.sqlite import SQLiteStore
 from tests.agent_harness import running_agent
-from tests.identity_contract import IdentityStoreContract
+from tests.identity_contract import IdentityStoreContract, Version1Agent
 
 LABEL_SETS = st.lists(st.text(max_size=12), max_size=5)
 
@@ -98,3 +98,23 @@ def test_relabelling_an_endpoint_leaves_only_the_identity_in_use(tmp_path: Path)
         env.agent.gc()
         identities = [i for i in env.client.request("GET", "/v1/identity") if not i["reserved"]]
         assert [i["id"] for i in identities] == [current + 1]  # v199's, the highest, went once it was not
+
+
+def test_restore_gives_an_endpoint_with_a_collided_version1_identity_its_own(tmp_path: Path) -> None:
+    """Upgrade: version 1 gave ["id=app2;role=x"] the identity of ["id=app2", "role=x"]."""
+    store = f"sqlite://{tmp_path}/state.db"
+    with running_agent(tmp_path, pod_cidr="10.60.0.0/24") as env:
+        real = env.client.endpoint_create(
+            "app2", {"addressing": {"ipv4": "10.60.0.2"}, "labels": ["id=app2", "role=x"]}
+        )["identity"]
+        env.client.endpoint_create("impostor", {"addressing": {"ipv4": "10.60.0.3"}, "labels": ["id=app2;role=x"]})
+        record = env.agent.endpoints.get("impostor").model_copy(update={"identity": real})
+        env.agent.endpoints.save(record)  # as version 1 stored it
+    with SQLiteStore(store.removeprefix("sqlite://")) as s:
+        Version1Agent(s).identity_for(["id=app2;role=x"])  # and its collided key
+    with running_agent(tmp_path, pod_cidr="10.60.0.0/24") as env:
+        restored = env.client.endpoint_get("impostor")["identity"]
+        assert restored != real
+        assert env.client.endpoint_get("app2")["identity"] == real
+        names = {i["id"]: i["labels"] for i in env.client.request("GET", "/v1/identity")}
+        assert names[restored] == ["id=app2;role=x"] and names[real] == ["id=app2", "role=x"]

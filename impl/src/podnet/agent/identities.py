@@ -16,7 +16,7 @@ import time
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointStore
 from podnet.api.models import Endpoint, Identity
-from podnet.identity import RESERVED_IDENTITIES, Collection, IdentityAllocator, IdentityCollector
+from podnet.identity import RESERVED_IDENTITIES, Collection, IdentityAllocator, IdentityCollector, IdentityError
 from podnet.kvstore import KVStore
 
 log = logging.getLogger("podnet.agent")
@@ -62,11 +62,21 @@ class IdentityNames:
 
     def restore(self, endpoints: EndpointStore) -> None:
         """After a restart: hold the endpoints' identities again (re-creating a collected one),
-        resolve again one whose number names other labels, release the rest."""
+        resolve again one whose number names other labels (as version 1 gave a label
+        set that collided with another), release the rest. An identity that cannot be
+        resolved is logged and left as it is: it never stops the agent."""
+        held: set[tuple[int, tuple[str, ...]]] = set()
         for endpoint in endpoints.list():
-            if endpoint.identity is None or self.allocator.hold(endpoint.identity, endpoint.labels):
+            if endpoint.identity is None or (endpoint.identity, tuple(endpoint.labels)) in held:
                 continue
-            identity = self.allocator.identity_for(endpoint.labels)
+            try:
+                if self.allocator.hold(endpoint.identity, endpoint.labels):
+                    held.add((endpoint.identity, tuple(endpoint.labels)))
+                    continue
+                identity = self.allocator.identity_for(endpoint.labels)
+            except IdentityError as err:
+                log.error("endpoint %s: identity %s not restored: %s", endpoint.id, endpoint.identity, err)
+                continue
             log.warning("endpoint %s: identity %s names other labels; now %s", endpoint.id, endpoint.identity, identity)
             endpoints.save(endpoint.model_copy(update={"identity": identity}))
         self.release_unused(endpoints.list(), stored=True)

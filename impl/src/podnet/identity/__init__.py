@@ -21,19 +21,21 @@ and ``["id=app2", "role=x"]`` shared one identity, and a rule allowing
 Migration and upgrade. The ``ids/<N>`` records keep their format, so both
 versions read each other's identities, and both take numbers by creating
 ``ids/<N>`` only if absent, so they never hand out one number twice. Version-1
-keys are never written again and never deleted in bulk; this version reads one
-only when its own key is missing, and adopts its number only if ``ids/<N>``
-holds exactly the wanted labels (then writes its own key for it): a collided
-key is never trusted, the impostor gets a new number. During a rolling upgrade
-the version-1 agents still give colliding label sets one number (the hole is
-closed once every agent is upgraded), and the two versions may give one label
-set two numbers (both carry the same labels, so policy treats them alike).
-Version-1 agents keep no references: the collector keeps what their endpoint
-records carry, and never removes the highest number (they pick the highest +
-1). A version-1 agent may still hand a cached number the collector removed to
-a new endpoint; that endpoint matches no allow rule (fail closed) until its
-agent is upgraded, whose restore re-creates the identity from the endpoint's
-labels. Raise the grace period for the duration of an upgrade to avoid that.
+keys are never written again, and deleted only with their identity; this
+version reads one only when its own key is missing, and adopts its number
+only if ``ids/<N>`` holds exactly the wanted labels (then writes its own key
+for it): a collided key is never trusted, the impostor gets a new number (and
+an upgraded agent's restore re-resolves each endpoint whose number names other
+labels). During a rolling upgrade the version-1 agents still give colliding
+label sets one number (the hole closes once every agent is upgraded), and the
+two versions may give one label set two numbers (both carry the same labels,
+so policy treats them alike). Version-1 agents keep no references: the
+collector keeps what their endpoint records carry, and never removes the
+highest number (they pick the highest + 1). A version-1 agent may still hand
+a cached number the collector removed to a new endpoint; that endpoint matches
+no allow rule (fail closed) until its agent is upgraded, whose restore
+re-creates the identity from the endpoint's labels. Raise the grace period for
+the duration of an upgrade to avoid that.
 
 Collection (podnet.identity.collect): the operator, or each agent when there
 is no operator, removes identities no endpoint in the cluster has used for a
