@@ -139,6 +139,20 @@ class IdentityStoreContract:
         assert a.all()[number] == ["id=app1"]
         assert b.held == {number}
 
+    def test_an_endpoint_written_while_collecting_keeps_the_identity(self, store: KVStore) -> None:
+        """A version-1 agent (no references) gives the number to a new endpoint
+        right after the collector's last read: the removal must fail."""
+        clock = Clock()
+        a = IdentityAllocator(store, "node-a", clock=clock)
+        number = a.identity_for(["id=app1"])
+        a.identity_for(["id=top"])
+        a.release_unused(set())
+        clock.now += 2 * GRACE
+        hooked = Interleaved(store)
+        hooked.after_reading(keys.NODES, lambda: endpoint_record(store, "node-old", "ep1", number))
+        assert IdentityCollector(hooked, grace_s=GRACE, clock=clock).collect().collected == []
+        assert a.all()[number] == ["id=app1"]
+
     def test_numbers_are_never_reused(self, store: KVStore) -> None:
         clock = Clock()
         ids = IdentityAllocator(store, "node1", clock=clock)
