@@ -17,7 +17,10 @@ def run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.Complete
 
 def test_the_installed_lab_works_outside_a_checkout(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    built = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT), str(ROOT / "impl")], tmp_path)
+    built = run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT), str(ROOT / "impl")],
+        tmp_path,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

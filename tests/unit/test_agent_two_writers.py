@@ -50,3 +50,16 @@ def test_endpoint_create_never_takes_an_ip_another_endpoint_holds(tmp_path: Path
     assert held is not None and held.owner == "endpoint:pod-c"
     assert a.endpoints.find("pod-b") is None
     assert not [name for name in a.datapath.host_veths() if name != "podnet_host"]  # type: ignore[attr-defined]
+
+
+def test_endpoint_delete_leaves_an_ip_another_writer_took(tmp_path: Path) -> None:
+    a = agent(tmp_path, "node-a")
+    ip = a.ipam_allocate("cni/pod-a").ipv4.ip
+    a.endpoint_create("pod-a", request(ip))
+    b = agent(tmp_path, "node-b")
+    b.ipam.claim(ip, "endpoint:pod-b")  # B's view: it may (it read endpoint:pod-a) — a misbehaving writer
+    deleted = a.endpoint_delete("pod-a")  # A still believes pod-a holds it
+    assert deleted.id == "pod-a" and a.endpoints.find("pod-a") is None
+    b.ipam.refresh()
+    held = b.ipam.get(ip)
+    assert held is not None and held.owner == "endpoint:pod-b"

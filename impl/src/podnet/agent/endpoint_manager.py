@@ -22,7 +22,7 @@ from podnet.api.models import (
 from podnet.datapath.names import host_ifname
 from podnet.datapath.protocol import Datapath
 from podnet.identity import security_labels
-from podnet.ipam import DurableNodeAllocator, NotInRangeError, parse_address
+from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator, NotInRangeError, parse_address
 
 log = logging.getLogger("podnet.agent")
 
@@ -139,16 +139,14 @@ class EndpointManager:
             updated = transition(updated, EndpointState.ready, f"identity {updated.identity}: {shown}")
         self.endpoints.save(updated)
         if updated.identity != endpoint.identity:
-            self.identities.release_unused(self.endpoints.list())
             self.policy.regenerate_for(updated)
+            self.identities.release_unused(self.endpoints.list())  # last: the old identity, if no longer used
         return self._with_counters(updated)
 
     def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
         self.endpoints.remove(endpoint_id)
-        if endpoint.identity is not None:
-            self.identities.release_unused(self.endpoints.list())
         # The veth (and its route) go on the datapath's own time; the record is
         # already gone, so a crash now leaves a veth that leak collection removes.
         self.datapath.delete_endpoint_later(endpoint_id, ip)
@@ -160,8 +158,13 @@ class EndpointManager:
                 else:
                     # The runtime releases the IP next (docker: ReleaseAddress); if it
                     # never does, expiry gives it back.
-                    self.allocator.claim(
-                        ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s
-                    )
+                    try:
+                        self.allocator.claim(
+                            ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s
+                        )
+                    except AlreadyAllocatedError as err:  # another writer holds it now: nothing to hand back
+                        log.warning("endpoint %s: %s", endpoint_id, err)
+        if endpoint.identity is not None:
+            self.identities.release_unused(self.endpoints.list())  # last: GC catches up if this fails
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint
