@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from podnet.kvstore import KVStore
+import pytest
+
+from podnet.kvstore import Delete, KVStore, KVStoreError, NothingNewer, Put, Unchanged
 
 
 class KVStoreContract:
@@ -46,6 +48,16 @@ class KVStoreContract:
         store.put("t/d", "again")
         assert store.delete("t/d") is True
 
+    def test_compare_and_delete_only_at_the_revision_read(self, store: KVStore) -> None:
+        first = store.put("t/cad", "pod-a")
+        assert store.delete("t/cad", mod_revision=first) is True
+        store.put("t/cad", "pod-b")  # the same key again, another holder: a new revision
+        assert store.delete("t/cad", mod_revision=first) is False
+        assert store.delete("t/cad", mod_revision=0) is False  # 0 means "absent": nothing to delete
+        entry = store.get("t/cad")
+        assert entry is not None and entry.value == b"pod-b"
+        assert store.delete("t/never", mod_revision=first) is False
+
     def test_list_prefix_is_sorted_and_bounded(self, store: KVStore) -> None:
         for key in ["p/b", "p/a", "p/a/x", "pq", "o"]:
             store.put(key, key)
@@ -71,3 +83,50 @@ class KVStoreContract:
         store.put("t/bin", payload)
         entry = store.get("t/bin")
         assert entry is not None and entry.value == payload
+
+    def test_commit_writes_everything_at_one_revision_or_nothing(self, store: KVStore) -> None:
+        old = store.put("x/old", "gone soon")
+        rev = store.commit([Unchanged("x/new", 0), Unchanged("x/old", old)], [Put("x/new", "n"), Delete("x/old")])
+        assert rev > old and store.revision() == rev
+        entry = store.get("x/new")
+        assert entry is not None and (entry.value, entry.mod_revision) == (b"n", rev)
+        assert store.get("x/old") is None
+        # a stale condition: nothing written, revision unchanged
+        assert store.commit([Unchanged("x/new", rev - 1)], [Put("x/new", "m"), Put("x/other", "o")]) == 0
+        assert store.revision() == rev
+        assert store.get("x/other") is None
+        entry = store.get("x/new")
+        assert entry is not None and entry.value == b"n"
+        # unchanged(0) means absent
+        assert store.commit([Unchanged("x/new", 0)], [Put("x/other", "o")]) == 0
+        assert store.commit([Unchanged("x/absent", 0)], [Put("x/other", "o")]) > rev
+
+    def test_commit_nothing_newer_under_a_prefix(self, store: KVStore) -> None:
+        store.put("r/1/a", "in use")
+        store.put("r/10/a", "another prefix")
+        seen = store.revision()
+        assert store.commit([NothingNewer("r/1/", seen)], [Put("mark", "1")]) > seen
+        seen = store.revision()
+        store.put("r/10/b", "outside r/1/")
+        assert store.commit([NothingNewer("r/1/", seen)], [Put("mark", "2")]) > 0
+        seen = store.revision()
+        store.put("r/1/b", "new under r/1/")
+        assert store.commit([NothingNewer("r/1/", seen)], [Put("mark", "3")]) == 0
+        seen = store.revision()
+        store.put("r/1/a", "modified")
+        assert store.commit([NothingNewer("r/1/", seen)], [Put("mark", "4")]) == 0
+        seen = store.revision()
+        store.delete("r/1/a")  # deletions do not count
+        assert store.commit([NothingNewer("r/1/", seen), NothingNewer("r/2/", 0)], [Put("mark", "5")]) > 0
+        entry = store.get("mark")
+        assert entry is not None and entry.value == b"5"
+
+    def test_commit_of_only_absent_deletes_keeps_the_revision(self, store: KVStore) -> None:
+        store.put("k", "v")
+        before = store.revision()
+        assert store.commit([], [Delete("absent")]) >= before
+        assert store.revision() == before
+
+    def test_commit_refuses_a_key_written_twice(self, store: KVStore) -> None:
+        with pytest.raises(KVStoreError, match="repeated: k"):
+            store.commit([], [Put("k", "1"), Delete("k")])

@@ -8,10 +8,26 @@ import pytest
 
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator
 from podnet.kvstore import KVStore, open_store
+from tests.identity_contract import IdentityStoreContract
+from tests.ipam_two_writers import TwoWritersContract
 from tests.kvstore_contract import KVStoreContract
 
 
 class TestEtcdStore(KVStoreContract):
+    @pytest.fixture
+    def store(self, etcd_url: str) -> Iterator[KVStore]:
+        with open_store(etcd_url) as store:
+            yield store
+
+
+class TestTwoWritersOnEtcd(TwoWritersContract):
+    @pytest.fixture
+    def store(self, etcd_url: str) -> Iterator[KVStore]:
+        with open_store(etcd_url) as store:
+            yield store
+
+
+class TestIdentitiesOnEtcd(IdentityStoreContract):
     @pytest.fixture
     def store(self, etcd_url: str) -> Iterator[KVStore]:
         with open_store(etcd_url) as store:

@@ -26,6 +26,11 @@ def test_key_layout_is_the_stored_format() -> None:
     assert keys.identity_by_labels("id=app1;role=web") == "podnet/identities/labels/id=app1;role=web"
     assert keys.identity_by_id(256) == "podnet/identities/ids/256"
     assert keys.identity_number("podnet/identities/ids/256") == 256
+    assert keys.identity_by_labelset('["id=app1","role=web"]') == 'podnet/identities/labelsets/["id=app1","role=web"]'
+    assert keys.IDENTITY_NEXT == "podnet/identities/next"
+    assert keys.identity_ref(256, "node1") == "podnet/identities/refs/256/node1"
+    assert keys.identity_refs(25) == "podnet/identities/refs/25/"
+    assert keys.identity_ref_number("podnet/identities/refs/256/node1") == 256
     assert keys.cluster_node("node1") == "podnet/cluster/nodes/node1"
     assert keys.cluster_status("node1") == "podnet/cluster/status/node1"
     assert keys.cluster_status_name("podnet/cluster/status/node1") == "node1"

@@ -131,3 +131,16 @@ def test_node_register_and_delete_commands(tmp_path: Path, capsys: pytest.Captur
     assert f"podnet: error: no node 'node2' is registered in {url}" in capsys.readouterr().err
     assert main(["node", "register", "Bad_Name", "--node-ip", "192.168.50.2", "--store", url]) == 1
     assert "invalid node name" in capsys.readouterr().err
+
+
+def test_operator_collects_identities_no_endpoint_uses(tmp_path: Path) -> None:
+    from podnet.identity import IdentityAllocator
+
+    store = SQLiteStore(tmp_path / "s.db")
+    node = IdentityAllocator(store, "node1")
+    numbers = [node.identity_for([f"id=v{i}"]) for i in range(5)]
+    node.release_unused({numbers[2]})
+    operator = Operator(store, ClusterPool(SEED, 26), identity_grace_s=0)
+    calls = iter([False, True])
+    operator.run(lambda: next(calls), interval_s=0)
+    assert sorted(node.all()) == [numbers[2], numbers[4]]  # in use; the highest

@@ -86,7 +86,7 @@ def test_invalid_rules_say_what_is_wrong(fields: dict[str, Any], message: str) -
 
 def test_identities_are_shared_by_labels_and_ignore_pod_names(tmp_path: Path) -> None:
     store = open_store(f"sqlite://{tmp_path}/s.db")
-    ids = IdentityAllocator(store)
+    ids = IdentityAllocator(store, "node1")
     a = ids.identity_for(["id=app1", "K8S_POD_NAME=a"])
     b = ids.identity_for(["K8S_POD_NAME=b", "id=app1"])
     c = ids.identity_for(["id=app2"])
@@ -100,17 +100,17 @@ def test_concurrent_nodes_agree_on_one_identity(tmp_path: Path) -> None:
     open_store(url).close()
     results: list[int] = []
 
-    def allocate() -> None:
+    def allocate(node: str) -> None:
         store = open_store(url)
         try:
-            results.append(IdentityAllocator(store).identity_for(["id=shared"]))
+            results.append(IdentityAllocator(store, node).identity_for(["id=shared"]))
         finally:
             store.close()
 
-    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    threads = [threading.Thread(target=allocate, args=(f"node{i}",)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(set(results)) == 1 and len(results) == 8
-    assert list(IdentityAllocator(open_store(url)).all().values()) == [["id=shared"]]
+    assert list(IdentityAllocator(open_store(url), "node0").all().values()) == [["id=shared"]]

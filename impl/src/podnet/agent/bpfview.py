@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from podnet.agent.datapath import DatapathStatus, require_bpf
 from podnet.agent.endpoints import EndpointStore
-from podnet.agent.policy import IdentityNames
+from podnet.agent.identities import IdentityNames
 from podnet.api.models import BpfCounters, BpfEndpointEntry, BpfMaps, BpfPolicyEntry, MonitorEvent
 from podnet.datapath.bpf.maps import PROTOCOLS, Event
 from podnet.datapath.bpf.maps import EndpointCounters as BpfEndpointCounters

@@ -36,6 +36,12 @@ class AgentConfig(BaseModel):
         default=60.0, gt=0, description="how long a deleted endpoint's IP waits for the runtime's release"
     )
     gc_interval_s: float = Field(default=5.0, gt=0)
+    identity_gc_grace_s: float = Field(
+        default=600.0, ge=0, description="identities no endpoint in the cluster used for this long are removed"
+    )
+    identity_gc_interval_s: float = Field(
+        default=60.0, gt=0, description="how often an agent without an operator collects unused identities"
+    )
     node_ip: str | None = Field(default=None, description="the node's underlay IP (BGP next hop)")
     ipam_mode: Literal["local", "operator"] = Field(
         default="local",

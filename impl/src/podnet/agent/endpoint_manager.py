@@ -8,8 +8,9 @@ import time
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointExistsError, EndpointStore, transition
 from podnet.agent.errors import BadRequestError
+from podnet.agent.identities import IdentityNames
 from podnet.agent.ipam import ENDPOINT_OWNER, RELEASED_OWNER
-from podnet.agent.policy import IdentityNames, PolicyEngine
+from podnet.agent.policy import PolicyEngine
 from podnet.api.models import (
     AddressPair,
     Endpoint,
@@ -21,7 +22,7 @@ from podnet.api.models import (
 from podnet.datapath.names import host_ifname
 from podnet.datapath.protocol import Datapath
 from podnet.identity import security_labels
-from podnet.ipam import DurableNodeAllocator, NotInRangeError, parse_address
+from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator, NotInRangeError, parse_address
 
 log = logging.getLogger("podnet.agent")
 
@@ -112,10 +113,12 @@ class EndpointManager:
             self.policy.regenerate_for(endpoint)
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
-            if previous is not None:
-                self.allocator.claim(address, previous.owner, expires_in=self.config.endpoint_release_grace_s)
-            else:
-                self.allocator.release(address)
+            if (now_held := self.allocator.get(address)) is not None and now_held.owner == ENDPOINT_OWNER + endpoint_id:
+                # Give back only what this endpoint took (the claim may have lost to another writer).
+                if previous is not None:
+                    self.allocator.claim(address, previous.owner, expires_in=self.config.endpoint_release_grace_s)
+                else:
+                    self.allocator.release(address)
             raise
         log.info("endpoint %s created: %s on %s", endpoint_id, ip, link.host_ifname)
         return endpoint
@@ -137,6 +140,7 @@ class EndpointManager:
         self.endpoints.save(updated)
         if updated.identity != endpoint.identity:
             self.policy.regenerate_for(updated)
+            self.identities.release_unused(self.endpoints.list())  # last: the old identity, if no longer used
         return self._with_counters(updated)
 
     def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
@@ -154,8 +158,13 @@ class EndpointManager:
                 else:
                     # The runtime releases the IP next (docker: ReleaseAddress); if it
                     # never does, expiry gives it back.
-                    self.allocator.claim(
-                        ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s
-                    )
+                    try:
+                        self.allocator.claim(
+                            ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s
+                        )
+                    except AlreadyAllocatedError as err:  # another writer holds it now: nothing to hand back
+                        log.warning("endpoint %s: %s", endpoint_id, err)
+        if endpoint.identity is not None:
+            self.identities.release_unused(self.endpoints.list())  # last: GC catches up if this fails
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint

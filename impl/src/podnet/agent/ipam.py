@@ -17,6 +17,7 @@ from podnet.api.models import (
 )
 from podnet.ipam import DurableNodeAllocator, parse_address, parse_cidr
 from podnet.ipam.allocator import ROUTER_OWNER, Allocation
+from podnet.ipam.cidr import Address
 
 # Owners of IPs the agent itself holds (others are the runtime's, e.g. "docker-ipam").
 ENDPOINT_OWNER = "endpoint:"
@@ -74,12 +75,17 @@ class NodeIPAM:
         address = parse_address(ip)
         if address == self.allocator.router_ip:
             return IPAMRelease(ip=str(address), released=False, owner=ROUTER_OWNER)
+        self._refuse_endpoint_ip(address)
+        released = self.allocator.release(address)
+        if released is None:
+            self._refuse_endpoint_ip(address)  # another writer gave it to an endpoint meanwhile
+        return IPAMRelease(ip=str(address), released=released is not None, owner=released.owner if released else None)
+
+    def _refuse_endpoint_ip(self, address: Address) -> None:
         held = self.allocator.get(address)
         if held is not None and held.owner.startswith(ENDPOINT_OWNER):
             endpoint_id = held.owner.removeprefix(ENDPOINT_OWNER)
             raise EndpointExistsError(f"{address} is in use by endpoint {endpoint_id}; delete the endpoint first")
-        released = self.allocator.release(address)
-        return IPAMRelease(ip=str(address), released=released is not None, owner=released.owner if released else None)
 
     def state(self) -> IPAMState:
         return IPAMState(

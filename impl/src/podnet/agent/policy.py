@@ -10,40 +10,14 @@ from __future__ import annotations
 from podnet.agent.datapath import DatapathStatus
 from podnet.agent.endpoints import EndpointStore
 from podnet.agent.errors import BadRequestError, NotFoundError
-from podnet.api.models import Endpoint, Identity, PolicyDeleted, PolicyState
+from podnet.agent.identities import IdentityNames
+from podnet.api.models import Endpoint, PolicyDeleted, PolicyState
 from podnet.datapath.protocol import Datapath
-from podnet.identity import IDENTITY_HOST, IDENTITY_INIT, RESERVED_IDENTITIES, IdentityAllocator
+from podnet.identity import IDENTITY_HOST, IDENTITY_INIT
 from podnet.kvstore import KVStore, keys
 from podnet.policy.compile import CompiledPolicy, compile_policy
 from podnet.policy.model import PolicyRule
 from podnet.policy.repository import PolicyRepository
-
-
-class IdentityNames:
-    """Every identity's labels (reserved ones too), to name identities in maps and events."""
-
-    def __init__(self, allocator: IdentityAllocator):
-        self.allocator = allocator
-        self.labels: dict[int, list[str]] = dict(RESERVED_IDENTITIES)
-
-    def of(self, identity: int) -> list[str]:
-        return self.labels.get(identity, [])
-
-    def refresh(self) -> dict[int, list[str]]:
-        """Every allocated identity (from the store); also kept, with the reserved ones, to name them."""
-        known = self.allocator.all()
-        self.labels = {**RESERVED_IDENTITIES, **known}
-        return known
-
-    def identity_for(self, labels: list[str]) -> int:
-        return self.allocator.identity_for(labels)
-
-    def list(self) -> list[Identity]:
-        self.refresh()
-        return [
-            Identity(id=n, labels=labels, reserved=n in RESERVED_IDENTITIES)
-            for n, labels in sorted(self.labels.items())
-        ]
 
 
 class PolicyEngine:

@@ -3,7 +3,8 @@
     agent/ipam.py              NodeIPAM: /v1/ipam on this node's pod CIDR
     agent/endpoint_manager.py  EndpointManager: create, relabel, delete endpoints
     agent/endpoints.py         EndpointStore: the endpoint records in the kvstore
-    agent/policy.py            IdentityNames, PolicyEngine: identities, rules -> datapath
+    agent/identities.py        IdentityNames: identities named, held for this node's endpoints, collected
+    agent/policy.py            PolicyEngine: rules -> datapath
     agent/bpfview.py           BpfViews: the BPF maps and monitor events, named
     agent/health.py            Health: healthz, node info, BGP status
     agent/networks.py          DockerNetworks: records for the docker plugin
@@ -25,10 +26,11 @@ from podnet.agent.datapath import DatapathStatus, require_bpf
 from podnet.agent.endpoint_manager import EndpointManager
 from podnet.agent.endpoints import EndpointStore
 from podnet.agent.health import Health
+from podnet.agent.identities import IdentityNames
 from podnet.agent.ipam import NodeIPAM
 from podnet.agent.monitor import Monitor
 from podnet.agent.networks import DockerNetworks
-from podnet.agent.policy import IdentityNames, PolicyEngine
+from podnet.agent.policy import PolicyEngine
 from podnet.agent.restore import RestoreReport, remove_leaked_veths, restore
 from podnet.api.models import (
     BGPStatus,
@@ -48,7 +50,6 @@ from podnet.api.models import (
 from podnet.bgp.bird import BGPConfig, BirdSpeaker
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.protocol import BpfAccess, Datapath
-from podnet.identity import IdentityAllocator
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator, parse_cidr
 from podnet.ipam.allocator import Allocation
 from podnet.ipam.cidr import Network
@@ -74,7 +75,7 @@ class Agent:
         )
         self.ipam = DurableNodeAllocator(store, pod_cidr, router_ip=config.router_ip)
         self.endpoints = EndpointStore(store, config.node_name)
-        self.identities = IdentityNames(IdentityAllocator(store))
+        self.identities = IdentityNames(config, store)
         host_ips = [self.router_ip, *([config.node_ip] if config.node_ip else [])]
         self.policy = PolicyEngine(store, datapath, self.status, self.endpoints, self.identities, host_ips)
         self.addresses = NodeIPAM(config, self.ipam)
@@ -139,7 +140,9 @@ class Agent:
 
     def restore(self) -> RestoreReport:
         """Re-read endpoints and allocations; repair what can be, remove leaks."""
-        return restore(self.datapath, self.ipam, self.endpoints)
+        report = restore(self.datapath, self.ipam, self.endpoints)
+        self.identities.restore(self.endpoints)
+        return report
 
     def gc(self) -> list[Allocation]:
         """Periodic: release expired allocations (IPs nobody claimed), remove leaked veths."""
@@ -147,6 +150,7 @@ class Agent:
         for allocation in gone:
             log.info("released expired IP %s (owner %s)", allocation.ip, allocation.owner)
         remove_leaked_veths(self.datapath, self.endpoints)
+        self.identities.gc(self.endpoints.list())
         self.regenerate(full=True)
         return gone
 

@@ -40,6 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--router-ip", metavar="IP")
     p.add_argument("--mtu", type=int)
     p.add_argument("--ip-expiration", dest="ip_expiration_s", type=float, metavar="SECONDS")
+    p.add_argument(
+        "--identity-gc-grace",
+        dest="identity_gc_grace_s",
+        type=float,
+        metavar="SECONDS",
+        help="without an operator: remove identities no endpoint used for this long (default 600)",
+    )
     p.add_argument("--node-ip", metavar="IP", help="this node's underlay IP (the BGP next hop)")
     p.add_argument("--bgp-peer", metavar="IP", help="announce the pod CIDR to this router (bird2 speaker)")
     p.add_argument("--bgp-asn", type=int, metavar="N", help="this node's AS (default 65001)")

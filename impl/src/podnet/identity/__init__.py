@@ -1,91 +1,79 @@
 """Security identities: one number per distinct set of labels, the same on every node.
 
 Cilium's model: an endpoint's identity comes from its labels, not its IP, so
-policy follows a workload wherever it runs. The kvstore holds two keys per
-identity (see podnet.kvstore.keys), both written with create-if-absent so that
-two nodes allocating for the same labels at once agree on one number:
+policy follows a workload wherever it runs. Layout in the kvstore
+(podnet.kvstore.keys):
 
-    podnet/identities/labels/<id=app1;role=web>  ->  "256"
-    podnet/identities/ids/256                    ->  '["id=app1", "role=web"]'
+    podnet/identities/ids/<N>               '["id=app1","role=web"]'
+    podnet/identities/labelsets/<JSON>      "N"     (canonical JSON of the sorted label list)
+    podnet/identities/next                  "N"     (the next number; only grows)
+    podnet/identities/refs/<N>/<node>       {"node", "in_use", "since"}
 
-Numbers below 256 are reserved (see podnet.datapath.bpf.maps).
+Numbers below 256 are reserved (see podnet.datapath.bpf.maps). A number is
+never given to other labels within a cluster, so a node still holding an old
+mapping can never apply it to new labels.
+
+Label-set keys cannot collide: version 1 (podnet before issue 13) joined the
+labels with ';' under ``podnet/identities/labels/``, so ``["id=app2;role=x"]``
+and ``["id=app2", "role=x"]`` shared one identity, and a rule allowing
+``id=app2`` admitted the impostor.
+
+Migration and upgrade. The ``ids/<N>`` records keep their format, so both
+versions read each other's identities, and both take numbers by creating
+``ids/<N>`` only if absent, so they never hand out one number twice. Version-1
+keys are never written again, and deleted only with their identity; this
+version reads one only when its own key is missing, and adopts its number
+only if ``ids/<N>`` holds exactly the wanted labels (then writes its own key
+for it): a collided key is never trusted, the impostor gets a new number (and
+an upgraded agent's restore re-resolves each endpoint whose number names other
+labels). During a rolling upgrade the version-1 agents still give colliding
+label sets one number (the hole closes once every agent is upgraded), and the
+two versions may give one label set two numbers (both carry the same labels,
+so policy treats them alike). Version-1 agents keep no references: the
+collector keeps what their endpoint records carry, and never removes the
+highest number (they pick the highest + 1). A version-1 agent may still hand
+a cached number the collector removed to a new endpoint; that endpoint matches
+no allow rule (fail closed) until its agent is upgraded, whose restore
+re-creates the identity from the endpoint's labels. Raise the grace period for
+the duration of an upgrade to avoid that.
+
+Collection (podnet.identity.collect): the operator, or each agent when there
+is no operator, removes identities no endpoint in the cluster has used for a
+grace period (10 minutes by default); agents mark their references in use
+before handing a number to an endpoint and unused when their last endpoint
+with it goes.
 """
 
-from __future__ import annotations
+from podnet.identity.allocator import IdentityAllocator
+from podnet.identity.collect import DEFAULT_GRACE_S, Collection, IdentityCollector
+from podnet.identity.labels import (
+    FIRST_IDENTITY,
+    IDENTITY_ANY,
+    IDENTITY_HOST,
+    IDENTITY_INIT,
+    IDENTITY_WORLD,
+    NOT_SECURITY_RELEVANT,
+    RESERVED_IDENTITIES,
+    IdentityError,
+    encode_labels,
+    labels_dict,
+    security_labels,
+)
 
-import json
-
-from podnet.errors import PodnetError
-from podnet.kvstore import KVStore, keys
-
-IDENTITY_ANY = 0  # a policy wildcard, never an endpoint's identity
-IDENTITY_HOST = 1
-IDENTITY_WORLD = 2
-IDENTITY_INIT = 5  # an endpoint whose labels are not known yet
-# The same numbers are in podnet/datapath/bpf/podnet.h.
-RESERVED_IDENTITIES = {
-    IDENTITY_HOST: ["reserved:host"],
-    IDENTITY_WORLD: ["reserved:world"],
-    IDENTITY_INIT: ["reserved:init"],
-}
-FIRST_IDENTITY = 256
-# Per-pod labels a runtime passes along that say which pod, not what it is:
-# an identity made from them would be one per pod, and no policy could select it.
-NOT_SECURITY_RELEVANT = ("K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID")
-
-
-class IdentityError(PodnetError):
-    pass
-
-
-def security_labels(labels: list[str]) -> list[str]:
-    return sorted({label for label in labels if label.split("=", 1)[0] not in NOT_SECURITY_RELEVANT})
-
-
-def labels_dict(labels: list[str]) -> dict[str, str]:
-    pairs = (label.partition("=") for label in labels)
-    return {key: value for key, _, value in pairs}
-
-
-def _canonical(labels: list[str]) -> str:
-    return ";".join(labels)
-
-
-class IdentityAllocator:
-    def __init__(self, store: KVStore):
-        self.store = store
-        self._known: dict[str, int] = {}  # an identity's number never changes: cache it
-
-    def identity_for(self, labels: list[str]) -> int:
-        """The identity of these labels (security-relevant ones only), allocated on first use."""
-        wanted = security_labels(labels)
-        key = keys.identity_by_labels(_canonical(wanted))
-        if key in self._known:
-            return self._known[key]
-        for _ in range(100):
-            held = self.store.get(key)
-            if held is not None:
-                self._known[key] = int(held.value)
-                return self._known[key]
-            number = self._next_free()
-            if not self.store.create(keys.identity_by_id(number), json.dumps(wanted)):
-                continue  # another node took that number: try the next
-            if self.store.create(key, str(number)):
-                self._known[key] = number
-                return number
-            self.store.delete(keys.identity_by_id(number))  # another node named these labels first
-        raise IdentityError(f"could not allocate an identity for labels {wanted}: too much contention")
-
-    def _next_free(self) -> int:
-        used = [keys.identity_number(e.key) for e in self.store.list_prefix(keys.IDENTITY_IDS)]
-        return max(used, default=FIRST_IDENTITY - 1) + 1
-
-    def all(self) -> dict[int, list[str]]:
-        """Every allocated identity and its labels."""
-        found: dict[int, list[str]] = {}
-        for entry in self.store.list_prefix(keys.IDENTITY_IDS):
-            try:
-                found[keys.identity_number(entry.key)] = list(json.loads(entry.value))
-            except (ValueError, TypeError):
-                continue
-        return found
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "FIRST_IDENTITY",
+    "IDENTITY_ANY",
+    "IDENTITY_HOST",
+    "IDENTITY_INIT",
+    "IDENTITY_WORLD",
+    "NOT_SECURITY_RELEVANT",
+    "RESERVED_IDENTITIES",
+    "Collection",
+    "IdentityAllocator",
+    "IdentityCollector",
+    "IdentityError",
+    "encode_labels",
+    "labels_dict",
+    "security_labels",
+]

@@ -131,7 +131,8 @@ class NodeAllocator:
         else:
             self._expires[index] = expires_at
 
-    def _expiry(self, expires_in: float | None) -> float | None:
+    def expiry(self, expires_in: float | None) -> float | None:
+        """When an allocation made now for `expires_in` seconds expires (None: never)."""
         if expires_in is None:
             return None
         if expires_in <= 0:
@@ -184,7 +185,7 @@ class NodeAllocator:
                 raise PodCIDRExhaustedError(
                     f"pool {within} (in pod CIDR {self.pod_cidr}) is exhausted ({used}/{hi - lo} in use)"
                 )
-        expires_at = self._expiry(expires_in)
+        expires_at = self.expiry(expires_in)
         self._take(index, owner, expires_at)
         return Allocation(ipaddress.ip_address(self._first + index), owner, expires_at)
 
@@ -198,7 +199,7 @@ class NodeAllocator:
         if held is not None:
             what = "the node's router IP" if held == ROUTER_OWNER else f"owner {held!r}"
             raise AlreadyAllocatedError(f"{address} is already allocated in pod CIDR {self.pod_cidr} (held by {what})")
-        expires_at = self._expiry(expires_in)
+        expires_at = self.expiry(expires_in)
         self._take(index, owner, expires_at)
         return Allocation(address, owner, expires_at)
 
@@ -230,7 +231,7 @@ class NodeAllocator:
         index = self._index(self._as_address(ip))
         if index not in self._owners:
             raise IPAMError(f"{ip} is not allocated in pod CIDR {self.pod_cidr}; nothing to reassign")
-        self._take(index, owner, self._expiry(expires_in))
+        self._take(index, owner, self.expiry(expires_in))
         return self._record(index)
 
     def expired(self, now: float | None = None) -> list[Allocation]:

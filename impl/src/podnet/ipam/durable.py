@@ -25,6 +25,8 @@ from podnet.ipam.clusterpool import ClusterPool
 from podnet.ipam.errors import AlreadyAllocatedError, IPAMError, NotInRangeError, PodCIDRExhaustedError
 from podnet.kvstore import Entry, KVStore, keys
 
+_RETRIES = 5  # conditional writes lost in a row before giving up (each one means another writer progressed)
+
 
 class CorruptRecordError(IPAMError):
     """A stored record cannot be read back."""
@@ -160,14 +162,30 @@ class DurableNodeAllocator:
         raise AlreadyAllocatedError(f"{address} is being allocated concurrently in pod CIDR {self.pod_cidr}; try again")
 
     def release(self, ip: Address | str) -> Allocation | None:
+        """Free `ip`: the allocation this allocator last saw there (what `get` showed).
+
+        Deletes only at the revision it read (compare-and-delete). When another
+        writer changed the record in between, it is read again: still the same
+        owner (a new expiry), it retries; another owner now, it is left alone.
+        Returns what was released, or None.
+        """
         address = parse_address(ip) if isinstance(ip, str) else ip
-        record = self.mem.release(address)  # validates range and router IP first
-        stored = self.store.get(self._key(address))
-        self._revs.pop(address, None)
-        if stored is None:
-            return record
-        self.store.delete(self._key(address))
-        return record or Allocation.from_json(_decode(stored))
+        if address == self.mem.router_ip:
+            self.mem.release(address)  # the router IP's error
+        seen = self.mem.get(address)  # validates the range; the owner the caller saw
+        for _ in range(_RETRIES):
+            current = self._learn(address)
+            if current is None:
+                return None
+            if seen is None:
+                seen = current  # the caller saw nothing: the holder as first read
+            if current.owner != seen.owner:
+                return None
+            if self.store.delete(self._key(address), mod_revision=self._revs[address]):
+                self.mem.release(address)
+                self._revs.pop(address, None)
+                return current
+        raise IPAMError(f"{address} in pod CIDR {self.pod_cidr} kept changing while being released; try again")
 
     def confirm(self, ip: Address | str) -> Allocation:
         """Keep an expiring allocation for good."""
@@ -185,19 +203,35 @@ class DurableNodeAllocator:
         How an endpoint takes over the IP its runtime asked for (an expiring
         allocation becomes permanent), and how a deleted endpoint hands it back
         to expiry until the runtime releases it.
+
+        Takes over only what the caller saw (`get`): the holder read from the
+        store must be `owner` itself or the owner this allocator last saw there,
+        and the swap happens only at the revision read (compare-and-swap); when
+        another writer changed the record in between, it is read again and
+        checked again. A holder the caller never saw is an
+        `AlreadyAllocatedError` naming it (and `get` now shows it).
         """
         address = parse_address(ip) if isinstance(ip, str) else ip
-        for _ in range(5):
+        validate_owner(owner)
+        seen = self.mem.get(address)
+        accepted = {owner} if seen is None else {owner, seen.owner}
+        for _ in range(_RETRIES):
             current = self._learn(address)
             if current is None:
                 try:
                     return self.allocate_ip(address, owner, expires_in=expires_in)
                 except AlreadyAllocatedError:
                     continue
-            updated = self.mem.reassign(address, owner, expires_in=expires_in)
+            if current.owner not in accepted:
+                raise AlreadyAllocatedError(
+                    f"{address} is held by {current.owner!r} in pod CIDR {self.pod_cidr} "
+                    f"(it changed hands since this node last read it); not taking it over for {owner!r}"
+                )
+            updated = Allocation(address, owner, self.mem.expiry(expires_in))
             value = json.dumps(updated.to_json())
             revision = self.store.compare_and_swap(self._key(address), value, mod_revision=self._revs[address])
             if revision:
+                self.mem.restore([updated])
                 self._revs[address] = revision
                 return updated
         raise IPAMError(f"{address} in pod CIDR {self.pod_cidr} kept changing while being claimed; try again")

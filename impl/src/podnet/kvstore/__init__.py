@@ -11,9 +11,31 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from podnet.kvstore.base import Entry, KVStore, KVStoreError
+from podnet.kvstore.base import (
+    Condition,
+    Delete,
+    Entry,
+    KVStore,
+    KVStoreError,
+    NothingNewer,
+    Operation,
+    Put,
+    Unchanged,
+)
 
-__all__ = ["DEFAULT_URL", "Entry", "KVStore", "KVStoreError", "open_store"]
+__all__ = [
+    "DEFAULT_URL",
+    "Condition",
+    "Delete",
+    "Entry",
+    "KVStore",
+    "KVStoreError",
+    "NothingNewer",
+    "Operation",
+    "Put",
+    "Unchanged",
+    "open_store",
+]
 
 DEFAULT_URL = "sqlite:///var/lib/podnet/state.db"
 _EXPECTED = "expected sqlite:///ABSOLUTE/PATH or etcd://HOST:PORT"

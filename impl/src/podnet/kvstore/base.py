@@ -2,13 +2,16 @@
 
 Keys are `/`-separated strings, values are bytes. Every write bumps a
 store-wide revision; each entry remembers the revision that created it and the
-one that last modified it, so callers can do compare-and-swap without locks
-(etcd's model, reproduced by the SQLite backend).
+one that last modified it, so callers can do compare-and-swap and
+compare-and-delete without locks (etcd's model, reproduced by the SQLite
+backend). `commit` writes several keys at once under conditions (an etcd
+transaction; one SQLite transaction).
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from podnet.errors import PodnetError, Reason
@@ -28,12 +31,54 @@ class Entry:
     mod_revision: int
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """Condition: `key` was last modified at `mod_revision` (0: `key` is absent)."""
+
+    key: str
+    mod_revision: int
+
+
+@dataclass(frozen=True)
+class NothingNewer:
+    """Condition: no key under `prefix` was created or modified after `revision`.
+
+    (Deleting a key under `prefix` does not break it.)"""
+
+    prefix: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class Put:
+    key: str
+    value: bytes | str
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete `key` (absent: nothing to do)."""
+
+    key: str
+
+
+Condition = Unchanged | NothingNewer
+Operation = Put | Delete
+
+
+def check_operations(operations: Sequence[Operation]) -> None:
+    keys = [op.key for op in operations]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise KVStoreError(f"a transaction writes each key at most once; repeated: {', '.join(twice)}")
+
+
 def as_bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
 class KVStore(abc.ABC):
-    """get / put / delete / list-prefix / create / compare-and-swap."""
+    """get / put / delete (compare-and-delete) / list-prefix / create / compare-and-swap / commit."""
 
     url: str
 
@@ -64,6 +109,14 @@ class KVStore(abc.ABC):
         """Delete `key` (only if unchanged since `mod_revision`, when given).
 
         True if something was deleted; deleting an absent key is not an error.
+        """
+
+    @abc.abstractmethod
+    def commit(self, conditions: Sequence[Condition], operations: Sequence[Operation]) -> int:
+        """Apply every operation at once if every condition holds (one atomic transaction).
+
+        Returns the store revision after it (> 0), or 0 when a condition failed
+        and nothing was written. Each key appears in at most one operation.
         """
 
     @abc.abstractmethod

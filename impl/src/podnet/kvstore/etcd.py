@@ -8,13 +8,23 @@ comparing a key's mod revision, so they are atomic cluster-wide.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from etcd3gw import exceptions as etcd_exceptions
 from etcd3gw.client import Etcd3Client
 
-from podnet.kvstore.base import Entry, KVStore, KVStoreError, as_bytes
+from podnet.kvstore.base import (
+    Condition,
+    Entry,
+    KVStore,
+    KVStoreError,
+    NothingNewer,
+    Operation,
+    Put,
+    as_bytes,
+    check_operations,
+)
 
 T = TypeVar("T")
 
@@ -96,6 +106,32 @@ class EtcdStore(KVStore):
         if mod_revision == 0:
             return False
         return self._txn(key, mod_revision, {"request_delete_range": request}) > 0
+
+    @staticmethod
+    def _compare(condition: Condition) -> dict[str, Any]:
+        if isinstance(condition, NothingNewer):
+            # A range compare holds for every key in the range (and for an empty range):
+            # each key's mod revision is below revision + 1.
+            return {
+                "key": _b64(condition.prefix),
+                "range_end": _prefix_end(condition.prefix),
+                "target": "MOD",
+                "result": "LESS",
+                "mod_revision": condition.revision + 1,
+            }
+        return {"key": _b64(condition.key), "target": "MOD", "result": "EQUAL", "mod_revision": condition.mod_revision}
+
+    def commit(self, conditions: Sequence[Condition], operations: Sequence[Operation]) -> int:
+        check_operations(operations)
+        success = [
+            {"request_put": {"key": _b64(op.key), "value": _b64(op.value)}}
+            if isinstance(op, Put)
+            else {"request_delete_range": {"key": _b64(op.key)}}
+            for op in operations
+        ]
+        txn = {"compare": [self._compare(c) for c in conditions], "success": success, "failure": []}
+        result = self._post("/kv/txn", txn)
+        return int(result["header"]["revision"]) if result.get("succeeded", False) else 0
 
     def list_prefix(self, prefix: str) -> list[Entry]:
         result = self._post(

@@ -8,14 +8,17 @@ Keys are `/`-separated; a trailing `/` marks a prefix that is listed.
     podnet/ipam/nodecidrs/<node-cidr>                {"node", "cidr"}                     agent or operator
     podnet/nodes/<node>/endpoints/<endpoint-id>      an Endpoint (api.models)             the node's agent
     podnet/nodes/<node>/docker-networks/<network>    a DockerNetwork (api.models)         the node's agent
-    podnet/identities/labels/<canonical labels>      "<number>"                           any agent
     podnet/identities/ids/<number>                   ["label", ...]                       any agent
+    podnet/identities/labelsets/<JSON label list>    "<number>"                           any agent
+    podnet/identities/labels/<labels joined by ;>    "<number>"                           version 1 (read only)
+    podnet/identities/next                           "<number>" (the next one to use)     any agent
+    podnet/identities/refs/<number>/<node>           {"node", "in_use", "since"}          the node's agent
     podnet/cluster/nodes/<node>                      {"name", "node_ip", "registered_at"} the node
     podnet/cluster/status/<node>                     {"name", "pod_cidrs", "condition"}   the operator
     podnet/policies/<rule name>                      a PolicyRule (policy.model)          the API / CLI
 
 A CIDR in a key is written `<address>_<prefix length>` (`10.0.0.0_24`): no `/`.
-The canonical form of a label set belongs to `podnet.identity`.
+The canonical form of a label set belongs to `podnet.identity` (`encode_labels`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ ROOT = "podnet/"
 POD_IPS = "podnet/ipam/pods/"
 NODE_CIDRS = "podnet/ipam/nodecidrs/"
 NODES = "podnet/nodes/"
-IDENTITY_LABELS = "podnet/identities/labels/"
+IDENTITY_LABELS = "podnet/identities/labels/"  # version 1's label-set keys (ambiguous: read, never written)
 IDENTITY_IDS = "podnet/identities/ids/"
+IDENTITY_LABELSETS = "podnet/identities/labelsets/"
+IDENTITY_NEXT = "podnet/identities/next"
+IDENTITY_REFS = "podnet/identities/refs/"
 CLUSTER_NODES = "podnet/cluster/nodes/"
 CLUSTER_STATUS = "podnet/cluster/status/"
 POLICIES = "podnet/policies/"
@@ -82,7 +88,13 @@ def docker_network(node: str, network_id: str) -> str:
 
 # -- identities -----------------------------------------------------------------------
 def identity_by_labels(canonical: str) -> str:
+    """Version 1's key of a label set (the labels joined by ';')."""
     return IDENTITY_LABELS + canonical
+
+
+def identity_by_labelset(encoded: str) -> str:
+    """The key of a label set (`podnet.identity.encode_labels`)."""
+    return IDENTITY_LABELSETS + encoded
 
 
 def identity_by_id(number: int) -> str:
@@ -92,6 +104,20 @@ def identity_by_id(number: int) -> str:
 def identity_number(key: str) -> int:
     """The number of an `identity_by_id` key (ValueError if it is not one)."""
     return int(key.removeprefix(IDENTITY_IDS))
+
+
+def identity_refs(number: int) -> str:
+    """Prefix of every node's reference to one identity."""
+    return f"{IDENTITY_REFS}{number}/"
+
+
+def identity_ref(number: int, node: str) -> str:
+    return identity_refs(number) + node
+
+
+def identity_ref_number(key: str) -> int:
+    """The number of an `identity_ref` key (ValueError if it is not one)."""
+    return int(key.removeprefix(IDENTITY_REFS).split("/", 1)[0])
 
 
 # -- cluster: node registry and status ------------------------------------------------------

@@ -11,11 +11,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from podnet.kvstore.base import Entry, KVStore, KVStoreError, as_bytes
+from podnet.kvstore.base import (
+    Condition,
+    Delete,
+    Entry,
+    KVStore,
+    KVStoreError,
+    NothingNewer,
+    Operation,
+    Put,
+    as_bytes,
+    check_operations,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -126,6 +137,38 @@ class SQLiteStore(KVStore):
             if cur.rowcount:
                 self._bump(db)
             return cur.rowcount > 0
+
+    def _holds(self, db: sqlite3.Connection, condition: Condition) -> bool:
+        if isinstance(condition, NothingNewer):
+            newer = db.execute(
+                "SELECT 1 FROM kv WHERE key >= ? AND key < ? AND mod_revision > ? LIMIT 1",
+                (condition.prefix, condition.prefix + "\U0010ffff", condition.revision),
+            ).fetchone()
+            return newer is None
+        row = db.execute("SELECT mod_revision FROM kv WHERE key = ?", (condition.key,)).fetchone()
+        return (row[0] if row else 0) == condition.mod_revision
+
+    def commit(self, conditions: Sequence[Condition], operations: Sequence[Operation]) -> int:
+        check_operations(operations)
+        with self._lock, self._write() as db:
+            current = int(db.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0])
+            if not all(self._holds(db, c) for c in conditions):
+                return 0
+            rev, changed = current + 1, False
+            for op in operations:
+                if isinstance(op, Put):
+                    db.execute(
+                        "INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision",
+                        (op.key, as_bytes(op.value), rev, rev),
+                    )
+                    changed = True
+                elif isinstance(op, Delete):
+                    changed = db.execute("DELETE FROM kv WHERE key = ?", (op.key,)).rowcount > 0 or changed
+            if not changed:
+                return current
+            db.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (rev,))
+            return rev
 
     def list_prefix(self, prefix: str) -> list[Entry]:
         # Range scan on the primary key: [prefix, prefix + U+10FFFF).

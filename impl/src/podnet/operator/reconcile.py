@@ -1,10 +1,13 @@
-"""The operator's one job: every registered node gets a pod CIDR, or a condition saying why not.
+"""The operator's jobs: every registered node gets a pod CIDR, or a condition saying why not;
+identities no endpoint in the cluster uses are collected.
 
 On start the operator restores the node CIDRs already handed out (before any
 new one), then reconciles whenever the store changes: nodes in registration
 order get the first free CIDR of the first cluster CIDR that is not full; a
 node that cannot get one carries `PodCIDRAllocated=False` with the pool's
 exhaustion message; a node whose registration is gone has its CIDR released.
+Every `identity_interval_s` it removes the identities no endpoint has used
+for `identity_grace_s` (podnet.identity.collect).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from podnet.identity import DEFAULT_GRACE_S, Collection, IdentityCollector
 from podnet.ipam import ClusterPool, ClusterPoolExhaustedError, DurableClusterPool
 from podnet.kvstore import KVStore, keys
 from podnet.operator.registry import (
@@ -36,8 +40,18 @@ class Outcome:
 
 
 class Operator:
-    def __init__(self, store: KVStore, pool: ClusterPool):
+    def __init__(
+        self,
+        store: KVStore,
+        pool: ClusterPool,
+        *,
+        identity_grace_s: float = DEFAULT_GRACE_S,
+        identity_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self.store = store
+        self.identities = IdentityCollector(store, grace_s=identity_grace_s, clock=clock)
+        self.identity_interval_s = identity_interval_s
         self.pool = DurableClusterPool(store, pool)  # restores existing allocations first
         for note in pool.notes:
             log.warning("cluster pool: %s", note)
@@ -77,8 +91,9 @@ class Operator:
         return outcome
 
     def run(self, stop: Callable[[], bool], interval_s: float = 0.5) -> None:
-        """Reconcile whenever the store's revision moves (and once at start)."""
+        """Reconcile whenever the store's revision moves (and once at start); collect identities."""
         seen = -1
+        collect_due = 0.0
         while not stop():
             revision = self.store.revision()
             if revision != seen:
@@ -86,4 +101,11 @@ class Operator:
                 for node, message in outcome.waiting.items():
                     log.warning("node %s has no pod CIDR: %s", node, message)
                 seen = self.store.revision()
+            if time.monotonic() >= collect_due:
+                collect_due = time.monotonic() + self.identity_interval_s
+                self.collect_identities()
+                seen = self.store.revision()  # its own removals are nothing to reconcile
             time.sleep(interval_s)
+
+    def collect_identities(self) -> Collection:
+        return self.identities.collect()
