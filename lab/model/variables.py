@@ -37,7 +37,7 @@ def resolve(value: Any, variables: dict[str, str]) -> Any:
     if isinstance(value, RootModel):
         return type(value).model_validate(resolve(value.root, variables))
     if isinstance(value, BaseModel):
-        data = {k: resolve(getattr(value, k), variables) for k in type(value).model_fields}
+        data = {info.alias or k: resolve(getattr(value, k), variables) for k, info in type(value).model_fields.items()}
         return type(value).model_validate(data)
     return value
 

@@ -24,7 +24,7 @@ class Context:
     pcaps: dict[str, Path] = field(default_factory=dict)  # capture name -> pcap file
     marks: dict[str, Any] = field(default_factory=dict)  # what checks prepared before the step's action
     faults: dict[str, ActiveFault] = field(default_factory=dict)  # applied, not yet restored (in order)
-    cleanups: list[Callable[[], None]] = field(default_factory=list)  # e.g. stop background probes
+    cleanups: list[Callable[[], object]] = field(default_factory=list)  # e.g. stop background probes
 
     def node(self, name: str) -> LabNode:
         return self.lab.node(name)

@@ -435,3 +435,39 @@ def test_every_fault_kind_is_tested_here() -> None:
 
     source = Path(__file__).read_text()
     assert [kind for kind in FAULTS if f'"{kind}": {{' not in source] == []
+
+
+def test_connections_open_flows_stopped_at_the_end(lab: FakeLab, tmp_path: Path) -> None:
+    node = lab.nodes["node1"]
+    node.on_docker.append(
+        docker_replies({"inspect -f {{.State.Pid}}": (0, "4242\n", ""), "inspect": (0, "10.20.30.9\n", "")})
+    )
+    started: list[list[str]] = []
+    node.on_cmd.append(
+        lambda argv: (started.append(argv), (0, f"{900 + len(started)}\n", ""))[1] if argv[:1] == ["sh"] else None
+    )
+    kills = recorder(node, "kill")
+    flow = {"from": {"node": "node1", "container": "app2"}, "to": {"node": "node1", "container": "app1"}}
+    run = Runner(lab).run(scenario([{"name": "open", "connections": {"stream": flow}}]), tmp_path / "out")
+    assert run.passed, run.failure
+    assert "--net=/proc/4242/ns/net" in started[0][2] and "receive tcp 9000" in started[0][2]
+    assert "send tcp 10.20.30.9 9000 0.01" in started[1][2]
+    assert sorted(k[1] for k in kills) == ["901", "902"]
+
+
+def test_check_connection_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    stats = {"count": 300, "gaps": 0, "max_silence_ms": 40.0, "silent_now_ms": 5.0, "reset": False, "closed": False}
+    answers: dict[str, Any] = {"stats": stats}
+    lab.nodes["node1"].on_cmd.append(
+        lambda argv: (0, json.dumps(answers["stats"]), "") if argv[:1] == ["cat"] else None
+    )
+    assert check("connection", lab, tmp_path, {"name": "stream", "node": "node1"}).passed
+    answers["stats"] = {**stats, "max_silence_ms": 900.0}
+    slow = check("connection", lab, tmp_path, {"name": "stream", "node": "node1"})
+    assert not slow.passed and "silent for 900 ms" in slow.actual
+    assert check(
+        "connection", lab, tmp_path, {"name": "stream", "node": "node1", "max_silence_ms": {"fake": 1000}}
+    ).passed
+    answers["stats"] = {**stats, "reset": True, "gaps": 3}
+    broken = check("connection", lab, tmp_path, {"name": "stream", "node": "node1"})
+    assert not broken.passed and "reset" in broken.actual and "3 sequence number(s) missing" in broken.actual

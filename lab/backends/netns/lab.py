@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lab.backends.base import NodeError, Progress, Timing
+from lab.backends.base import LabError, NodeError, Progress, Timing
 from lab.backends.lab import BaseLab
+from lab.backends.netns import reboot
 from lab.backends.netns.host import lab_namespaces
 from lab.backends.netns.node import NetnsNode
 from lab.backends.netns.services import start_control_plane, start_tor_bird
@@ -32,7 +33,7 @@ from lab.model.topology import Topology
 @dataclass
 class NetnsLab(BaseLab[NetnsNode]):
     backend: ClassVar[str] = "netns"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime", "reboot"})
     python: str = ""
     _pods: PodRuntime | None = field(default=None, init=False, repr=False)
 
@@ -112,6 +113,16 @@ class NetnsLab(BaseLab[NetnsNode]):
 
             self._pods = NetnsPods(self.run_id, self.python)
         return self._pods
+
+    def power_off(self, node: str) -> None:
+        if node not in self.workers:
+            raise LabError(f"only workers can be powered off here, not {node!r}")
+        reboot.power_off(self.nodes[node], self.topology.link_of(node).tor_ip)
+        self.save()
+
+    def boot(self, node: str) -> None:
+        reboot.boot(self.nodes[node])
+        self.save()
 
     def node_env(self, name: str) -> dict[str, str]:
         node = self.node(name)

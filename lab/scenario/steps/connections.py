@@ -1,0 +1,85 @@
+"""`connections`: open named long-lived flows between containers (TCP: one connection sending a sequence
+number every 10 ms; UDP: a datagram each), which run until the scenario ends; `connection` checks read
+them later (no reset, no gap, the longest silence)."""
+
+from __future__ import annotations
+
+import shlex
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, RootModel
+
+from lab.backends.node import LabNode
+from lab.model.files import Strict
+from lab.scenario.context import Context, StepFailed
+from lab.scenario.kinds import Outcome, StepKind
+
+PROBE = (Path(__file__).resolve().parents[1] / "probe.py").read_text()
+
+
+class End(Strict):
+    node: str
+    container: str
+
+
+class Flow(Strict):
+    proto: Literal["tcp", "udp"] = "tcp"
+    source: End = Field(alias="from")
+    to: End
+    port: int = Field(default=9000, ge=1, le=65535)
+    interval_ms: int = Field(default=10, ge=1, le=1000)
+
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+
+
+class Connections(RootModel[dict[Name, Flow]]):
+    """name -> flow; `connection: {name: …}` checks read it."""
+
+
+def stats_file(ctx: Context, name: str, role: str) -> str:
+    return f"/tmp/pn-probe-{ctx.lab.run_id}-{name}-{role}.json"
+
+
+def _in_container(node: LabNode, container: str) -> str:
+    pid = node.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+    if not pid.isdigit() or pid == "0":
+        raise StepFailed(f"{container} on {node.name} is not running")
+    return f"/proc/{pid}/ns/net"
+
+
+def _start(node: LabNode, netns: str, args: list[str]) -> str:
+    """The probe in the background, in that namespace, with the node's python3; its PID."""
+    script = f'nohup nsenter --net={netns} python3 -c "$PN_PROBE" {shlex.join(args)} >/dev/null 2>&1 & echo $!'
+    return node.cmd("sh", "-c", script, env={"PN_PROBE": PROBE}).stdout.strip()
+
+
+def run(ctx: Context, spec: Connections) -> Outcome:
+    lines = []
+    for name, flow in spec.root.items():
+        src, dst = ctx.node(flow.source.node), ctx.node(flow.to.node)
+        ip = dst.docker(
+            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", flow.to.container
+        ).stdout.strip()
+        receiver = _start(
+            dst,
+            _in_container(dst, flow.to.container),
+            ["receive", flow.proto, str(flow.port), stats_file(ctx, name, "receiver")],
+        )
+        sender = _start(
+            src,
+            _in_container(src, flow.source.container),
+            ["send", flow.proto, ip, str(flow.port), str(flow.interval_ms / 1000), stats_file(ctx, name, "sender")],
+        )
+        for node, pid in ((dst, receiver), (src, sender)):
+            ctx.cleanups.append(partial(node.cmd, "kill", pid, check=False))
+        ctx.variables[f"{name}.ip"] = ip
+        lines.append(
+            f"{name}: {flow.proto} {flow.source.container}@{src.name} -> {flow.to.container}@{dst.name} {ip}:{flow.port}"
+        )
+    return Outcome("connections " + ", ".join(spec.root), stdout="\n".join(lines))
+
+
+KIND = StepKind("connections", Connections, run)
