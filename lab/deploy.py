@@ -2,20 +2,27 @@
 
 The venv is cached by a hash of impl/'s sources (/var/cache/podnet-lab), so a
 second `lab up` with unchanged sources starts in seconds; a changed source
-tree gets a new wheel and a new venv.
+tree gets a new wheel and a new venv. Builds take a lock (several labs or test
+runs may start at once), and another tree's venv is removed only once it has
+gone unused for a day (it may be another checkout's, in use).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lab import paths
 
 CACHE = Path("/var/cache/podnet-lab")
+STALE_S = 24 * 3600
 
 
 def impl() -> Path:
@@ -61,11 +68,37 @@ def build_wheel(dest: Path) -> Path:
     return wheels[-1]
 
 
+@contextmanager
+def _building() -> Iterator[None]:
+    """One builder at a time on this machine (several labs or test runs may start together)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _prune(keep: set[str]) -> None:
+    """Venvs and wheelhouses of other source trees unused for a day (others may be in use right now)."""
+    for stale in [*CACHE.glob("venv-*"), *CACHE.glob("wheelhouse-*")]:
+        marker = stale / ".complete"
+        if stale.name not in keep and (not marker.exists() or time.time() - marker.stat().st_mtime > STALE_S):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def wheelhouse() -> tuple[Path, bool]:
     """podnet's wheel and every dependency's, for installing with no index (VMs are offline);
     (directory, built_now). Cached by the source hash."""
+    with _building():
+        return _wheelhouse()
+
+
+def _wheelhouse() -> tuple[Path, bool]:
     house = CACHE / f"wheelhouse-{source_hash()}"
     if (house / ".complete").exists():
+        (house / ".complete").touch()
         return house, False
     shutil.rmtree(house, ignore_errors=True)
     wheel = build_wheel(house)
@@ -76,13 +109,19 @@ def wheelhouse() -> tuple[Path, bool]:
 
 def lab_venv() -> tuple[Path, bool]:
     """The venv with this source tree's wheel installed; (python, built_now)."""
+    with _building():
+        return _lab_venv()
+
+
+def _lab_venv() -> tuple[Path, bool]:
     key = source_hash()
     venv = CACHE / f"venv-{key}"
     python = venv / "bin" / "python"
     if python.exists() and (venv / ".complete").exists():
+        (venv / ".complete").touch()
         return python, False
     shutil.rmtree(venv, ignore_errors=True)
-    house, _ = wheelhouse()
+    house, _ = _wheelhouse()
     wheel = next(house.glob("podnet-*.whl"))
     _run([sys.executable, "-m", "venv", str(venv)], "creating the lab venv")
     _run(
@@ -90,12 +129,7 @@ def lab_venv() -> tuple[Path, bool]:
         f"installing {wheel.name} into {venv}",
     )
     (venv / ".complete").write_text(wheel.name + "\n")
-    for stale in CACHE.glob("venv-*"):
-        if stale != venv:
-            shutil.rmtree(stale, ignore_errors=True)
-    for stale in CACHE.glob("wheelhouse-*"):
-        if stale.name != f"wheelhouse-{key}":
-            shutil.rmtree(stale, ignore_errors=True)
+    _prune({venv.name, house.name})
     return python, True
 
 
