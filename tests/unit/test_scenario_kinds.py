@@ -471,3 +471,31 @@ def test_check_connection_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None
     answers["stats"] = {**stats, "reset": True, "gaps": 3}
     broken = check("connection", lab, tmp_path, {"name": "stream", "node": "node1"})
     assert not broken.passed and "reset" in broken.actual and "3 sequence number(s) missing" in broken.actual
+
+
+def test_check_endpoints_passes_and_fails(lab: FakeLab, tmp_path: Path, agent: RunningAgent) -> None:
+    ip = agent.client.ipam_allocate("docker-ipam", expiration=True)["address"]["ipv4"]
+    created = agent.client.endpoint_create(
+        "ep1",
+        {"addressing": {"ipv4": ip}, "docker-endpoint-id": "ep1", "container-name": "app1", "labels": ["id=app1"]},
+    )
+    veth = created["networking"]["interface-name"]
+    node = lab.nodes["node1"]
+    containers = [
+        {"Name": "/app1", "NetworkSettings": {"Networks": {"podnet-net": {"NetworkID": "net1", "EndpointID": "ep1"}}}}
+    ]
+    node.on_docker.append(lambda args: (0, json.dumps(containers), "") if args[:1] == ["inspect"] else None)
+    node.on_docker.append(docker_replies({"network ls": (0, "net1\n", ""), "ps -q": (0, "c1\n", "")}))
+    links = {"text": f"1: lo: <LOOPBACK>\n5: {veth}@if4: <UP>\n"}
+    node.on_cmd.append(lambda argv: (0, links["text"], "") if argv[:2] == ["ip", "-o"] else None)
+    assert check("endpoints", lab, tmp_path, {"node": "node1", "ready": True, "count": 1}).passed
+    links["text"] += "9: lxcdeadbeef@if8: <UP>\n"
+    leaked = check("endpoints", lab, tmp_path, {"node": "node1"})
+    assert not leaked.passed and "veths no endpoint owns: lxcdeadbeef" in leaked.actual
+    containers.append(
+        {"Name": "/app2", "NetworkSettings": {"Networks": {"p": {"NetworkID": "net1", "EndpointID": "ep2"}}}}
+    )
+    missing = check("endpoints", lab, tmp_path, {"node": "node1"})
+    assert "containers without an endpoint: app2" in missing.actual
+    agent.client.endpoint_patch("ep1", {"labels": []})
+    assert "identity" in check("endpoints", lab, tmp_path, {"node": "node1", "ready": True}).actual
