@@ -49,6 +49,13 @@ def agent_settings(topology: Topology, node: str, store_url: str) -> Settings:
     return settings
 
 
+def plugin_args() -> list[str]:
+    """podnet-docker's flags in the lab: debug log (plugin_calls checks read the calls there), and a
+    short reconcile period, so scenarios that wait on it (labels after an agent restart, leaks after a
+    plugin kill) wait seconds, not minutes."""
+    return ["--log-level", "debug", "--gc-interval", "5", "--gc-grace", "10"]
+
+
 def as_flags(settings: Settings) -> list[str]:
     flags: list[str] = []
     for key, value in settings.items():

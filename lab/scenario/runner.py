@@ -77,7 +77,7 @@ class Runner:
             result = self.step(step, ctx, started=time.perf_counter() - t0)
             run.steps.append(result)
             mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
-            waited = f", recovered after {result.waited_s:.2f}s" if result.waited_s is not None else ""
+            waited = f", held after {result.waited_s:.2f}s" if result.waited_s is not None else ""
             self.console.print(f"  {mark} {step.name} ({result.seconds:.2f}s{waited})")
             if not result.passed:
                 failed = True

@@ -468,6 +468,9 @@ def test_check_connection_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None
     assert check(
         "connection", lab, tmp_path, {"name": "stream", "node": "node1", "max_silence_ms": {"fake": 1000}}
     ).passed
+    answers["stats"] = {**stats, "silent_now_ms": 4000.0}
+    stopped = check("connection", lab, tmp_path, {"name": "stream", "node": "node1"})
+    assert not stopped.passed and "nothing for the last 4000 ms" in stopped.actual
     answers["stats"] = {**stats, "reset": True, "gaps": 3}
     broken = check("connection", lab, tmp_path, {"name": "stream", "node": "node1"})
     assert not broken.passed and "reset" in broken.actual and "3 sequence number(s) missing" in broken.actual

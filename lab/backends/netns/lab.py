@@ -88,7 +88,7 @@ class NetnsLab(BaseLab[NetnsNode]):
             settings = cluster.agent_settings(self.topology, node.name, self.store_url)
             node.start_agent(self.python, *cluster.as_flags(settings), require_pod_cidr=self.control is None)
         with self.step(f"{node.name}: podnet-docker", report):
-            node.start_plugin(self.python, "--log-level", "debug")  # plugin_calls checks read this log
+            node.start_plugin(self.python, *cluster.plugin_args())
 
     def _wire_underlay(self) -> None:
         for link in self.topology.links():

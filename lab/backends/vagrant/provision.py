@@ -85,7 +85,11 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
         }
     else:
         settings = {"node_name": name, **cluster.agent_settings(topology, name, store)}
-        files |= {"role": "worker\n", "agent.toml": cluster.as_toml(settings)}
+        files |= {
+            "role": "worker\n",
+            "agent.toml": cluster.as_toml(settings),
+            "plugin.env": f"PODNET_PLUGIN_ARGS={shlex.join(cluster.plugin_args())}\n",
+        }
         control = topology.control()
         if control is not None:  # provision.sh starts the agent once the control node registered it
             files["registered_by"] = f"{control.name}\n"

@@ -1,6 +1,7 @@
 """`connection`: a flow a `connections` step opened, as its receiver saw it so far: never reset, no
 sequence gap, the longest silence between two arrivals within a budget (per backend if need be: VMs
-under TCG are slower), at least some packets arrived, and it is flowing now."""
+under TCG are slower), at least some packets arrived, and it is flowing now (a silence still going on
+is not yet a silence: `flowing_ms` judges it)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Connection(Strict):
         default=500, description="the longest silence allowed; or per backend, e.g. {netns: 300, vagrant: 3000}"
     )
     min_count: int = Field(default=10, ge=0)
+    flowing_ms: int = Field(default=1000, ge=1, description="it is flowing now: the last arrival at most this long ago")
 
 
 def _read(ctx: Context, node: str, path: str) -> dict[str, Any]:
@@ -49,12 +51,17 @@ def evaluate(ctx: Context, check: Connection) -> CheckResult:
         problems.append("the connection was reset" if received.get("reset") else "the connection was closed")
     if received["gaps"] > check.max_gap:
         problems.append(f"{received['gaps']} sequence number(s) missing")
-    silence = max(received["max_silence_ms"], received.get("silent_now_ms", 0.0))
-    if silence > budget:
-        problems.append(f"silent for {silence:.0f} ms")
+    if received["max_silence_ms"] > budget:
+        problems.append(f"silent for {received['max_silence_ms']:.0f} ms")
+    now = received.get("silent_now_ms", 0.0)
+    if now > check.flowing_ms:
+        problems.append(f"nothing for the last {now:.0f} ms")
     if received["count"] < check.min_count:
         problems.append(f"only {received['count']} arrived")
-    expected = f"no reset, ≤ {check.max_gap} missing, silences ≤ {budget} ms, ≥ {check.min_count} arrived"
+    expected = (
+        f"no reset, ≤ {check.max_gap} missing, silences ≤ {budget} ms, ≥ {check.min_count} arrived, "
+        f"flowing (last arrival ≤ {check.flowing_ms} ms ago)"
+    )
     actual = (
         f"{received['count']} arrived, {received['gaps']} missing, longest silence {received['max_silence_ms']:.0f} ms"
         f"{', reset' if received.get('reset') else ''}" + (f": {'; '.join(problems)}" if problems else "")

@@ -98,6 +98,7 @@ case $role in
       say "imported podnet/busybox:lab"
     fi
     install -m 644 "$stage/agent.toml" /etc/podnet/agent.toml
+    install -m 644 "$stage/plugin.env" /etc/podnet/plugin.env
     if [ -f "$stage/registered_by" ]; then
       # The control node registers the workers in topology order, the order the operator
       # serves them in (as on the netns backend). VMs come up in parallel: an agent started
