@@ -53,7 +53,7 @@ def evaluate(ctx: Context, check: Endpoints) -> CheckResult:
     containers = docker_endpoints(node)
     veths = host_veths(node)
     problems = []
-    docker_ids = {e.get("docker-endpoint-id") for e in endpoints if e.get("docker-endpoint-id")}
+    docker_ids: set[str] = {str(e["docker-endpoint-id"]) for e in endpoints if e.get("docker-endpoint-id")}
     if missing := sorted(set(containers) - docker_ids):
         problems.append(f"containers without an endpoint: {', '.join(containers[m] for m in missing)}")
     if stale := sorted(docker_ids - set(containers)):
