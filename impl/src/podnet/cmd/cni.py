@@ -9,22 +9,31 @@ the interpreter's start.
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 
 from podnet.api.client import AgentClient
 from podnet.cni import plugin, spec
 from podnet.cni.spec import CNIError, Environment, NetConf
 
+log = logging.getLogger("podnet.cni")
+
 
 def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str, object] | None]:
+    """(exit status, what to print): a result, nothing, or a CNI error — never an exception."""
     version = spec.CURRENT_VERSION
+    started = time.monotonic()
     try:
         environment = Environment.from_env(env)
         if environment.command == "VERSION":
             return 0, {"cniVersion": version, "supportedVersions": spec.SUPPORTED_VERSIONS}
         conf = NetConf.parse(stdin)
         version = conf.cni_version
-        client = AgentClient(conf.socket, timeout=60)
+        # One deadline for every agent call of this operation, a little before the shim's own
+        # (agentTimeout too), so that the runtime gets this error rather than the shim's.
+        budget = conf.timeout - min(1.0, conf.timeout / 10)
+        client = AgentClient(conf.socket, timeout=budget, deadline=started + budget)
         command = environment.command
         if command == "ADD":
             return 0, plugin.add(conf, environment, client)
@@ -41,6 +50,11 @@ def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str,
         return 0, None
     except CNIError as err:
         return 1, err.to_json(version)
+    except Exception as err:  # a bug: still a CNI error, and the traceback in the log
+        log.exception("CNI %s failed", (env or {}).get("CNI_COMMAND", "?"))
+        return 1, CNIError(
+            spec.AGENT_ERROR, f"internal error in the podnet CNI plugin: {type(err).__name__}: {err}"
+        ).to_json(version)
 
 
 def main() -> int:
