@@ -140,7 +140,7 @@ def running_plugin(
     thread.start()
 
     async def start() -> web.AppRunner:
-        runner = web.AppRunner(server.app(), access_log=None)
+        runner = server.runner()
         await runner.setup()
         await web.UnixSite(runner, path).start()
         return runner
