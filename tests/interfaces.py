@@ -7,15 +7,23 @@ For the hardening tests and a fuzz suite alike:
   deadline; `RawReply.json` decodes its body.
 - `running_plugin` serves the libnetwork plugin (podnet-docker's server, its
   `after_call` included) on a unix socket, in front of a `running_agent`.
+- `build_shim` compiles the podnet-cni C shim (optionally with ASan and
+  UBSan, any finding fatal) and `run_shim` execs it as a runtime would,
+  returning its exit status, decoded stdout and stderr.
 - `assert_rest_error`, `assert_libnetwork_error`, `assert_cni_error` are the
   protocols' error forms: what every refusal must look like.
+- `assert_store_invariants`: after anything, the router IP is the router's and
+  every endpoint's IP is that endpoint's, in the store as in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from podnet.api.client import AgentClient
+from podnet.kvstore import KVStore
 from podnet.docker.libnetwork import Handlers
 from podnet.docker.server import AfterCall, PluginServer
 
@@ -154,3 +163,76 @@ def running_plugin(
         thread.join(10)
         loop.close()
         server.pool.shutdown(wait=False)
+
+
+SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"]
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
+}
+
+
+def build_shim(out: Path, *, sanitize: bool) -> Path:
+    """Compile podnet-cni.c to `out` (gcc: Debian's gcc brings libasan and libubsan)."""
+    from podnet.cni.shim import SOURCE
+
+    cc = os.environ.get("CC") or shutil.which("gcc") or "cc"
+    flags = [*SANITIZERS] if sanitize else ["-O2"]
+    proc = subprocess.run(
+        [cc, *flags, "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-o", str(out), str(SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, f"building the shim failed:\n{proc.stderr}"
+    return out
+
+
+@dataclass
+class ShimRun:
+    status: int
+    output: Any  # the decoded JSON it printed, None for nothing, the raw text if not JSON
+    stderr: str
+    elapsed: float
+
+
+def run_shim(binary: Path, stdin: bytes, env: dict[str, str] | dict[str, bytes], *, timeout: float = 30) -> ShimRun:
+    """Exec the shim with exactly `env` (plus the sanitizers' options) and `stdin`."""
+    environment: dict[str | bytes, str | bytes] = {**SANITIZER_ENV, **env}  # type: ignore[dict-item]
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(binary)],
+        input=stdin,
+        env=environment,
+        capture_output=True,
+        timeout=timeout,  # type: ignore[arg-type]
+    )
+    elapsed = time.monotonic() - started
+    text = proc.stdout.decode(errors="replace")
+    try:
+        output: Any = json.loads(text) if text.strip() else None
+    except ValueError:
+        output = text
+    return ShimRun(proc.returncode, output, proc.stderr.decode(errors="replace"), elapsed)
+
+
+def assert_sanitizers_quiet(run: ShimRun) -> None:
+    assert run.status not in (86, 87), run.stderr
+    for finding in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
+        assert finding not in run.stderr, run.stderr
+
+
+def assert_store_invariants(agent: Any, store: KVStore | None = None) -> None:
+    """`agent`: a podnet.agent.service.Agent. No IP with two owners, the router IP owned by the router,
+    every endpoint's IP owned by that endpoint; the store's records agree with the agent's memory."""
+    store = store or agent.store
+    held = {str(a.ip): a.owner for a in agent.ipam.allocations()}
+    assert held.get(agent.router_ip) == "router", held
+    stored: dict[str, str] = {}
+    for entry in store.list_prefix(agent.ipam.prefix):
+        record = json.loads(entry.value)
+        assert record["ip"] not in stored, f"{record['ip']} stored twice"
+        stored[record["ip"]] = record["owner"]
+    assert stored == held, (stored, held)
+    for endpoint in agent.endpoints.list():
+        for pair in endpoint.networking.addressing:
+            assert held.get(pair.ipv4) == f"endpoint:{endpoint.id}", (endpoint.id, pair.ipv4, held.get(pair.ipv4))
