@@ -35,9 +35,9 @@ from typing import Any
 from aiohttp import web
 
 from podnet.api.client import AgentClient
-from podnet.kvstore import KVStore
 from podnet.docker.libnetwork import Handlers
 from podnet.docker.server import AfterCall, PluginServer
+from podnet.kvstore import KVStore
 
 
 @dataclass
