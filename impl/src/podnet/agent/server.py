@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from podnet import jsonsafe
 from podnet.agent.config import describe_validation_error
 from podnet.agent.errors import BadRequestError
+from podnet.agent.health import health_while_busy
 from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.openapi import build as build_openapi
@@ -211,19 +212,7 @@ class AgentAPI:
             store_health = m.ComponentHealth(
                 state="degraded", message=f"{store.url} at revision {revision}; {waiting}: calls queue behind it"
             )
-        last = self.last_health
-        unknown = m.ComponentHealth(state="degraded", message=f"not known: {waiting}")
-        return m.Healthz(
-            state="failure" if store_health.state == "failure" else "degraded",
-            node=self.agent.config.node_name,
-            pod_cidr=last.pod_cidr if last else None,
-            store=store_health,
-            datapath=last.datapath if last else unknown,
-            ipam=last.ipam if last else unknown,
-            bgp=last.bgp if last else None,
-            endpoints=last.endpoints if last else 0,
-            uptime_s=last.uptime_s if last else 0.0,
-        )
+        return health_while_busy(self.agent.config.node_name, self.last_health, store_health, waiting)
 
     async def config(self, request: web.Request) -> web.Response:
         c = self.agent.config

@@ -29,6 +29,7 @@ CODE_BY_REASON = {
     Reason.veth_exists: spec.DATAPATH_FAILURE,
     Reason.datapath_failed: spec.DATAPATH_FAILURE,
     Reason.agent_unavailable: spec.TRY_AGAIN_LATER,
+    Reason.store_unavailable: spec.TRY_AGAIN_LATER,  # locked or unreachable: the runtime retries
 }
 
 

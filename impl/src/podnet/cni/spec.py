@@ -8,7 +8,7 @@ Error codes (stdout JSON `{"cniVersion", "code", "msg", "details"}`, exit 1):
 | 4 | invalid or missing CNI_* environment variable |
 | 6 | the network configuration on stdin is not JSON |
 | 7 | invalid network configuration (a field says what) |
-| 11 | try again later: the podnet agent is unreachable or busy |
+| 11 | try again later: the podnet agent is unreachable, did not answer within agentTimeout, or its store is unavailable |
 | 50 | STATUS: not available (agent down, no pod CIDR, pod CIDR exhausted) |
 | 100 | the node's pod CIDR is exhausted (the message names it and its usage) |
 | 101 | the datapath could not set up the interface (e.g. it already exists in the netns) |
