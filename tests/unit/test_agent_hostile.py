@@ -14,7 +14,7 @@ import pytest
 
 from podnet.api.client import AgentClient, AgentError
 from tests.agent_harness import RunningAgent, running_agent
-from tests.interfaces import assert_rest_error, http_request, raw_exchange
+from tests.interfaces import assert_rest_error, assert_store_invariants, http_request, raw_exchange
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -23,6 +23,7 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 def env(tmp_path: Path) -> Iterator[RunningAgent]:
     with running_agent(tmp_path, pod_cidr="10.44.0.0/28", body_timeout_s=0.5) as running:
         yield running
+        assert_store_invariants(running.agent)  # whatever the test sent
 
 
 def send(env: RunningAgent, method: str, target: str, body: bytes = b"") -> Any:

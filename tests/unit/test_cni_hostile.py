@@ -14,7 +14,7 @@ import pytest
 
 from podnet.cmd.cni import run
 from tests.agent_harness import RunningAgent, running_agent
-from tests.interfaces import assert_cni_error
+from tests.interfaces import assert_cni_error, assert_store_invariants
 
 CID = "c0ffee" * 10 + "abcd"
 RULE = {"name": "allow-web", "endpointSelector": {"matchLabels": {"id": "app1"}}, "ingress": [{}]}
@@ -24,6 +24,7 @@ RULE = {"name": "allow-web", "endpointSelector": {"matchLabels": {"id": "app1"}}
 def env(tmp_path: Path) -> Iterator[RunningAgent]:
     with running_agent(tmp_path, pod_cidr="10.44.0.0/28") as running:
         yield running
+        assert_store_invariants(running.agent)  # whatever the test sent
 
 
 def conf(socket_path: str, **extra: Any) -> bytes:
@@ -215,3 +216,24 @@ def test_a_bug_in_the_plugin_is_still_a_cni_error(env: RunningAgent, monkeypatch
     status, output = cni(env, "STATUS")
     assert_cni_error(status, output, 102)
     assert output["msg"] == "internal error in the podnet CNI plugin: KeyError: 'networking'"
+
+
+def test_a_locked_store_is_code_11_well_before_the_deadline(tmp_path: Path) -> None:
+    import sqlite3
+
+    with running_agent(tmp_path, pod_cidr="10.44.0.0/28", store=f"sqlite://{tmp_path}/state.db?busy_timeout=1") as env:
+        holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process writing, for longer than anyone waits
+        try:
+            started = time.monotonic()
+            status, output = cni(env, "ADD")
+            assert time.monotonic() - started < 3
+            assert_cni_error(status, output, 11)
+            assert "is locked by another writer" in output["msg"]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert_store_invariants(env.agent)
+        assert leftovers(env) == ([], [], [])
+        assert cni(env, "ADD")[0] == 0
+        assert_store_invariants(env.agent)

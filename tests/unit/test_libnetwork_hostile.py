@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from tests.agent_harness import RunningAgent, running_agent
-from tests.interfaces import assert_libnetwork_error, http_request, raw_exchange, running_plugin
+from tests.interfaces import (
+    assert_libnetwork_error,
+    assert_store_invariants,
+    http_request,
+    raw_exchange,
+    running_plugin,
+)
 
 NET = "n" * 64
 EP = "e" * 64
@@ -26,6 +32,7 @@ SMUGGLE = (
 def env(tmp_path: Path) -> Iterator[tuple[RunningAgent, str]]:
     with running_agent(tmp_path, pod_cidr="10.44.0.0/28") as agent, running_plugin(tmp_path, agent.socket) as plugin:
         yield agent, plugin
+        assert_store_invariants(agent.agent)  # whatever the test sent
 
 
 def post(plugin: str, method: str, body: Any, **kwargs: Any) -> Any:
