@@ -162,6 +162,7 @@ class AgentAPI:
         self.health_wait_s = HEALTH_WAIT_S
         self.busy: tuple[float, str] | None = None  # (since, what) while the worker runs a call
         self.last_health: m.Healthz | None = None
+        self.health_pending: asyncio.Future[m.Healthz] | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         what = getattr(fn, "__name__", "a call")
@@ -177,8 +178,10 @@ class AgentAPI:
 
     async def healthz(self, request: web.Request) -> web.Response:
         """From the worker when it answers within `health_wait_s`; else without it, saying why."""
-        work = asyncio.ensure_future(self.call(self.agent.healthz))
-        work.add_done_callback(self._keep_health)
+        work = self.health_pending
+        if work is None or work.done():  # one at a time on the worker, however often it is polled
+            work = self.health_pending = asyncio.ensure_future(self.call(self.agent.healthz))
+            work.add_done_callback(self._keep_health)
         try:
             health = await asyncio.wait_for(asyncio.shield(work), self.health_wait_s)
         except TimeoutError:
