@@ -1,9 +1,10 @@
-"""podnet-cni: the CNI plugin binary (installed as `podnet` in the CNI bin dir).
+"""The CNI plugin's entry: `run()` is what the agent's `POST /v1/cni` calls for the C shim
+(podnet.cni.shim), and `podnet-cni` the same as a Python command.
 
 Reads CNI_* from the environment and the network configuration from stdin,
-writes the result or a CNI error as JSON to stdout. Imports only the standard
-library and podnet's stdlib-only pieces, so an exec costs little more than
-the interpreter's start.
+returns (exit status, what to print): a result, nothing, or a CNI error —
+never an exception. Every agent call of one operation shares one deadline,
+the network config's agentTimeout.
 """
 
 from __future__ import annotations
