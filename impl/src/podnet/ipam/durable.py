@@ -233,11 +233,7 @@ class DurableNodeAllocator:
                 )
             updated = Allocation(address, owner, self.mem.expiry(expires_in))
             value = json.dumps(updated.to_json())
-            try:
-                revision = self.store.compare_and_swap(self._key(address), value, mod_revision=self._revs[address])
-            except KVStoreError:
-                self.mem.restore([current])  # the store still has the old holder
-                raise
+            revision = self.store.compare_and_swap(self._key(address), value, mod_revision=self._revs[address])
             if revision:
                 self.mem.restore([updated])
                 self._revs[address] = revision
