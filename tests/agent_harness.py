@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podnet.agent.config import AgentConfig
-from podnet.agent.server import make_app, serve
+from podnet.agent.server import AgentAPI, make_app, serve
 from podnet.agent.service import Agent
 from podnet.api.client import AgentClient
 from podnet.kvstore import open_store
@@ -23,14 +23,16 @@ class RunningAgent:
     datapath: FakeDatapath
     client: AgentClient
     socket: str
+    api: AgentAPI
 
 
 @contextmanager
-def running_agent(tmp: Path, **config: object) -> Iterator[RunningAgent]:
+def running_agent(tmp: Path, *, body_timeout_s: float = 10.0, **config: object) -> Iterator[RunningAgent]:
     socket = str(tmp / "agent.sock")
     settings: dict[str, object] = {"node_name": "node1", "socket": socket, "store": f"sqlite://{tmp}/state.db"}
     settings.update(config)
     cfg = AgentConfig(**settings)  # type: ignore[arg-type]
+    socket = cfg.socket
     store = open_store(cfg.store)
     datapath = FakeDatapath()
     agent = Agent(cfg, store, datapath)
@@ -38,10 +40,10 @@ def running_agent(tmp: Path, **config: object) -> Iterator[RunningAgent]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    app, _api = make_app(agent)
+    app, api = make_app(agent, body_timeout_s=body_timeout_s)
     runner = asyncio.run_coroutine_threadsafe(serve(app, socket), loop).result(10)
     try:
-        yield RunningAgent(agent, datapath, AgentClient(socket), socket)
+        yield RunningAgent(agent, datapath, AgentClient(socket), socket, api)
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

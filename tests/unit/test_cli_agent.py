@@ -54,3 +54,25 @@ def test_agent_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 1
     err = capsys.readouterr().err
     assert "podnet agent is unreachable at unix://" in err and "Traceback" not in err
+
+
+RULE = {"name": "allow-web", "endpointSelector": {"matchLabels": {"id": "app1"}}, "ingress": [{}]}
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("x HTTP/1.1\r\nHost: p\r\n\r\nDELETE /v1/policy HTTP/1.1\r\nHost: p", "contains a control character"),
+        ("a/b", "policy rule a/b not found"),
+        ("..", "cannot be used in a request path"),
+        ("x?all=true", "policy rule x?all=true not found"),
+    ],
+)
+def test_cli_arguments_cannot_change_the_request(
+    env: RunningAgent, capsys: pytest.CaptureFixture[str], name: str, message: str
+) -> None:
+    env.client.request("PUT", "/v1/policy", body=[RULE])
+    assert main(["policy", "delete", name, "--socket", env.socket]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("podnet: error: ") and message in err and "Traceback" not in err
+    assert [r["name"] for r in env.client.request("GET", "/v1/policy")["rules"]] == ["allow-web"]

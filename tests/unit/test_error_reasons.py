@@ -85,6 +85,31 @@ def bad_request(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
         return _error(lambda: env.client.request("PUT", "/v1/endpoint/ep1", body=["not", "an", "object"]))
 
 
+def request_timeout(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
+    """A body shorter than its Content-Length: no client sends that, so the request is written by hand."""
+    from tests.interfaces import raw_exchange
+
+    with running_agent(tmp, pod_cidr="10.99.0.0/29", body_timeout_s=0.2) as env:
+        lying = b"PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[{"
+        reply = raw_exchange(env.socket, lying, timeout=5)
+        return AgentError.from_reply(reply.status, reply.json(), reply.body)
+
+
+def too_many_monitors(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
+    from podnet.agent.monitor import Monitor
+
+    with running_agent(tmp, pod_cidr="10.99.0.0/29") as env:
+        env.agent.monitor = Monitor(env.agent.bpf_views.describe_event, lambda on: None, max_subscribers=1)
+        first = socket.socket(socket.AF_UNIX)
+        try:
+            first.connect(env.socket)
+            first.sendall(b"GET /v1/monitor HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert first.recv(100).startswith(b"HTTP/1.1 200")
+            return _error(lambda: next(env.client.stream("/v1/monitor", timeout=1)))
+        finally:
+            first.close()
+
+
 def store_unavailable(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> PodnetError:
     with running_agent(tmp, pod_cidr="10.99.0.0/29") as env:
 
@@ -177,6 +202,8 @@ PRODUCERS: dict[Reason, Callable[[Path, pytest.MonkeyPatch], PodnetError]] = {
     Reason.veth_exists: veth_exists,
     Reason.datapath_failed: datapath_failed,
     Reason.bad_request: bad_request,
+    Reason.request_timeout: request_timeout,
+    Reason.too_many_monitors: too_many_monitors,
     Reason.store_unavailable: store_unavailable,
     Reason.agent_not_ready: agent_not_ready,
     Reason.agent_unavailable: agent_unavailable,

@@ -78,3 +78,70 @@ def test_many_processes_open_a_new_store_at_once(tmp_path: Path) -> None:
     ]
     errors = [p.communicate()[1].decode() for p in procs if p.wait() != 0]
     assert errors == []
+
+
+def test_busy_timeout_comes_from_the_url_and_a_locked_store_is_a_kvstore_error_in_time(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    with open_store(f"sqlite://{tmp_path}/s.db?busy_timeout=0.3") as store:
+        assert store.put("k", "v")
+        holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process's writer
+        try:
+            started = time.monotonic()
+            with pytest.raises(KVStoreError, match=r"is locked by another writer: writing k waited 0.3 s"):
+                store.put("k", "w")
+            assert 0.25 < time.monotonic() - started < 1.5
+            assert store.revision() > 0  # reading the revision does not wait for the write lock
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert store.put("k", "w")  # and the handle works once the lock is gone
+
+
+def test_the_default_busy_timeout_is_well_below_the_clients_deadline(tmp_path: Path) -> None:
+    from podnet.api.client import DEFAULT_TIMEOUT_S
+
+    store = open_store(f"sqlite://{tmp_path}/s.db")
+    assert isinstance(store, SQLiteStore) and store.busy_timeout_s * 4 <= DEFAULT_TIMEOUT_S
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("busy_timeout=soon", "busy_timeout 'soon' is not a number of seconds"),
+        ("busy_timeout=-1", "invalid sqlite busy_timeout -1.0"),
+        ("busy_timeout=nan", "invalid sqlite busy_timeout nan"),
+        ("busy_timeout=1e9", "invalid sqlite busy_timeout 1000000000.0"),
+    ],
+)
+def test_a_bad_busy_timeout_says_why(tmp_path: Path, query: str, message: str) -> None:
+    with pytest.raises(KVStoreError, match=message):
+        open_store(f"sqlite://{tmp_path}/s.db?{query}")
+
+
+def test_a_failed_commit_rolls_back_and_releases_the_write_lock(tmp_path: Path) -> None:
+    """A COMMIT SQLite refuses (here a deferred foreign key, as a full disk or an I/O error would) must not
+    leave the connection inside its transaction, holding the write lock for every other process."""
+    store = SQLiteStore(tmp_path / "s.db", busy_timeout_s=0.5)
+    other = SQLiteStore(tmp_path / "s.db", busy_timeout_s=0.5)
+    try:
+        db = store._db
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE child (pid INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+        db.execute(
+            "CREATE TRIGGER orphan AFTER INSERT ON kv WHEN NEW.key = 'bad' BEGIN INSERT INTO child VALUES (1); END"
+        )
+        before = store.revision()
+        with pytest.raises(KVStoreError, match="writing bad failed: FOREIGN KEY constraint failed"):
+            store.put("bad", "v")
+        assert store.get("bad") is None and store.revision() == before  # nothing of it stayed
+        assert other.put("from-other", "v")  # the write lock was released
+        assert store.put("good", "v")  # and this handle is not stuck inside a transaction
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+        other.close()

@@ -24,6 +24,8 @@ class Reason(StrEnum):
     veth_exists = "veth-exists"
     datapath_failed = "datapath-failed"
     bad_request = "bad-request"
+    request_timeout = "request-timeout"
+    too_many_monitors = "too-many-monitors"
     store_unavailable = "store-unavailable"
     agent_not_ready = "agent-not-ready"
     agent_unavailable = "agent-unavailable"
@@ -42,6 +44,8 @@ REASONS: dict[Reason, tuple[int, str]] = {
     Reason.veth_exists: (500, "the endpoint's interface (host veth or peer name) already exists in the kernel"),
     Reason.datapath_failed: (500, "a kernel operation failed (the message names the device and the step)"),
     Reason.bad_request: (400, "the request is malformed or asks for something this node cannot do"),
+    Reason.request_timeout: (408, "the request body did not arrive in time (it was shorter than its Content-Length)"),
+    Reason.too_many_monitors: (429, "as many monitor streams as the agent serves are open: stop one, or retry later"),
     Reason.store_unavailable: (503, "the state store cannot be read or written"),
     Reason.agent_not_ready: (503, "the agent has no pod CIDR yet (operator mode): only healthz answers"),
     Reason.agent_unavailable: (503, "client side: no agent answers on the socket"),

@@ -126,3 +126,20 @@ class Health:
             routes=routes,
             message=self.speaker.note(),
         )
+
+
+def health_while_busy(node: str, last: Healthz | None, store: ComponentHealth, waiting: str) -> Healthz:
+    """Health without the agent's worker (it is stuck, `waiting` says on what): the store as probed
+    beside it, the rest as last seen."""
+    unknown = ComponentHealth(state="degraded", message=f"not known: {waiting}")
+    return Healthz(
+        state="failure" if store.state == "failure" else "degraded",
+        node=node,
+        pod_cidr=last.pod_cidr if last else None,
+        store=store,
+        datapath=last.datapath if last else unknown,
+        ipam=last.ipam if last else unknown,
+        bgp=last.bgp if last else None,
+        endpoints=last.endpoints if last else 0,
+        uptime_s=last.uptime_s if last else 0.0,
+    )

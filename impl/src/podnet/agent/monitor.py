@@ -3,7 +3,8 @@
 The ring buffer has one reader (the datapath's event thread); each HTTP
 stream is a subscriber with its own bounded queue on the server's event loop.
 Trace events cost a ring-buffer write per forwarded packet, so the programs
-emit them only while some subscriber asks for them.
+emit them only while some subscriber asks for them. Subscribers are capped
+(`max_subscribers`, 64): past that, `subscribe` refuses (the API answers 429).
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from dataclasses import dataclass, field
 
 from podnet.api.models import MonitorEvent
 from podnet.datapath.bpf.maps import Event
+from podnet.errors import PodnetError, Reason
 
 log = logging.getLogger("podnet.agent.monitor")
 
 QUEUE_LIMIT = 4096
 RECENT = 256
+MAX_SUBSCRIBERS = 64
+
+
+class TooManySubscribersError(PodnetError):
+    reason = Reason.too_many_monitors
 
 
 @dataclass(eq=False)
@@ -39,7 +46,14 @@ class Subscriber:
 
 
 class Monitor:
-    def __init__(self, describe: Callable[[Event], MonitorEvent], set_trace: Callable[[bool], None] | None):
+    def __init__(
+        self,
+        describe: Callable[[Event], MonitorEvent],
+        set_trace: Callable[[bool], None] | None,
+        *,
+        max_subscribers: int = MAX_SUBSCRIBERS,
+    ):
+        self.max_subscribers = max_subscribers
         self._describe = describe
         self._set_trace = set_trace
         self._lock = threading.Lock()
@@ -63,6 +77,11 @@ class Monitor:
     def subscribe(self, types: frozenset[str]) -> Subscriber:
         sub = Subscriber(asyncio.get_running_loop(), types)
         with self._lock:
+            if len(self._subscribers) >= self.max_subscribers:
+                raise TooManySubscribersError(
+                    f"{len(self._subscribers)} monitors are already streaming (at most {self.max_subscribers}): "
+                    "stop one, or try again later"
+                )
             self._subscribers.append(sub)
             self._update_trace()
         return sub

@@ -1,32 +1,42 @@
-"""The agent's REST API on a unix socket (aiohttp)."""
+"""The agent's REST API on a unix socket (aiohttp).
+
+Whatever a client sends, the answer is `{code, message}` with a 4xx/5xx status,
+never a hang: a body must arrive within `body_timeout_s` (408), JSON that nests
+too deeply or holds lone surrogates is a 400, store failures are 503s, and
+`GET /v1/healthz` answers within about a second even while the worker that
+serialises every other call is stuck (on a locked store, say).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import os
-import socket
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from podnet import jsonsafe
 from podnet.agent.config import describe_validation_error
 from podnet.agent.errors import BadRequestError
+from podnet.agent.health import health_while_busy
 from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.openapi import build as build_openapi
 from podnet.api.routes import ROUTES
 from podnet.errors import PodnetError, Reason, http_status
 from podnet.policy.model import PolicyRule
+from podnet.private import bind_socket
 
 log = logging.getLogger("podnet.agent.api")
 RULES = TypeAdapter(list[PolicyRule])
+BODY_TIMEOUT_S = 10.0  # a client on this socket sends its body at once
+HEALTH_WAIT_S = 1.0  # how long healthz waits for the worker before answering without it
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,6 +77,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, f"internal error: {type(err).__name__}: {err} (see the agent log)", Reason.internal)
 
 
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body first, within the app's body timeout: a lying Content-Length gets a 408."""
+    if request.can_read_body:
+        timeout = request.app[BODY_TIMEOUT]
+        try:
+            await asyncio.wait_for(request.read(), timeout)
+        except TimeoutError:
+            response = error_response(
+                http_status(Reason.request_timeout),
+                f"the request body did not arrive within {timeout:g} s ({request.method} {request.path})",
+                Reason.request_timeout,
+            )
+            response.force_close()
+            return response
+    return await handler(request)
+
+
 def _json(model: m.Model | list[Any], status: int = 200) -> web.Response:
     if isinstance(model, list):
         return web.json_response([x.wire() for x in model], status=status)
@@ -76,8 +104,8 @@ def _json(model: m.Model | list[Any], status: int = 200) -> web.Response:
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return json.loads(raw or b"null")
-    except ValueError as err:
+        return jsonsafe.loads(raw or b"null")
+    except jsonsafe.JSONInputError as err:
         raise BadRequestError(f"request body is not valid JSON: {err}") from None
 
 
@@ -113,6 +141,13 @@ def _endpoint_id(request: web.Request) -> str:
         raise BadRequestError(str(err)) from None
 
 
+def _network_id(request: web.Request) -> str:
+    try:
+        return m.validate_endpoint_id(request.match_info["id"])
+    except ValueError as err:
+        raise BadRequestError(str(err).replace("endpoint id", "docker network id")) from None
+
+
 class AgentAPI:
     """HTTP handlers. Every agent call runs on one worker thread, in order:
     that serialises state changes, and keeps pyroute2's own event loop out of
@@ -122,13 +157,65 @@ class AgentAPI:
         self.agent = agent
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
         self.cni_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cni")
+        self.probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
         self.closing = False  # set on shutdown: streams end
+        self.health_wait_s = HEALTH_WAIT_S
+        self.busy: tuple[float, str] | None = None  # (since, what) while the worker runs a call
+        self.last_health: m.Healthz | None = None
+        self.health_pending: asyncio.Future[m.Healthz] | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.worker, partial(fn, *args, **kwargs))
+        what = getattr(fn, "__name__", "a call")
+
+        def run() -> T:
+            self.busy = (time.monotonic(), what)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.busy = None
+
+        return await asyncio.get_running_loop().run_in_executor(self.worker, run)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return _json(await self.call(self.agent.healthz))
+        """From the worker when it answers within `health_wait_s`; else without it, saying why."""
+        work = self.health_pending
+        if work is None or work.done():  # one at a time on the worker, however often it is polled
+            work = self.health_pending = asyncio.ensure_future(self.call(self.agent.healthz))
+            work.add_done_callback(self._keep_health)
+        try:
+            health = await asyncio.wait_for(asyncio.shield(work), self.health_wait_s)
+        except TimeoutError:
+            return _json(await self._health_while_busy())
+        return _json(health)
+
+    def _keep_health(self, work: asyncio.Future[m.Healthz]) -> None:
+        if not work.cancelled() and work.exception() is None:
+            self.last_health = work.result()
+
+    async def _health_while_busy(self) -> m.Healthz:
+        busy = self.busy
+        waiting = (
+            f"the agent's worker has been busy for {time.monotonic() - busy[0]:.1f} s with {busy[1]}"
+            if busy
+            else "the agent's worker is busy"
+        )
+        store = self.agent.store
+        probe = asyncio.get_running_loop().run_in_executor(self.probe_pool, store.revision)
+        try:
+            revision = await asyncio.wait_for(probe, self.health_wait_s)
+        except TimeoutError:
+            store_health = m.ComponentHealth(
+                state="failure",
+                message=f"{store.url} did not answer within {self.health_wait_s:g} s; {waiting}",
+                reason=Reason.store_unavailable,
+            )
+        except PodnetError as err:
+            store_health = m.ComponentHealth(state="failure", message=f"{err}; {waiting}", reason=err.reason)
+        else:
+            store_health = m.ComponentHealth(
+                state="degraded", message=f"{store.url} at revision {revision}; {waiting}: calls queue behind it"
+            )
+        return health_while_busy(self.agent.config.node_name, self.last_health, store_health, waiting)
 
     async def config(self, request: web.Request) -> web.Response:
         c = self.agent.config
@@ -198,13 +285,14 @@ class AgentAPI:
         return _json(await self.call(self.agent.network_list))
 
     async def network_put(self, request: web.Request) -> web.Response:
+        network_id = _network_id(request)
         body = await _body(request, m.DockerNetwork)
-        if body.id != request.match_info["id"]:
+        if body.id != network_id:
             raise BadRequestError(f"network id in the body ({body.id}) differs from the path")
         return _json(await self.call(self.agent.network_put, body), 201)
 
     async def network_delete(self, request: web.Request) -> web.Response:
-        await self.call(self.agent.network_delete, request.match_info["id"])
+        await self.call(self.agent.network_delete, _network_id(request))
         return web.Response(status=204)
 
     async def bgp(self, request: web.Request) -> web.Response:
@@ -246,18 +334,21 @@ class AgentAPI:
         return _json(await self.call(self.agent.bpf_maps))
 
     async def monitor(self, request: web.Request) -> web.StreamResponse:
+        # Everything is checked before the 200 goes out: an error after it could only be
+        # written into the stream.
         kind = request.query.get("type", "drop")
         if kind not in ("drop", "trace", "all"):
             raise BadRequestError(f"invalid type {kind!r}: expected drop, trace or all")
+        recent = _flag(request.query.get("recent"), "recent")
         monitor = self.agent.monitor
         if not monitor.available:
             await self.call(self.agent.require_bpf)
         types = frozenset(("drop", "trace")) if kind == "all" else frozenset((kind,))
+        sub = monitor.subscribe(types)  # past the cap: TooManySubscribersError, a 429
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        sub = monitor.subscribe(types)
         try:
-            if _flag(request.query.get("recent"), "recent"):
+            await response.prepare(request)
+            if recent:
                 for event in list(monitor.recent):
                     await response.write(json.dumps(event.wire()).encode() + b"\n")
             # aiohttp does not cancel a handler whose client left: look every second,
@@ -278,39 +369,21 @@ class AgentAPI:
         return web.json_response(build_openapi())
 
 
-def make_app(agent: Agent) -> tuple[web.Application, AgentAPI]:
+def make_app(agent: Agent, *, body_timeout_s: float = BODY_TIMEOUT_S) -> tuple[web.Application, AgentAPI]:
     api = AgentAPI(agent)
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[errors_middleware, body_middleware], client_max_size=1 << 20)
+    app[BODY_TIMEOUT] = body_timeout_s
     for route in ROUTES:
         app.router.add_route(route.method, route.path, getattr(api, route.name))
     app.router.add_get("/v1/openapi.json", api.openapi)
     return app, api
 
 
-def claim_socket(path: str) -> None:
-    """Make way for our socket; refuse if another agent answers on it."""
-    sock_path = Path(path)
-    sock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if sock_path.exists():
-        probe = socket.socket(socket.AF_UNIX)
-        try:
-            probe.connect(path)
-        except OSError:
-            sock_path.unlink()
-        else:
-            raise PodnetError(f"another agent is already serving {path}; stop it first")
-        finally:
-            probe.close()
-
-
 async def serve(app: web.Application, path: str) -> web.AppRunner:
-    claim_socket(path)
-    runner = web.AppRunner(app, access_log=None)
+    """Serve `app` on a socket only root can use (see podnet.private); refuse if another agent serves it."""
+    sock = bind_socket(path, "agent")
+    # No lingering: a request whose body never came is closed once answered, not read for 10 s more.
+    runner = web.AppRunner(app, access_log=None, lingering_time=0)
     await runner.setup()
-    old = os.umask(0o077)
-    try:
-        await web.UnixSite(runner, path).start()
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
+    await web.SockSite(runner, sock).start()
     return runner

@@ -16,11 +16,12 @@ import time
 from aiohttp import web
 
 from podnet.agent.config import AgentConfig
-from podnet.agent.server import claim_socket, error_response
+from podnet.agent.server import error_response
 from podnet.api.models import ComponentHealth, Healthz
 from podnet.errors import Reason, http_status
 from podnet.kvstore import KVStore
 from podnet.operator.registry import node_status, register_node
+from podnet.private import bind_socket
 
 log = logging.getLogger("podnet.agent")
 
@@ -71,10 +72,10 @@ async def wait_for_pod_cidr(
     app = web.Application()
     app.router.add_get("/v1/healthz", healthz)
     app.router.add_route("*", "/{tail:.*}", other)
-    claim_socket(config.socket)
-    runner = web.AppRunner(app, access_log=None)
+    sock = bind_socket(config.socket, "agent")
+    runner = web.AppRunner(app, access_log=None, lingering_time=0)
     await runner.setup()
-    await web.UnixSite(runner, config.socket).start()
+    await web.SockSite(runner, sock).start()
     last = ""
     try:
         while not stop.is_set():

@@ -1,28 +1,41 @@
 """A small synchronous client for the agent API over its unix socket.
 
-Standard library only, and not even http.client: the CNI plugin is exec'd per
-call and importing http.client (with the email package behind it) cost more
-than the rest of the plugin. One request per connection (`Connection: close`),
-so a response is simply everything up to EOF; the agent (aiohttp) always sends
-a Content-Length. Errors come back as `AgentError` with the agent's message and
-its machine-readable `reason` (switch on that); an agent that is not there is
-`AgentUnreachableError` (reason `agent-unavailable`), naming the socket.
+The HTTP is `podnet.api.unixhttp` (h11 over a unix socket, one overall
+deadline per call: `timeout`, 30 s by default). Paths with ids in them are
+built with `path()`, which quotes every segment whole, and nothing with a
+control character is ever sent. Errors come back as `AgentError` with the
+agent's message and its machine-readable `reason` (switch on that); an agent
+that is not there, or does not answer in time, is `AgentUnreachableError`
+(reason `agent-unavailable`), naming the socket.
 """
 
 from __future__ import annotations
 
 import json
-import socket
+import time
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
 
+from podnet.api import unixhttp
+from podnet.api.unixhttp import InvalidRequestError, path
 from podnet.errors import PodnetError, Reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+__all__ = [
+    "DEFAULT_SOCKET",
+    "DEFAULT_TIMEOUT_S",
+    "AgentClient",
+    "AgentError",
+    "AgentTimeoutError",
+    "AgentUnreachableError",
+    "InvalidRequestError",
+    "path",
+]
+
 DEFAULT_SOCKET = "/var/run/podnet/podnet.sock"
+DEFAULT_TIMEOUT_S = 30.0
 
 
 class AgentError(PodnetError):
@@ -35,7 +48,7 @@ class AgentError(PodnetError):
     def from_reply(cls, status: int, data: Any, raw: bytes) -> AgentError:
         """From an error reply: {code, message, reason}, or whatever else answered."""
         if not isinstance(data, dict):
-            return cls(status, raw.decode(errors="replace"), _fallback_reason(status))
+            return cls(status, raw.decode(errors="replace").strip() or f"HTTP {status}", _fallback_reason(status))
         try:
             reason = Reason(str(data.get("reason")))
         except ValueError:
@@ -54,114 +67,105 @@ class AgentUnreachableError(PodnetError):
     reason = Reason.agent_unavailable
 
 
-def _exchange(path: str, request: bytes, timeout: float) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
+class AgentTimeoutError(AgentUnreachableError):
+    """The agent took the call but did not answer in full before the deadline."""
 
 
-def _parse(raw: bytes) -> tuple[int, bytes]:
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    if not sep or len(status_line) < 2 or not status_line[1].isdigit():
-        raise ValueError(f"malformed HTTP response: {raw[:80]!r}")
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            body = body[: int(value.strip())]
-    return int(status_line[1]), body
+def _decode(status: int, raw: bytes) -> Any:
+    if status >= 400:
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        raise AgentError.from_reply(status, data, raw)
+    return json.loads(raw) if raw else None
 
 
 class AgentClient:
-    def __init__(self, socket_path: str = DEFAULT_SOCKET, *, timeout: float = 30.0):
+    """`timeout`: each call's deadline, in seconds. `deadline` (time.monotonic()): one for every call
+    made with this client, when several calls make one operation (a CNI ADD)."""
+
+    def __init__(
+        self, socket_path: str = DEFAULT_SOCKET, *, timeout: float = DEFAULT_TIMEOUT_S, deadline: float | None = None
+    ):
         self.socket_path = socket_path
         self.timeout = timeout
+        self.deadline = deadline
+
+    def _budget(self) -> float:
+        if self.deadline is None:
+            return self.timeout
+        left = min(self.timeout, self.deadline - time.monotonic())
+        if left <= 0:
+            raise AgentTimeoutError(
+                f"podnet agent at unix://{self.socket_path}: no time left for another call "
+                f"(the operation's deadline of {self.timeout:g} s has passed)"
+            )
+        return left
+
+    def _unreachable(self, err: unixhttp.UnixHTTPError) -> AgentUnreachableError:
+        where = f"unix://{self.socket_path}"
+        if isinstance(err, unixhttp.NotListeningError):
+            return AgentUnreachableError(
+                f"podnet agent is unreachable at {where} ({str(err).removeprefix(where + ': ')}); "
+                "is podnet-agent running?"
+            )
+        if isinstance(err, unixhttp.DeadlineError):
+            return AgentTimeoutError(f"podnet agent at {where} did not answer within {self.timeout:g} s: {err}")
+        return AgentUnreachableError(f"podnet agent at {where} did not answer: {err}")
 
     def request(
         self,
         method: str,
-        path: str,
+        request_path: str,
         *,
         body: Any = None,
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        url = path + ("?" + urlencode(query) if query else "")
-        payload = b"" if body is None else json.dumps(body).encode()
-        lines = [
-            f"{method} {url} HTTP/1.1",
-            "Host: podnet",
-            "Connection: close",
-            "Content-Type: application/json",
-            f"Content-Length: {len(payload)}",
-            *(f"{k}: {v}" for k, v in (headers or {}).items()),
-        ]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+        """One call; `request_path` is a literal path or one built with `path()`."""
+        payload = None if body is None else json.dumps(body).encode()
         try:
-            status, raw = _parse(_exchange(self.socket_path, request, self.timeout))
-        except (FileNotFoundError, ConnectionRefusedError) as err:
+            reply = unixhttp.request(
+                self.socket_path,
+                method,
+                request_path,
+                body=payload,
+                query=query,
+                headers=headers,
+                timeout=self._budget(),
+            )
+        except unixhttp.UnixHTTPError as err:
+            raise self._unreachable(err) from None
+        try:
+            return _decode(reply.status, reply.body)
+        except ValueError:
             raise AgentUnreachableError(
-                f"podnet agent is unreachable at unix://{self.socket_path} ({err.strerror}); is podnet-agent running?"
+                f"podnet agent at unix://{self.socket_path} sent a reply that is not JSON: {reply.body[:80]!r}"
             ) from None
-        except (OSError, ValueError) as err:
-            raise AgentUnreachableError(f"podnet agent at unix://{self.socket_path} did not answer: {err}") from None
-        if status >= 400:
-            try:
-                data = json.loads(raw) if raw else None
-            except ValueError:
-                data = None
-            raise AgentError.from_reply(status, data, raw)
-        return json.loads(raw) if raw else None
 
-    def stream(self, path: str, *, query: dict[str, str] | None = None, timeout: float | None = None) -> Iterator[Any]:
-        """GET a stream of JSON lines (chunked); yields each object until the agent or `timeout` ends it."""
-        url = path + ("?" + urlencode(query) if query else "")
-        request = f"GET {url} HTTP/1.1\r\nHost: podnet\r\nConnection: close\r\n\r\n".encode()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def stream(
+        self, request_path: str, *, query: dict[str, str] | None = None, timeout: float | None = None
+    ) -> Iterator[Any]:
+        """GET a stream of JSON lines; yields each object until the agent or `timeout` ends it."""
         try:
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(self.socket_path)
-            except (FileNotFoundError, ConnectionRefusedError) as err:
-                raise AgentUnreachableError(
-                    f"podnet agent is unreachable at unix://{self.socket_path} ({err.strerror}); is podnet-agent running?"
-                ) from None
-            sock.sendall(request)
-            sock.settimeout(timeout)
-            reader = sock.makefile("rb")
-            status_line = reader.readline().split()
-            headers: dict[bytes, bytes] = {}
-            while (line := reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower()] = value.strip()
-            status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
-            if status != 200:
-                body = reader.read(int(headers.get(b"content-length", b"0")))
-                try:
-                    data = json.loads(body) if body else {}
-                except ValueError:
-                    data = None
-                raise AgentError.from_reply(status, data, body)
-            pending = b""
-            while size_line := reader.readline():
-                size = int(size_line.strip() or b"0", 16)
-                if size == 0:
-                    return
-                pending += reader.read(size)
-                reader.readline()  # the chunk's CRLF
-                *lines, pending = pending.split(b"\n")
+            head, data = unixhttp.stream(
+                self.socket_path, request_path, query=query, connect_timeout=self._budget(), duration=timeout
+            )
+        except unixhttp.UnixHTTPError as err:
+            raise self._unreachable(err) from None
+        if head.status != 200:
+            _decode(head.status, head.body)
+            raise AgentError.from_reply(head.status, None, head.body)
+        pending = b""
+        try:
+            for chunk in data:
+                *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
                     if line.strip():
                         yield json.loads(line)
-        except TimeoutError:
-            return
-        finally:
-            sock.close()
+        except unixhttp.UnixHTTPError as err:
+            raise self._unreachable(err) from None
 
     # -- typed helpers (return the JSON) ------------------------------------------
     def healthz(self) -> Any:
@@ -175,21 +179,21 @@ class AgentClient:
 
     def ipam_allocate_ip(self, ip: str, owner: str, *, expiration: bool = False) -> Any:
         return self.request(
-            "POST", f"/v1/ipam/{quote(ip)}", query={"owner": owner}, headers={"Expiration": str(expiration).lower()}
+            "POST", path("/v1/ipam", ip), query={"owner": owner}, headers={"Expiration": str(expiration).lower()}
         )
 
     def ipam_release(self, ip: str) -> Any:
-        return self.request("DELETE", f"/v1/ipam/{quote(ip)}")
+        return self.request("DELETE", path("/v1/ipam", ip))
 
     def endpoint_create(self, endpoint_id: str, body: dict[str, Any]) -> Any:
-        return self.request("PUT", f"/v1/endpoint/{quote(endpoint_id)}", body=body)
+        return self.request("PUT", path("/v1/endpoint", endpoint_id), body=body)
 
     def endpoint_patch(self, endpoint_id: str, body: dict[str, Any]) -> Any:
-        return self.request("PATCH", f"/v1/endpoint/{quote(endpoint_id)}", body=body)
+        return self.request("PATCH", path("/v1/endpoint", endpoint_id), body=body)
 
     def endpoint_get(self, endpoint_id: str) -> Any:
-        return self.request("GET", f"/v1/endpoint/{quote(endpoint_id)}")
+        return self.request("GET", path("/v1/endpoint", endpoint_id))
 
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any:
         query = {"release-ip": "true"} if release_ip else None
-        return self.request("DELETE", f"/v1/endpoint/{quote(endpoint_id)}", query=query)
+        return self.request("DELETE", path("/v1/endpoint", endpoint_id), query=query)

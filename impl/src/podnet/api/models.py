@@ -36,11 +36,11 @@ def _ipv4(value: str) -> str:
 
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 
-_ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 def validate_endpoint_id(value: str) -> str:
-    if not _ENDPOINT_ID.match(value):
+    if not _ENDPOINT_ID.fullmatch(value):
         raise ValueError(
             f"invalid endpoint id {value!r}: 1-128 characters of letters, digits, '_', '.', ':' and '-', "
             "starting with a letter or digit"

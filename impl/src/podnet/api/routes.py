@@ -144,6 +144,7 @@ ROUTES: tuple[Route, ...] = (
         "stream datapath events as JSON lines (drop events; trace events with type=trace or all)",
         m.MonitorEvent,
         query=(("type", "drop (default), trace or all"), ("recent", "true: first replay the last drops seen")),
+        errors=(400, 429),
     ),
     Route(
         "POST",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podnet.api.client import AgentClient
+from podnet.api.client import AgentClient, path
 from podnet.cli.agent_commands import add_socket_option
 from podnet.cli.output import print_json, print_table
 from podnet.errors import PodnetError
@@ -93,7 +93,7 @@ def _delete(args: argparse.Namespace) -> int:
     if bool(args.name) == bool(args.all):
         raise PodnetError("name one rule to delete, or give --all")
     client = AgentClient(args.socket)
-    result = client.request("DELETE", "/v1/policy" if args.all else f"/v1/policy/{args.name}")
+    result = client.request("DELETE", "/v1/policy" if args.all else path("/v1/policy", args.name))
     if args.json:
         print_json(result)
     else:

@@ -24,6 +24,7 @@ from podnet.datapath.ebpf import BpfDatapath
 from podnet.datapath.veth import VethDatapath
 from podnet.errors import PodnetError
 from podnet.kvstore import KVStore, open_store
+from podnet.private import make_dirs
 
 log = logging.getLogger("podnet.agent")
 
@@ -150,11 +151,11 @@ async def _wait(config: AgentConfig, store: KVStore) -> str | None:
 
 
 def _ensure_store_dir(url: str) -> None:
-    """The default SQLite store lives in a directory that may not exist yet."""
+    """The default SQLite store lives in a directory that may not exist yet (created 0700)."""
     parts = urlsplit(url)
     path = parts.path
     if parts.scheme == "sqlite" and path.startswith("/"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(Path(path).parent)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,40 @@
-"""podnet-cni: the CNI plugin binary (installed as `podnet` in the CNI bin dir).
+"""The CNI plugin's entry: `run()` is what the agent's `POST /v1/cni` calls for the C shim
+(podnet.cni.shim), and `podnet-cni` the same as a Python command.
 
 Reads CNI_* from the environment and the network configuration from stdin,
-writes the result or a CNI error as JSON to stdout. Imports only the standard
-library and podnet's stdlib-only pieces, so an exec costs little more than
-the interpreter's start.
+returns (exit status, what to print): a result, nothing, or a CNI error —
+never an exception. Every agent call of one operation shares one deadline,
+the network config's agentTimeout.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 
 from podnet.api.client import AgentClient
 from podnet.cni import plugin, spec
 from podnet.cni.spec import CNIError, Environment, NetConf
 
+log = logging.getLogger("podnet.cni")
+
 
 def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str, object] | None]:
+    """(exit status, what to print): a result, nothing, or a CNI error — never an exception."""
     version = spec.CURRENT_VERSION
+    started = time.monotonic()
     try:
         environment = Environment.from_env(env)
         if environment.command == "VERSION":
             return 0, {"cniVersion": version, "supportedVersions": spec.SUPPORTED_VERSIONS}
         conf = NetConf.parse(stdin)
         version = conf.cni_version
-        client = AgentClient(conf.socket, timeout=60)
+        # One deadline for every agent call of this operation, a little before the shim's own
+        # (agentTimeout too), so that the runtime gets this error rather than the shim's.
+        budget = conf.timeout - min(1.0, conf.timeout / 10)
+        client = AgentClient(conf.socket, timeout=budget, deadline=started + budget)
         command = environment.command
         if command == "ADD":
             return 0, plugin.add(conf, environment, client)
@@ -41,6 +51,11 @@ def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str,
         return 0, None
     except CNIError as err:
         return 1, err.to_json(version)
+    except Exception as err:  # a bug: still a CNI error, and the traceback in the log
+        log.exception("CNI %s failed", (env or {}).get("CNI_COMMAND", "?"))
+        return 1, CNIError(
+            spec.AGENT_ERROR, f"internal error in the podnet CNI plugin: {type(err).__name__}: {err}"
+        ).to_json(version)
 
 
 def main() -> int:

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -23,36 +22,49 @@ from aiohttp import web
 from podnet.api.client import DEFAULT_SOCKET, AgentClient
 from podnet.docker.libnetwork import Handlers
 from podnet.docker.reconcile import DockerWatcher
-from podnet.docker.server import PluginServer
+from podnet.docker.server import AfterCall, PluginServer
 from podnet.errors import PodnetError
+from podnet.private import bind_socket
 
 log = logging.getLogger("podnet.docker")
 DEFAULT_PLUGIN_SOCKET = "/run/docker/plugins/podnet.sock"
+
+
+def label_resolver(watcher: DockerWatcher, loop: asyncio.AbstractEventLoop) -> AfterCall:
+    """After each Join, look up the container's labels from dockerd in the background.
+
+    Runs inside the plugin server's error handling, and only after a Join that
+    succeeded, so its NetworkID and EndpointID were checked."""
+    tasks: set[asyncio.Future[Any]] = set()
+    resolvers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="labels")
+
+    def after_call(path: str, body: Any, result: Any) -> None:
+        if path != "/NetworkDriver.Join" or not isinstance(body, dict):
+            return
+        sandbox = body.get("SandboxKey")
+        task = loop.run_in_executor(
+            resolvers,
+            watcher.resolve_labels,
+            str(body["NetworkID"]),
+            str(body["EndpointID"]),
+            sandbox if isinstance(sandbox, str) else None,
+        )
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return after_call
 
 
 async def run(args: argparse.Namespace) -> None:
     agent = AgentClient(args.agent_socket)
     watcher = DockerWatcher(agent, args.docker_host, grace_s=args.gc_grace)
     loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Future[Any]] = set()
-    resolvers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="labels")
-
-    def after_call(path: str, body: Any, result: Any) -> None:
-        if path == "/NetworkDriver.Join" and isinstance(body, dict):
-            task = loop.run_in_executor(
-                resolvers, watcher.resolve_labels, body["NetworkID"], body["EndpointID"], body.get("SandboxKey")
-            )
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    server = PluginServer(Handlers(agent), after_call)
-    runner = web.AppRunner(server.app(), access_log=None)
+    server = PluginServer(Handlers(agent), label_resolver(watcher, loop))
+    runner = server.runner()
     await runner.setup()
     path = Path(args.socket)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    await web.UnixSite(runner, str(path)).start()
-    os.chmod(path, 0o600)
+    sock = bind_socket(path, "docker plugin")  # 0600 from the start; only a dead socket is replaced
+    await web.SockSite(runner, sock).start()
     log.info("serving the libnetwork plugin on %s (agent %s, dockerd %s)", path, args.agent_socket, args.docker_host)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

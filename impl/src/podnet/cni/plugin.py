@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-from podnet.api.client import AgentClient, AgentError, AgentUnreachableError
+from podnet.api.client import AgentClient, AgentError, AgentUnreachableError, InvalidRequestError, path
 from podnet.cni import spec
 from podnet.cni.spec import CNIError, Environment, NetConf
 from podnet.errors import Reason
 
 PODNET_ENDPOINT_PREFIX = "cni-"
+CLEANUP_TIMEOUT_S = 2.0
 
 # The agent's reason -> the CNI error code; any other reason is AGENT_ERROR.
 CODE_BY_REASON = {
@@ -28,6 +29,7 @@ CODE_BY_REASON = {
     Reason.veth_exists: spec.DATAPATH_FAILURE,
     Reason.datapath_failed: spec.DATAPATH_FAILURE,
     Reason.agent_unavailable: spec.TRY_AGAIN_LATER,
+    Reason.store_unavailable: spec.TRY_AGAIN_LATER,  # locked or unreachable: the runtime retries
 }
 
 
@@ -42,6 +44,8 @@ def _call(client: AgentClient, what: str, method: str, path: str, **kwargs: Any)
         raise CNIError(CODE_BY_REASON[err.reason], str(err), what) from None
     except AgentError as err:
         raise _agent_error(err, what) from None
+    except InvalidRequestError as err:
+        raise CNIError(spec.INVALID_ENVIRONMENT, str(err), what) from None
 
 
 def result(conf: NetConf, env: Environment, endpoint: dict[str, Any]) -> dict[str, Any]:
@@ -79,10 +83,13 @@ def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
         "labels": sorted({*conf.labels, *(f"{k}={v}" for k, v in env.args.items() if k.startswith("K8S_POD_"))}),
     }
     try:
-        endpoint = _call(client, f"creating the endpoint for {ip}", "PUT", f"/v1/endpoint/{env.endpoint_id}", body=body)
+        endpoint = _call(
+            client, f"creating the endpoint for {ip}", "PUT", path("/v1/endpoint", env.endpoint_id), body=body
+        )
     except CNIError:
-        with contextlib.suppress(AgentError, AgentUnreachableError):  # else it expires on its own
-            client.ipam_release(ip)
+        # Its own short deadline: the call's may be spent. Else the IP expires on its own.
+        with contextlib.suppress(AgentError, AgentUnreachableError):
+            AgentClient(client.socket_path, timeout=CLEANUP_TIMEOUT_S).ipam_release(ip)
         raise
     return result(conf, env, endpoint)
 
@@ -90,6 +97,8 @@ def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
 def delete(conf: NetConf, env: Environment, client: AgentClient) -> None:
     try:
         client.endpoint_delete(env.endpoint_id, release_ip=True)
+    except InvalidRequestError as err:
+        raise CNIError(spec.INVALID_ENVIRONMENT, str(err), "deleting the endpoint") from None
     except AgentUnreachableError as err:
         raise CNIError(CODE_BY_REASON[err.reason], str(err), "deleting the endpoint") from None
     except AgentError as err:
@@ -98,16 +107,33 @@ def delete(conf: NetConf, env: Environment, client: AgentClient) -> None:
 
 
 def check(conf: NetConf, env: Environment, client: AgentClient) -> None:
-    endpoint = _call(client, "looking up the endpoint", "GET", f"/v1/endpoint/{env.endpoint_id}")
+    want = _prev_result_ips(conf.raw.get("prevResult"))
+    endpoint = _call(client, "looking up the endpoint", "GET", path("/v1/endpoint", env.endpoint_id))
     if endpoint.get("counters") is None:
         raise CNIError(spec.DATAPATH_FAILURE, f"host veth {endpoint['networking']['interface-name']} is missing")
     if endpoint["state"] not in ("ready", "waiting-for-identity"):
         raise CNIError(spec.DATAPATH_FAILURE, f"endpoint {env.endpoint_id} is {endpoint['state']}")
-    prev = conf.raw.get("prevResult") or {}
-    want = {ip.get("address", "").split("/")[0] for ip in prev.get("ips", [])}
     have = {a.get("ipv4") for a in endpoint["networking"]["addressing"]}
     if want and not want <= have:
         raise CNIError(spec.INVALID_CONFIG, f"prevResult IPs {sorted(want)} differ from the endpoint's {sorted(have)}")
+
+
+def _prev_result_ips(prev: Any) -> set[str]:
+    """The IPs of a prevResult (`{"ips": [{"address": "10.0.0.2/32"}, …]}`); none when it is absent."""
+    if prev is None:
+        return set()
+    if not isinstance(prev, dict):
+        raise CNIError(spec.INVALID_CONFIG, f"prevResult must be a JSON object, got {type(prev).__name__}")
+    ips = prev.get("ips", [])
+    if not isinstance(ips, list):
+        raise CNIError(spec.INVALID_CONFIG, f"prevResult.ips must be a list, got {type(ips).__name__}")
+    out = set()
+    for i, item in enumerate(ips):
+        address = item.get("address") if isinstance(item, dict) else None
+        if not isinstance(address, str):
+            raise CNIError(spec.INVALID_CONFIG, f"prevResult.ips[{i}] must be an object with an address string")
+        out.add(address.split("/")[0])
+    return out
 
 
 def status(conf: NetConf, client: AgentClient) -> None:
@@ -131,7 +157,11 @@ def gc(conf: NetConf, client: AgentClient) -> list[str]:
     valid = conf.raw.get("cni.dev/valid-attachments")
     if not isinstance(valid, list):
         raise CNIError(spec.INVALID_CONFIG, "GC needs cni.dev/valid-attachments (a list of {containerID, ifname})")
-    keep = {f"{PODNET_ENDPOINT_PREFIX}{a.get('containerID')}-{a.get('ifname')}" for a in valid if isinstance(a, dict)}
+    keep = {
+        spec.endpoint_id(a["containerID"], a["ifname"])
+        for a in valid
+        if isinstance(a, dict) and isinstance(a.get("containerID"), str) and isinstance(a.get("ifname"), str)
+    }
     removed = []
     for endpoint in _call(client, "listing endpoints", "GET", "/v1/endpoint"):
         if endpoint["id"].startswith(PODNET_ENDPOINT_PREFIX) and endpoint["id"] not in keep:
@@ -139,7 +169,7 @@ def gc(conf: NetConf, client: AgentClient) -> list[str]:
                 client,
                 f"deleting stale endpoint {endpoint['id']}",
                 "DELETE",
-                f"/v1/endpoint/{endpoint['id']}",
+                path("/v1/endpoint", endpoint["id"]),
                 query={"release-ip": "true"},
             )
             removed.append(endpoint["id"])

@@ -8,7 +8,7 @@ Error codes (stdout JSON `{"cniVersion", "code", "msg", "details"}`, exit 1):
 | 4 | invalid or missing CNI_* environment variable |
 | 6 | the network configuration on stdin is not JSON |
 | 7 | invalid network configuration (a field says what) |
-| 11 | try again later: the podnet agent is unreachable or busy |
+| 11 | try again later: the podnet agent is unreachable, did not answer within agentTimeout, or its store is unavailable |
 | 50 | STATUS: not available (agent down, no pod CIDR, pod CIDR exhausted) |
 | 100 | the node's pod CIDR is exhausted (the message names it and its usage) |
 | 101 | the datapath could not set up the interface (e.g. it already exists in the netns) |
@@ -17,16 +17,25 @@ Error codes (stdout JSON `{"cniVersion", "code", "msg", "details"}`, exit 1):
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # typing and dataclasses cost an exec'd plugin ~15 ms to import
+from podnet import jsonsafe
+
+if TYPE_CHECKING:
     from typing import Any
 
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 CURRENT_VERSION = "1.1.0"
 DEFAULT_AGENT_SOCKET = "/var/run/podnet/podnet.sock"
+DEFAULT_TIMEOUT_S = 30.0  # the network config's "agentTimeout": one deadline for the whole call
+MAX_TIMEOUT_S = 3600.0
+IFNAMSIZ = 15  # bytes in a Linux interface name
+MAX_ENDPOINT_ID = 128  # the agent's limit
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the NUL
+_CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 INCOMPATIBLE_VERSION = 1
 INVALID_ENVIRONMENT = 4
@@ -70,6 +79,13 @@ class Environment:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Environment:
         env = dict(os.environ if env is None else env)
+        for name, value in env.items():
+            if not name.startswith("CNI_"):
+                continue
+            if _has_control(value):
+                raise CNIError(INVALID_ENVIRONMENT, f"{name} {value!r} contains a control character")
+            if not _is_unicode(value):
+                raise CNIError(INVALID_ENVIRONMENT, f"{name} {value!r} is not valid UTF-8")
         command = env.get("CNI_COMMAND", "")
         if not command:
             raise CNIError(INVALID_ENVIRONMENT, "CNI_COMMAND is not set (ADD, DEL, CHECK, STATUS, GC or VERSION)")
@@ -95,8 +111,16 @@ class Environment:
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise CNIError(INVALID_ENVIRONMENT, f"{command} needs {', '.join(missing)} in the environment")
-        if e.ifname and (len(e.ifname) > 15 or "/" in e.ifname or e.ifname in (".", "..")):
-            raise CNIError(INVALID_ENVIRONMENT, f"CNI_IFNAME {e.ifname!r} is not a valid interface name")
+        if e.container_id:
+            check_container_id(e.container_id)
+        if e.ifname:
+            check_ifname(e.ifname)
+        if e.container_id and e.ifname and len(e.endpoint_id) > MAX_ENDPOINT_ID:
+            raise CNIError(
+                INVALID_ENVIRONMENT,
+                f"CNI_CONTAINERID and CNI_IFNAME are too long together: podnet's endpoint id for them "
+                f"would have {len(e.endpoint_id)} characters (at most {MAX_ENDPOINT_ID})",
+            )
         return e
 
     @property
@@ -109,11 +133,57 @@ class Environment:
 
     @property
     def endpoint_id(self) -> str:
-        return f"cni-{self.container_id}-{self.ifname}"
+        return endpoint_id(self.container_id, self.ifname)
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_container_id(value: str) -> str:
+    """CNI_CONTAINERID as the spec has it: an alphanumeric, then alphanumerics, `_`, `.` and `-`."""
+    if not _CONTAINER_ID.fullmatch(value):
+        raise CNIError(
+            INVALID_ENVIRONMENT,
+            f"CNI_CONTAINERID {value!r} is not a valid container id: it must start with a letter or digit, "
+            "followed by letters, digits, '_', '.' or '-'",
+        )
+    return value
+
+
+def check_ifname(value: str) -> str:
+    """CNI_IFNAME as Linux takes it: 1-15 bytes, no '/', ':' or whitespace, not '.' or '..'."""
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size > IFNAMSIZ:
+        raise CNIError(
+            INVALID_ENVIRONMENT,
+            f"CNI_IFNAME {value!r} is not a valid interface name: {size} bytes (at most {IFNAMSIZ})",
+        )
+    if value in (".", "..") or any(c in "/:" or c.isspace() for c in value):
+        raise CNIError(
+            INVALID_ENVIRONMENT,
+            f"CNI_IFNAME {value!r} is not a valid interface name: no '/', ':' or whitespace, and not '.' or '..'",
+        )
+    return value
+
+
+def endpoint_id(container_id: str, ifname: str) -> str:
+    """`cni-<container id>-<ifname>`; an interface name's bytes outside [A-Za-z0-9_.-] are written
+    `:xx` (hex), which no interface name contains, so two names never share an endpoint id."""
+    encoded = "".join(chr(b) if chr(b) in _ID_SAFE else f":{b:02x}" for b in ifname.encode("utf-8", "surrogateescape"))
+    return f"cni-{container_id}-{encoded}"
 
 
 class NetConf:
-    __slots__ = ("cni_version", "labels", "mtu", "name", "raw", "socket")
+    __slots__ = ("cni_version", "labels", "mtu", "name", "raw", "socket", "timeout")
 
     def __init__(
         self,
@@ -123,15 +193,17 @@ class NetConf:
         mtu: int | None,
         raw: dict[str, Any],
         labels: list[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ):
         self.cni_version, self.name, self.socket, self.mtu, self.raw = cni_version, name, socket, mtu, raw
         self.labels = labels or []
+        self.timeout = timeout
 
     @classmethod
     def parse(cls, data: bytes) -> NetConf:
         try:
-            raw = json.loads(data or b"{}")
-        except ValueError as err:
+            raw = jsonsafe.loads(data or b"{}")
+        except jsonsafe.JSONInputError as err:
             raise CNIError(DECODING_FAILURE, f"network configuration on stdin is not JSON: {err}") from None
         if not isinstance(raw, dict):
             raise CNIError(INVALID_CONFIG, "network configuration must be a JSON object")
@@ -150,10 +222,19 @@ class NetConf:
         socket = raw.get("agentSocket", DEFAULT_AGENT_SOCKET)
         if not isinstance(socket, str) or not socket.startswith("/"):
             raise CNIError(INVALID_CONFIG, f"agentSocket {socket!r} must be an absolute path")
+        timeout = raw.get("agentTimeout", DEFAULT_TIMEOUT_S)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_S:
+            raise CNIError(
+                INVALID_CONFIG, f"agentTimeout {timeout!r} must be a number of seconds, more than 0 and at most 3600"
+            )
         mtu = raw.get("mtu")
         if mtu is not None and (not isinstance(mtu, int) or isinstance(mtu, bool) or not 576 <= mtu <= 65535):
             raise CNIError(INVALID_CONFIG, f"mtu {mtu!r} must be an integer from 576 to 65535")
-        return cls(version, name, socket, mtu, raw, _labels(raw))
+        if len(socket.encode("utf-8", "surrogateescape")) > MAX_SOCKET_PATH or "\0" in socket:
+            raise CNIError(
+                INVALID_CONFIG, f"agentSocket {socket!r} is not a usable unix socket path (at most 107 bytes)"
+            )
+        return cls(version, name, socket, mtu, raw, _labels(raw), float(timeout))
 
 
 def _labels(raw: dict[str, Any]) -> list[str]:

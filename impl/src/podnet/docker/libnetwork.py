@@ -8,11 +8,12 @@ Everything here is stateless: state lives in the agent.
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.api.client import AgentClient, AgentError
+from podnet.api.client import AgentClient, AgentError, path
 from podnet.datapath.names import temp_ifname
 from podnet.errors import PodnetError, Reason
 
@@ -25,6 +26,8 @@ ROUTE_NEXTHOP, ROUTE_CONNECTED = 0, 1
 
 
 ANY_POOL = "0.0.0.0/0"
+# dockerd's ids are 64 hex digits; podnet takes what its agent takes as an endpoint id.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class PluginError(PodnetError):
@@ -67,6 +70,24 @@ def _field(body: Any, name: str, kind: type | tuple[type, ...] = str, *, require
     if not isinstance(value, kind):
         raise PluginError(f"field {name} has the wrong type ({type(value).__name__})")
     return value
+
+
+def _id(body: Any, name: str) -> str:
+    """A NetworkID or EndpointID: it becomes part of agent paths and store keys."""
+    value: str = _field(body, name)
+    if not _ID.fullmatch(value):
+        raise PluginError(
+            f"invalid {name} {value[:80]!r}: expected 1-128 letters, digits, '_', '.' or '-' "
+            "(dockerd sends 64 hex digits)"
+        )
+    return value
+
+
+def _ipv4(text: str, what: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text.split("/")[0])
+    except ValueError:
+        raise PluginError(f"invalid {what} {text[:80]!r}: not an IPv4 address") from None
 
 
 class Handlers:
@@ -168,7 +189,7 @@ class Handlers:
             reply = self._agent(
                 f"allocating --ip {address}",
                 "POST",
-                f"/v1/ipam/{address}",
+                path("/v1/ipam", str(address)),
                 query={"owner": IPAM_OWNER},
                 headers={"Expiration": "true"},
             )
@@ -182,13 +203,13 @@ class Handlers:
 
     def release_address(self, body: Any) -> dict[str, Any]:
         PoolID.decode(_field(body, "PoolID"))
-        address = _field(body, "Address")
-        self._agent(f"releasing {address}", "DELETE", f"/v1/ipam/{address.split('/')[0]}")
+        address = _ipv4(_field(body, "Address"), "Address")
+        self._agent(f"releasing {address}", "DELETE", path("/v1/ipam", str(address)))
         return {}
 
     # -- networks ------------------------------------------------------------------------
     def create_network(self, body: Any) -> dict[str, Any]:
-        network_id = _field(body, "NetworkID")
+        network_id = _id(body, "NetworkID")
         options = _field(body, "Options", dict, required=False) or {}
         if options.get("com.docker.network.enable_ipv6"):
             raise PluginError("podnet networks are IPv4 only: create the network without --ipv6")
@@ -208,13 +229,13 @@ class Handlers:
             "gateway": data[0].get("Gateway", ""),
             "options": generic if isinstance(generic, dict) else {},
         }
-        self._agent("recording the network", "PUT", f"/v1/docker/network/{network_id}", body=record)
+        self._agent("recording the network", "PUT", path("/v1/docker/network", network_id), body=record)
         return {}
 
     def delete_network(self, body: Any) -> dict[str, Any]:
-        network_id = _field(body, "NetworkID")
+        network_id = _id(body, "NetworkID")
         try:
-            self.agent.request("DELETE", f"/v1/docker/network/{network_id}")
+            self.agent.request("DELETE", path("/v1/docker/network", network_id))
         except AgentError as err:
             if err.reason != Reason.not_found:
                 raise PluginError(f"forgetting network {network_id}: {err}") from None
@@ -222,8 +243,8 @@ class Handlers:
 
     # -- endpoints -----------------------------------------------------------------------
     def create_endpoint(self, body: Any) -> dict[str, Any]:
-        endpoint_id = _field(body, "EndpointID")
-        network_id = _field(body, "NetworkID")
+        endpoint_id = _id(body, "EndpointID")
+        network_id = _id(body, "NetworkID")
         interface = _field(body, "Interface", dict, required=False) or {}
         options = _field(body, "Options", dict, required=False) or {}
         if options.get("com.docker.network.portmap"):
@@ -232,15 +253,17 @@ class Handlers:
                 "run without -p"
             )
         address = interface.get("Address") or ""
+        if not isinstance(address, str):
+            raise PluginError(f"field Interface.Address has the wrong type ({type(address).__name__})")
         if not address:
             raise PluginError("CreateEndpoint without an IPv4 address: create the network with --ipam-driver podnet")
         if interface.get("AddressIPv6"):
             raise PluginError("podnet endpoints are IPv4 only")
-        ip = address.split("/")[0]
+        ip = str(_ipv4(address, "Interface.Address"))
         ep = self._agent(
             f"creating endpoint {endpoint_id[:12]} with {ip}",
             "PUT",
-            f"/v1/endpoint/{endpoint_id}",
+            path("/v1/endpoint", endpoint_id),
             body={"addressing": {"ipv4": ip}, "docker-endpoint-id": endpoint_id, "docker-network-id": network_id},
         )
         self._oper_info[endpoint_id] = self._oper_value(ep)
@@ -258,18 +281,18 @@ class Handlers:
         }
 
     def endpoint_oper_info(self, body: Any) -> dict[str, Any]:
-        endpoint_id = _field(body, "EndpointID")
+        endpoint_id = _id(body, "EndpointID")
         value = self._oper_info.get(endpoint_id)
         if value is None:  # created before this plugin process started
-            ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", "GET", f"/v1/endpoint/{endpoint_id}")
+            ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", "GET", path("/v1/endpoint", endpoint_id))
             value = self._oper_info[endpoint_id] = self._oper_value(ep)
         return {"Value": value}
 
     def delete_endpoint(self, body: Any) -> dict[str, Any]:
-        endpoint_id = _field(body, "EndpointID")
+        endpoint_id = _id(body, "EndpointID")
         self._oper_info.pop(endpoint_id, None)
         try:
-            self.agent.request("DELETE", f"/v1/endpoint/{endpoint_id}")
+            self.agent.request("DELETE", path("/v1/endpoint", endpoint_id))
         except AgentError as err:
             if err.reason != Reason.not_found:  # already gone: deleting is idempotent
                 raise PluginError(f"deleting endpoint {endpoint_id[:12]}: {err}") from None
@@ -281,7 +304,8 @@ class Handlers:
         The sandbox key reaches the agent with the container's labels, right
         after (see `DockerWatcher.resolve_labels`).
         """
-        endpoint_id = _field(body, "EndpointID")
+        endpoint_id = _id(body, "EndpointID")
+        _id(body, "NetworkID")
         _field(body, "SandboxKey", required=False)
         router = self.node()["router-ip"]
         return {
@@ -295,7 +319,7 @@ class Handlers:
         }
 
     def leave(self, body: Any) -> dict[str, Any]:
-        _field(body, "EndpointID")
+        _id(body, "EndpointID")
         return {}
 
     def nothing(self, body: Any) -> dict[str, Any]:

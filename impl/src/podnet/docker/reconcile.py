@@ -19,7 +19,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException, NotFound
 
-from podnet.api.client import AgentClient, AgentError
+from podnet.api.client import AgentClient, AgentError, path
 from podnet.errors import PodnetError, Reason
 
 log = logging.getLogger("podnet.docker.reconcile")
@@ -109,6 +109,6 @@ class DockerWatcher:
         for network in self.agent.request("GET", "/v1/docker/network"):
             if network["id"] not in networks:
                 log.info("forgetting network %s: dockerd no longer knows it", network["id"][:12])
-                self.agent.request("DELETE", f"/v1/docker/network/{network['id']}")
+                self.agent.request("DELETE", path("/v1/docker/network", network["id"]))
                 removed["networks"].append(network["id"])
         return removed

@@ -1,8 +1,10 @@
 """HTTP side of the docker plugin: dockerd POSTs JSON to /<Interface>.<Method>.
 
 Errors go out as HTTP 500 with {"Err": "…"} (dockerd ignores an Err in a 200
-IPAM reply); a body that is not JSON is a 400 and an unknown method a 404,
-both with an Err, and the plugin keeps serving.
+IPAM reply); a body that is not JSON (or nests too deeply, or holds a lone
+surrogate) is a 400, an unknown method a 404, a body that does not arrive in
+`body_timeout_s` a 408, all with an Err, and the plugin keeps serving. What
+runs after a call (`after_call`) runs inside the same error handling.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
+from podnet import jsonsafe
 from podnet.docker.libnetwork import Handlers, method_table
 from podnet.errors import PodnetError
 
 log = logging.getLogger("podnet.docker")
 CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
+BODY_TIMEOUT_S = 10.0  # dockerd sends a whole request at once
 
 AfterCall = Callable[[str, Any, Any], None]
 
@@ -30,9 +34,12 @@ def reply(body: dict[str, Any], status: int = 200) -> web.Response:
 
 
 class PluginServer:
-    def __init__(self, handlers: Handlers, after_call: AfterCall | None = None):
+    def __init__(
+        self, handlers: Handlers, after_call: AfterCall | None = None, *, body_timeout_s: float = BODY_TIMEOUT_S
+    ):
         self.methods = method_table(handlers)
         self.after_call = after_call
+        self.body_timeout_s = body_timeout_s
         # Agent calls block: run them off the event loop, a few at a time.
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
 
@@ -45,25 +52,39 @@ class PluginServer:
             )
         if request.method != "POST":
             return reply({"Err": f"podnet: {path} takes POST, not {request.method}"}, 405)
-        raw = await request.read()
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except ValueError as err:
+            raw = await asyncio.wait_for(request.read(), self.body_timeout_s)
+        except TimeoutError:
+            response = reply(
+                {"Err": f"podnet: the body of {path} did not arrive within {self.body_timeout_s:g} s"}, 408
+            )
+            response.force_close()
+            return response
+        except web.HTTPRequestEntityTooLarge as err:
+            return reply({"Err": f"podnet: request body of {path} is too large: {err.text}"}, 413)
+        try:
+            body = jsonsafe.loads(raw) if raw.strip() else None
+        except jsonsafe.JSONInputError as err:
             return reply({"Err": f"podnet: request body of {path} is not valid JSON: {err}"}, 400)
         try:
             result = await asyncio.get_running_loop().run_in_executor(self.pool, handler, body)
+            log.debug("%s -> %s", path, result)
+            if self.after_call is not None:
+                self.after_call(path, body, result)
+            text = json.dumps(result)
         except PodnetError as err:
             log.warning("%s failed: %s", path, err)
             return reply({"Err": f"podnet: {err}"}, 500)
         except Exception as err:
             log.exception("%s failed", path)
             return reply({"Err": f"podnet: internal error in {path}: {type(err).__name__}: {err}"}, 500)
-        log.debug("%s -> %s", path, result)
-        if self.after_call is not None:
-            self.after_call(path, body, result)
-        return reply(result)
+        return web.Response(text=text, content_type=CONTENT_TYPE)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
+
+    def runner(self) -> web.AppRunner:
+        # No lingering: a request whose body never came is closed once answered, not read for 10 s more.
+        return web.AppRunner(self.app(), access_log=None, lingering_time=0)

@@ -23,7 +23,7 @@ from podnet.ipam.allocator import ROUTER_OWNER, Allocation, Clock, NodeAllocator
 from podnet.ipam.cidr import Address, Network, parse_address, parse_cidr
 from podnet.ipam.clusterpool import ClusterPool
 from podnet.ipam.errors import AlreadyAllocatedError, IPAMError, NotInRangeError, PodCIDRExhaustedError
-from podnet.kvstore import Entry, KVStore, keys
+from podnet.kvstore import Entry, KVStore, KVStoreError, keys
 
 _RETRIES = 5  # conditional writes lost in a row before giving up (each one means another writer progressed)
 
@@ -114,7 +114,11 @@ class DurableNodeAllocator:
         return allocation
 
     def _write_new(self, allocation: Allocation) -> bool:
-        revision = self.store.create(self._key(allocation.ip), json.dumps(allocation.to_json()))
+        try:
+            revision = self.store.create(self._key(allocation.ip), json.dumps(allocation.to_json()))
+        except KVStoreError:
+            self.mem.forget(allocation.ip)  # nothing was written: memory must not hold the address either
+            raise
         if revision:
             self._revs[allocation.ip] = revision
         return revision > 0

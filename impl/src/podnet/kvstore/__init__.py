@@ -4,6 +4,9 @@ Pick one with a URL:
 
 - ``sqlite:///var/lib/podnet/state.db`` (default; one node, several processes)
 - ``sqlite:///PATH?synchronous=full`` (fsync every commit; survives power loss)
+- ``sqlite:///PATH?busy_timeout=5`` (seconds a write waits for another process's
+  write lock before failing with a `KVStoreError`; 5 by default, well below the
+  agent clients' 30 s deadline)
 - ``etcd://10.0.0.1:2379`` (several nodes; Debian's ``etcd-server``)
 """
 
@@ -45,16 +48,23 @@ def open_store(url: str) -> KVStore:
     """Open the store a URL names; a bad URL is a `KVStoreError` saying why."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        from podnet.kvstore.sqlite import SQLiteStore
+        from podnet.kvstore.sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore
 
         if parts.netloc or not parts.path.startswith("/"):
             raise KVStoreError(f"invalid kvstore URL {url!r}: the path must be absolute ({_EXPECTED})")
         query = parse_qs(parts.query)
-        unknown = set(query) - {"synchronous"}
+        unknown = set(query) - {"synchronous", "busy_timeout"}
         if unknown:
             raise KVStoreError(f"invalid kvstore URL {url!r}: unknown option(s) {', '.join(sorted(unknown))}")
         synchronous = query.get("synchronous", ["normal"])[-1]
-        return SQLiteStore(parts.path, synchronous=synchronous)
+        busy = query.get("busy_timeout", [str(DEFAULT_BUSY_TIMEOUT_S)])[-1]
+        try:
+            busy_timeout_s = float(busy)
+        except ValueError:
+            raise KVStoreError(
+                f"invalid kvstore URL {url!r}: busy_timeout {busy!r} is not a number of seconds"
+            ) from None
+        return SQLiteStore(parts.path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
     if parts.scheme == "etcd":
         from podnet.kvstore.etcd import EtcdStore
 

@@ -11,12 +11,14 @@ from podnet.errors import PodnetError
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "podnet-cni.c"
+HEADERS = (HERE / "podnet-cni-json.h",)
 BUILT = HERE.parent / "bin" / "podnet-cni"
 
 
 def binary() -> Path:
     """The podnet-cni binary; in a source checkout (editable install) it is compiled here once."""
-    if BUILT.exists() and (not SOURCE.exists() or BUILT.stat().st_mtime >= SOURCE.stat().st_mtime):
+    sources = [p for p in (SOURCE, *HEADERS) if p.exists()]
+    if BUILT.exists() and all(BUILT.stat().st_mtime >= p.stat().st_mtime for p in sources):
         return BUILT
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None or not SOURCE.exists():

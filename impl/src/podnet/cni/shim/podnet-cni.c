@@ -6,113 +6,100 @@
  * plugin logic (podnet.cni) and returns what to print and the exit status.
  * Written in C so an exec costs about a millisecond, not an interpreter start.
  *
- * The agent socket is the network configuration's "agentSocket", else
- * /var/run/podnet/podnet.sock. Errors it meets itself (agent down, bad
- * reply) are printed in the CNI error form: code 11 (try again later) or 7.
+ * From the network configuration it reads two top-level keys (a small JSON
+ * tokenizer walks the document: a nested "agentSocket" is not the top-level
+ * one, escapes are decoded):
+ *   agentSocket   the agent's socket (default /var/run/podnet/podnet.sock);
+ *                 present but not an absolute path of at most 107 bytes
+ *                 without NUL: code 7.
+ *   agentTimeout  seconds for the whole call - connecting (a full listen
+ *                 queue is retried, not waited on), sending, every read -
+ *                 default 30, more than 0 and at most 3600, else code 7.
+ * Errors it meets itself are printed in the CNI error form: code 11 (the
+ * agent is unreachable, or did not answer within agentTimeout), 4 (an
+ * environment value that is not UTF-8), 6 (stdin that is not UTF-8), 7.
  */
 #include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/var/run/podnet/podnet.sock"
+#define DEFAULT_TIMEOUT_S 30.0
+#define MAX_TIMEOUT_S 3600.0
 #define CURRENT_VERSION "1.1.0"
 #define SUPPORTED_VERSIONS "[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
 #define EXIT_HEADER "Podnet-CNI-Exit:"
+#define MAX_STDIN (4u << 20)  /* the agent takes 1 MiB; more is refused here */
+#define MAX_REPLY (16u << 20) /* a result is a few hundred bytes */
 
 static const char *const CNI_VARS[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME",
-                                       "CNI_ARGS",    "CNI_PATH",        NULL};
+				       "CNI_ARGS",    "CNI_PATH",        NULL};
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
+#include "podnet-cni-json.h"
 
-static void put(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (b->len + n + 1 > cap)
-			cap *= 2;
-		char *data = realloc(b->data, cap);
-		if (!data) {
-			fputs("podnet-cni: out of memory\n", stderr);
-			exit(1);
-		}
-		b->data = data;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
+/* Static, so that they are still reachable at exit (no leak to report) whatever path ends the run. */
+static struct buf conf, body, request, reply, sock_path, version;
 
-static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+/* -- output -------------------------------------------------------------------------------- */
 
-static void put_json_string(struct buf *b, const char *s, size_t n)
-{
-	char esc[8];
-	puts_(b, "\"");
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			put(b, esc, 2);
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof esc, "\\u%04x", c);
-			puts_(b, esc);
-		} else {
-			put(b, (const char *)&s[i], 1);
-		}
-	}
-	puts_(b, "\"");
-}
+static const char *cni_version = CURRENT_VERSION;
 
-/* The string value of "key" in a flat scan of the JSON text; 0 if found. */
-static int scan_string(const char *json, const char *key, char *out, size_t outlen)
-{
-	char quoted[64];
-	snprintf(quoted, sizeof quoted, "\"%s\"", key);
-	const char *p = strstr(json, quoted);
-	if (!p)
-		return 1;
-	p += strlen(quoted);
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	if (*p++ != ':')
-		return 1;
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	if (*p++ != '"')
-		return 1;
-	const char *start = p;
-	while (*p && *p != '"' && *p != '\\')
-		p++;
-	size_t n = (size_t)(p - start);
-	if (*p != '"' || n + 1 > outlen)
-		return 1; /* escapes or too long: keep the default */
-	memcpy(out, start, n);
-	out[n] = '\0';
-	return 0;
-}
-
-static int fail(const char *version, int code, const char *msg)
+static int fail(int code, const char *msg)
 {
 	struct buf out = {0};
 	puts_(&out, "{\"cniVersion\":");
-	put_json_string(&out, version, strlen(version));
+	put_json_string(&out, cni_version, strlen(cni_version));
 	char num[32];
 	snprintf(num, sizeof num, ",\"code\":%d,\"msg\":", code);
 	puts_(&out, num);
 	put_json_string(&out, msg, strlen(msg));
 	puts_(&out, "}\n");
 	fwrite(out.data, 1, out.len, stdout);
+	free(out.data);
 	return 1;
+}
+
+/* -- the exchange, all of it before the deadline -------------------------------------------- */
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 1 when `fd` is ready, 0 at the deadline, -1 on error (errno). */
+static int wait_fd(int fd, short events, double deadline)
+{
+	for (;;) {
+		double left = deadline - now();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = {.fd = fd, .events = events};
+		int r = poll(&p, 1, (int)(left * 1000) + 1);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static void pause_until(double deadline, double seconds)
+{
+	double left = deadline - now();
+	if (left <= 0)
+		return;
+	if (seconds > left)
+		seconds = left;
+	struct timespec ts = {.tv_sec = (time_t)seconds, .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+	nanosleep(&ts, NULL);
 }
 
 int main(void)
@@ -122,49 +109,103 @@ int main(void)
 		printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", CURRENT_VERSION, SUPPORTED_VERSIONS);
 		return 0;
 	}
-	struct buf conf = {0};
 	char chunk[65536];
 	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+		if (conf.len + n > MAX_STDIN)
+			return fail(7, "the network configuration on stdin is larger than 4 MiB");
 		put(&conf, chunk, n);
+	}
 	puts_(&conf, "");
 
-	char version[32] = CURRENT_VERSION;
-	scan_string(conf.data, "cniVersion", version, sizeof version);
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)] = DEFAULT_SOCKET;
-	scan_string(conf.data, "agentSocket", path, sizeof path);
+	char msg[640];
+	struct settings s = {ABSENT, ABSENT, ABSENT, DEFAULT_TIMEOUT_S, &sock_path, &version};
+	int parsed = read_settings(conf.data, conf.len, &s) == 0;
+	/* Not JSON: the agent says so (code 6); only what it needs to be reached is defaulted. */
+	if (parsed && s.version_kind == STRING && version.len < 32 && !memchr(version.data, 0, version.len) &&
+	    valid_utf8((const unsigned char *)version.data, version.len))
+		cni_version = version.data;
+	if (!valid_utf8((const unsigned char *)conf.data, conf.len))
+		return fail(6, "the network configuration on stdin is not UTF-8");
+	for (const char *const *var = CNI_VARS; *var; var++) {
+		const char *v = getenv(*var);
+		if (v && !valid_utf8((const unsigned char *)v, strlen(v))) {
+			snprintf(msg, sizeof msg, "%s is not valid UTF-8", *var);
+			return fail(4, msg);
+		}
+	}
+	const char *path = DEFAULT_SOCKET;
+	if (parsed && s.socket_kind == OTHER)
+		return fail(7, "agentSocket must be a string: the absolute path of the agent's socket");
+	if (parsed && s.socket_kind == STRING) {
+		size_t limit = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+		if (memchr(sock_path.data, 0, sock_path.len))
+			return fail(7, "agentSocket contains a NUL character");
+		if (sock_path.len == 0 || sock_path.data[0] != '/') {
+			snprintf(msg, sizeof msg, "agentSocket \"%.200s\" must be an absolute path", sock_path.data);
+			return fail(7, msg);
+		}
+		if (sock_path.len > limit) {
+			snprintf(msg, sizeof msg, "agentSocket \"%.200s%s\" is %zu bytes: a unix socket path has at most %zu",
+				 sock_path.data, sock_path.len > 200 ? "..." : "", sock_path.len, limit);
+			return fail(7, msg);
+		}
+		path = sock_path.data;
+	}
+	double timeout = DEFAULT_TIMEOUT_S;
+	if (parsed && s.timeout_kind != ABSENT) {
+		if (s.timeout_kind != NUMBER || !(s.timeout > 0 && s.timeout <= MAX_TIMEOUT_S))
+			return fail(7, "agentTimeout must be a number of seconds, more than 0 and at most 3600");
+		timeout = s.timeout;
+	}
+	double deadline = now() + timeout;
 
-	struct buf body = {0};
 	puts_(&body, "{\"env\":{");
 	int first = 1;
 	for (const char *const *var = CNI_VARS; *var; var++) {
-		const char *value = getenv(*var);
-		if (!value)
+		const char *v = getenv(*var);
+		if (!v)
 			continue;
 		if (!first)
 			puts_(&body, ",");
 		first = 0;
 		put_json_string(&body, *var, strlen(*var));
 		puts_(&body, ":");
-		put_json_string(&body, value, strlen(value));
+		put_json_string(&body, v, strlen(v));
 	}
 	puts_(&body, "},\"stdin\":");
 	put_json_string(&body, conf.data, conf.len);
 	puts_(&body, "}");
 
-	char msg[512];
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(msg, sizeof msg, "podnet-cni: socket: %s", strerror(errno));
+		return fail(11, msg);
+	}
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	memcpy(addr.sun_path, path, strlen(path)); /* scan_string bounded it by sun_path's size */
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+	memcpy(addr.sun_path, path, strlen(path)); /* bounded above by sun_path's size */
+	double pause = 0.01;
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) { /* the agent's listen queue is full: try again until the deadline */
+			if (now() >= deadline) {
+				snprintf(msg, sizeof msg,
+					 "podnet agent at unix://%s did not answer within %g s (connecting: its listen queue is full)",
+					 path, timeout);
+				return fail(11, msg);
+			}
+			pause_until(deadline, pause);
+			pause = pause < 0.2 ? pause * 2 : 0.25;
+			continue;
+		}
 		snprintf(msg, sizeof msg, "podnet agent is unreachable at unix://%s (%s); is podnet-agent running?", path,
 			 strerror(errno));
-		return fail(version, 11, msg);
+		return fail(11, msg);
 	}
-	struct timeval timeout = {.tv_sec = 120};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 
-	struct buf request = {0};
 	char head[256];
 	snprintf(head, sizeof head,
 		 "POST /v1/cni HTTP/1.1\r\nHost: podnet\r\nContent-Type: application/json\r\n"
@@ -173,38 +214,71 @@ int main(void)
 	puts_(&request, head);
 	put(&request, body.data, body.len);
 	for (size_t sent = 0; sent < request.len;) {
-		ssize_t w = write(fd, request.data + sent, request.len - sent);
-		if (w < 0) {
-			snprintf(msg, sizeof msg, "podnet agent at unix://%s: sending the request: %s", path, strerror(errno));
-			return fail(version, 11, msg);
+		ssize_t w = send(fd, request.data + sent, request.len - sent, MSG_NOSIGNAL);
+		if (w >= 0) {
+			sent += (size_t)w;
+			continue;
 		}
-		sent += (size_t)w;
+		int ready = (errno == EAGAIN || errno == EINTR) ? wait_fd(fd, POLLOUT, deadline) : -1;
+		if (ready == 0) {
+			snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer within %g s (sending the request)",
+				 path, timeout);
+			return fail(11, msg);
+		}
+		if (ready < 0) {
+			snprintf(msg, sizeof msg, "podnet agent at unix://%s: sending the request: %s", path, strerror(errno));
+			return fail(11, msg);
+		}
 	}
-	struct buf reply = {0};
-	ssize_t r;
-	while ((r = read(fd, chunk, sizeof chunk)) > 0)
-		put(&reply, chunk, (size_t)r);
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r > 0) {
+			if (reply.len + (size_t)r > MAX_REPLY) {
+				snprintf(msg, sizeof msg, "podnet agent at unix://%s sent more than 16 MiB", path);
+				return fail(11, msg);
+			}
+			put(&reply, chunk, (size_t)r);
+			continue;
+		}
+		if (r == 0)
+			break;
+		int ready = (errno == EAGAIN || errno == EINTR) ? wait_fd(fd, POLLIN, deadline) : -1;
+		if (ready == 0) {
+			snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer within %g s", path, timeout);
+			return fail(11, msg);
+		}
+		if (ready < 0) {
+			snprintf(msg, sizeof msg, "podnet agent at unix://%s: reading the reply: %s", path, strerror(errno));
+			return fail(11, msg);
+		}
+	}
 	close(fd);
-	if (r < 0 || reply.len == 0) {
-		snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer: %s", path,
-			 r < 0 ? strerror(errno) : "connection closed");
-		return fail(version, 11, msg);
+	if (reply.len == 0) {
+		snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer: connection closed", path);
+		return fail(11, msg);
 	}
+	puts_(&reply, "");
 	int status = 0;
-	char *end = strstr(reply.data, "\r\n\r\n");
-	if (sscanf(reply.data, "HTTP/1.%*d %d", &status) != 1 || !end) {
+	char *end = memmem(reply.data, reply.len, "\r\n\r\n", 4);
+	if (!end || sscanf(reply.data, "HTTP/1.%*d %d", &status) != 1) {
 		snprintf(msg, sizeof msg, "podnet agent at unix://%s sent a malformed reply", path);
-		return fail(version, 11, msg);
+		return fail(11, msg);
 	}
 	*end = '\0';
 	const char *payload = end + 4;
+	size_t payload_len = reply.len - (size_t)(payload - reply.data);
 	char *exit_header = strcasestr(reply.data, EXIT_HEADER);
 	if (status != 200 || !exit_header) {
 		snprintf(msg, sizeof msg, "podnet agent at unix://%s answered HTTP %d to POST /v1/cni: %.300s", path, status,
 			 payload);
-		return fail(version, 7, msg);
+		return fail(7, msg);
 	}
-	int code = atoi(exit_header + strlen(EXIT_HEADER));
-	fputs(payload, stdout);
-	return code;
+	char *rest;
+	long code = strtol(exit_header + strlen(EXIT_HEADER), &rest, 10);
+	if (rest == exit_header + strlen(EXIT_HEADER) || code < 0 || code > 255) {
+		snprintf(msg, sizeof msg, "podnet agent at unix://%s sent a malformed reply (exit status)", path);
+		return fail(11, msg);
+	}
+	fwrite(payload, 1, payload_len, stdout);
+	return (int)code;
 }
