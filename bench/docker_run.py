@@ -27,16 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from lab import unixhttp
 from lab.backends.netns.node import NetnsNode
 from lab.backends.netns.standalone import docker_node
 from lab.image import IMAGE
+from podnet.api import unixhttp
 
 
 def post(sock: str, path: str, body: Any) -> tuple[float, dict[str, Any]]:
-    status, reply, elapsed = unixhttp.post(sock, path, json.dumps(body).encode())
-    if status != 200:
-        raise RuntimeError(f"{path}: HTTP {status}: {reply}")
+    """One plugin call as dockerd makes it: (seconds, reply)."""
+    t0 = time.perf_counter()
+    response = unixhttp.request(sock, "POST", path, body=json.dumps(body).encode(), host="x")
+    elapsed = time.perf_counter() - t0
+    reply = json.loads(response.body) if response.body else {}
+    if response.status != 200:
+        raise RuntimeError(f"{path}: HTTP {response.status}: {reply}")
     return elapsed, reply
 
 

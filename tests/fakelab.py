@@ -86,7 +86,7 @@ class FakeNode(LabNode):
             raise NodeError(f"{self.name}: no process {name!r}")
         self.states[name] = ProcessState(name, True, 100)
 
-    def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+    def stop_process(self, name: str, *, timeout_s: float | None = None) -> None:
         if name in self.states:
             self.states[name] = ProcessState(name, False, None, None, "exited 0")
 

@@ -59,7 +59,7 @@ class LabNode(ABC):
         """Start one of the node's processes and wait until it serves."""
 
     @abstractmethod
-    def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+    def stop_process(self, name: str, *, timeout_s: float | None = None) -> None:
         """Stop it gracefully (SIGTERM, then SIGKILL after timeout_s); no-op when not running."""
 
     @abstractmethod

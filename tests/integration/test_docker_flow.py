@@ -15,10 +15,10 @@ from typing import Any
 import docker
 import pytest
 
-from lab import unixhttp
 from lab.backends.base import wait_for
 from lab.backends.netns.node import NetnsNode
 from lab.image import IMAGE, INDEX_HTML
+from podnet.api import unixhttp
 from podnet.api.client import AgentClient
 from tests.integration.nodes import PYTHON, assert_delivered_to, datapath, docker_node, host_snapshot
 
@@ -304,8 +304,8 @@ def test_exhaustion_and_agent_down_errors_reach_the_docker_cli() -> None:
 
 
 def raw_post(path: str, method: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    status, reply, _ = unixhttp.post(path, method, body)
-    return status, reply
+    reply = unixhttp.request(path, "POST", method, body=body, host="x")
+    return reply.status, json.loads(reply.body) if reply.body else None
 
 
 def test_malformed_json_and_unknown_methods(node: NetnsNode) -> None:

@@ -15,9 +15,11 @@ Processes are defined once and supervised (supervisor.py), so any later
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +151,8 @@ class NetnsNode(LabNode):
         if name == "bird" and self._speaker_only:
             raise NodeError(f"{self.name}: bird here is podnet-agent's BGP speaker: the agent starts it by itself")
         spec = self.supervisor.spec(name)
+        if name == "dockerd":
+            self._kill_stale_containerd()
         self.supervisor.spawn(name)
         if spec.ready:
             interval = 0.05 if spec.ready.startswith("agent") else 0.1
@@ -208,7 +212,7 @@ class NetnsNode(LabNode):
             return
         self.supervisor.signal(name, signal_number)
 
-    def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+    def stop_process(self, name: str, *, timeout_s: float | None = None) -> None:
         if name == "bird" and self._speaker_only:
             self.signal_process(name, signal.SIGTERM)  # the agent starts it again
             return
@@ -234,13 +238,15 @@ class NetnsNode(LabNode):
         return str(self.logs / f"{name}.log")
 
     def plugin_ready(self) -> bool:
-        from lab import unixhttp
+        from podnet.api import unixhttp
+        from podnet.errors import PodnetError
 
         try:
-            status, reply, _ = unixhttp.post(str(self.plugin_sock), "/Plugin.Activate", b"")
-        except (OSError, ValueError):
+            reply = unixhttp.request(str(self.plugin_sock), "POST", "/Plugin.Activate", body=b"", timeout=2)
+            implements = json.loads(reply.body or b"{}").get("Implements", [])
+        except (PodnetError, OSError, ValueError):
             return False
-        return status == 200 and "NetworkDriver" in (reply or {}).get("Implements", [])
+        return reply.status == 200 and "NetworkDriver" in implements
 
     # -- persisted form (so another `lab` command can find and stop everything) ------
     def to_state(self) -> dict[str, Any]:
@@ -268,9 +274,23 @@ class NetnsNode(LabNode):
             )
         )
         self.define(
-            "dockerd", ProcessSpec(["unshare", "-m", "-u", "bash", str(script)], ready="dockerd", timeout_s=timeout_s)
+            "dockerd",
+            ProcessSpec(
+                ["unshare", "-m", "-u", "bash", str(script)], ready="dockerd", timeout_s=timeout_s, stop_timeout_s=30
+            ),
         )
         self.start_process("dockerd")
+
+    def _kill_stale_containerd(self) -> None:
+        """A dockerd that was killed leaves its own containerd (and shims) running; a new dockerd
+        could not start its containerd beside them."""
+        stale = processes_running_from(self.path("docker-exec"))
+        for pid in stale:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while stale and processes_running_from(self.path("docker-exec")) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def import_image(self, tarball: Path, image: str) -> None:
         with open(tarball, "rb") as data:

@@ -35,7 +35,8 @@ class ProcessSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     ready: str = ""  # dockerd | agent | agent-cidr | plugin | etcd | bird | "" (started is enough)
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # to serve, once started
+    stop_timeout_s: float = 10.0  # after SIGTERM, before SIGKILL
 
 
 def exit_detail(status: str) -> str:
@@ -130,8 +131,11 @@ class Supervisor:
             raise NodeError(f"{self.owner}: {name} is not running")
         os.kill(pid, signal_number)
 
-    def stop(self, name: str, *, timeout_s: float = 10.0) -> None:
-        """SIGTERM (after SIGCONT: a paused process cannot act on it), SIGKILL after timeout_s."""
+    def stop(self, name: str, *, timeout_s: float | None = None) -> None:
+        """SIGTERM (after SIGCONT: a paused process cannot act on it), SIGKILL after timeout_s
+        (default: the process's own stop timeout)."""
+        if timeout_s is None:
+            timeout_s = self.spec(name).stop_timeout_s if name in self.specs else 10.0
         pid = self.pids.get(name)
         if pid is None or not self.alive(name):
             return
@@ -157,10 +161,18 @@ class Supervisor:
     def to_state(self) -> dict[str, Any]:
         return {
             "pids": self.pids,
-            "specs": {n: {"argv": s.argv, "env": s.env, "ready": s.ready} for n, s in self.specs.items()},
+            "specs": {
+                n: {"argv": s.argv, "env": s.env, "ready": s.ready, "stop_timeout_s": s.stop_timeout_s}
+                for n, s in self.specs.items()
+            },
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
         self.pids = {str(k): int(v) for k, v in (state.get("pids") or {}).items()}
         for name, spec in (state.get("specs") or {}).items():
-            self.specs[name] = ProcessSpec(list(spec["argv"]), dict(spec.get("env", {})), str(spec.get("ready", "")))
+            self.specs[name] = ProcessSpec(
+                list(spec["argv"]),
+                dict(spec.get("env", {})),
+                str(spec.get("ready", "")),
+                stop_timeout_s=float(spec.get("stop_timeout_s", 10.0)),
+            )

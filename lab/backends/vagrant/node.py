@@ -113,11 +113,11 @@ class VagrantNode(LabNode):
         elif name == "podnet-docker":
             wait_for(self.plugin_ready, 60, f"podnet-docker on {self.name}", interval_s=0.5)
 
-    def stop_process(self, name: str, *, timeout_s: float = 10.0) -> None:
+    def stop_process(self, name: str, *, timeout_s: float | None = None) -> None:
         if self._is_speaker(name):
             self.signal_process(name, signal.SIGTERM)
             return
-        self.cmd("systemctl", "stop", self.unit(name), timeout=60 + timeout_s)
+        self.cmd("systemctl", "stop", self.unit(name), timeout=60 + (timeout_s or 30))
 
     def _is_speaker(self, name: str) -> bool:
         return name == "bird" and self.cmd("test", "-f", SPEAKER_PID, check=False).returncode == 0
