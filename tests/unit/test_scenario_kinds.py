@@ -502,3 +502,15 @@ def test_check_endpoints_passes_and_fails(lab: FakeLab, tmp_path: Path, agent: R
     assert "containers without an endpoint: app2" in missing.actual
     agent.client.endpoint_patch("ep1", {"labels": []})
     assert "identity" in check("endpoints", lab, tmp_path, {"node": "node1", "ready": True}).actual
+
+
+def test_check_agent_passes_and_fails(lab: FakeLab, tmp_path: Path, agent: RunningAgent) -> None:
+    spec = {"node": "node1", "path": "/v1/node", "field": "pod-cidrs.0"}
+    assert check("agent", lab, tmp_path, {**spec, "equals": "10.20.30.0/26"}).passed
+    wrong = check("agent", lab, tmp_path, {**spec, "equals": "10.99.0.0/26"})
+    assert not wrong.passed and wrong.actual == "10.20.30.0/26"
+    assert check(
+        "agent", lab, tmp_path, {"node": "node1", "path": "/v1/healthz", "field": "state", "contains": "o"}
+    ).passed
+    missing = check("agent", lab, tmp_path, {"node": "node1", "path": "/v1/node", "field": "nope", "equals": "x"})
+    assert not missing.passed and missing.actual == "(no field nope)"

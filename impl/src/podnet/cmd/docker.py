@@ -78,6 +78,8 @@ async def run(args: argparse.Namespace) -> None:
             await loop.run_in_executor(None, watcher.collect_garbage)
         except PodnetError as err:
             log.warning("garbage collection: %s", err)
+        except Exception:  # a bad pass must never take the plugin down: dockerd still needs it
+            log.exception("garbage collection failed; trying again in %.0f s", args.gc_interval)
     await runner.cleanup()
     path.unlink(missing_ok=True)
 

@@ -17,12 +17,16 @@ import time
 from typing import Any
 
 import docker
+import requests
 from docker.errors import DockerException, NotFound
 
 from podnet.api.client import AgentClient, AgentError, path
 from podnet.errors import PodnetError, Reason
 
 log = logging.getLogger("podnet.docker.reconcile")
+# What talking to dockerd can raise: the SDK's own errors, and requests' when dockerd is not there at
+# all (its socket gone while it restarts) — which the SDK does not wrap.
+DOCKERD_DOWN = (DockerException, requests.RequestException)
 
 
 class DockerWatcher:
@@ -82,7 +86,7 @@ class DockerWatcher:
                     return True
             except NotFound:
                 return False
-            except (DockerException, PodnetError) as err:
+            except (*DOCKERD_DOWN, PodnetError) as err:
                 log.warning("resolving the container of endpoint %s: %s", endpoint_id[:12], err)
                 return False
         return False
@@ -95,7 +99,7 @@ class DockerWatcher:
             for network_id in networks:
                 detail: dict[str, Any] = self.client.api.inspect_network(network_id)
                 live_endpoints |= {c.get("EndpointID") for c in (detail.get("Containers") or {}).values()}
-        except DockerException as err:
+        except DOCKERD_DOWN as err:
             log.warning("garbage collection skipped: dockerd at %s: %s", self.docker_host, err)
             return removed
         now = time.time()
