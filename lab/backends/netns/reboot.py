@@ -72,6 +72,7 @@ def power_off(node: NetnsNode, gateway: str, *, timeout_s: float = 15.0) -> None
     for sock in node.plugin_dir.glob("*.sock"):
         sock.unlink(missing_ok=True)
     node.docker_sock.unlink(missing_ok=True)
+    node.path("docker.pid").unlink(missing_ok=True)  # /run on a real machine: gone with the boot
     node.path("boot-gateway").write_text(gateway)
 
 

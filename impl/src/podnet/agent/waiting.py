@@ -4,6 +4,8 @@ In `ipam_mode = "operator"` the agent registers its node (name, underlay IP)
 and serves only `GET /v1/healthz` (state `failure`, IPAM saying what the
 operator reported, e.g. the cluster pool is exhausted) until a pod CIDR shows
 up in its node status. Every other API call answers 503 with the same reason.
+A store it cannot reach (etcd down) is one more reason to wait, not to exit:
+healthz says so (store `failure`, reason `store-unavailable`) and it retries.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from podnet.agent.config import AgentConfig
 from podnet.agent.server import error_response
 from podnet.api.models import ComponentHealth, Healthz
 from podnet.errors import Reason, http_status
-from podnet.kvstore import KVStore
+from podnet.kvstore import KVStore, KVStoreError
 from podnet.operator.registry import node_status, register_node
 from podnet.private import bind_socket
 
@@ -47,9 +49,8 @@ async def wait_for_pod_cidr(
     config: AgentConfig, store: KVStore, stop: asyncio.Event, interval_s: float = 0.5
 ) -> str | None:
     assert config.node_ip is not None
-    register_node(store, config.node_name, config.node_ip)
     started = time.time()
-    state = {"reason": "waiting for podnet-operator to assign a pod CIDR"}
+    state = {"reason": "waiting for podnet-operator to assign a pod CIDR", "store": ""}
     code = {"reason": Reason.agent_not_ready}
 
     async def healthz(request: web.Request) -> web.Response:
@@ -57,7 +58,11 @@ async def wait_for_pod_cidr(
             state="failure",
             node=config.node_name,
             pod_cidr=None,
-            store=ComponentHealth(state="ok", message=store.url),
+            store=(
+                ComponentHealth(state="failure", message=state["store"], reason=Reason.store_unavailable)
+                if state["store"]
+                else ComponentHealth(state="ok", message=store.url)
+            ),
             datapath=ComponentHealth(state="degraded", message="not set up until the node has a pod CIDR"),
             ipam=ComponentHealth(state="failure", message=state["reason"], reason=code["reason"]),
             endpoints=0,
@@ -77,9 +82,18 @@ async def wait_for_pod_cidr(
     await runner.setup()
     await web.SockSite(runner, sock).start()
     last = ""
+    registered = False
     try:
         while not stop.is_set():
-            cidr, reason, code["reason"] = waiting_reason(store, config.node_name)
+            try:
+                if not registered:
+                    register_node(store, config.node_name, config.node_ip)
+                    registered = True
+                cidr, reason, code["reason"] = waiting_reason(store, config.node_name)
+                state["store"] = ""
+            except KVStoreError as err:
+                cidr, reason, code["reason"] = None, f"cannot reach the cluster store ({err}); retrying", err.reason
+                state["store"] = str(err)
             if cidr:
                 log.info("the operator assigned pod CIDR %s to %s", cidr, config.node_name)
                 return cidr
