@@ -374,6 +374,8 @@ class NetnsNode(LabNode):
         for pid in processes_running_from(self.dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for pod in Path("/run/netns").glob(f"{self.netns}-*"):  # pods made by cni steps (pn-<run>-<node>-<pod>)
+            subprocess.run(["ip", "netns", "del", pod.name], check=False, capture_output=True)
         if Path(self.netns_path).exists():
             subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
         stuck = remove_node_cgroups(self.cgroup_parent)
