@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
+from lab.model.files import Strict
 from lab.scenario.context import Context
 from lab.scenario.results import CheckResult
 
@@ -94,6 +95,31 @@ class FaultKind(Generic[S]):
 
 
 K = TypeVar("K", StepKind[Any], CheckKind[Any], FaultKind[Any])
+
+
+class OneKind(Strict):
+    """A mapping whose one key names a kind of `KINDS` (a check, a fault); the model built from the
+    registry (`create_model(…, __base__=…)`) has one optional field per kind."""
+
+    KINDS: ClassVar[Mapping[str, Any]] = {}
+    WHAT: ClassVar[str] = "kind"
+
+    @model_validator(mode="after")
+    def _one(self) -> OneKind:
+        given = [k for k in self.KINDS if getattr(self, k, None) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a {self.WHAT} is exactly one of {', '.join(self.KINDS)} (got {given or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in self.KINDS if getattr(self, k, None) is not None)
+
+    @property
+    def spec(self) -> BaseModel:
+        value = getattr(self, self.kind)
+        assert isinstance(value, BaseModel)
+        return value
 
 
 def discover(package: ModuleType, kind_type: type[K]) -> dict[str, K]:

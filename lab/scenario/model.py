@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, Field, create_model, model_valid
 from lab.backends.base import CAPABILITIES
 from lab.model.files import Strict, load_yaml_model
 from lab.scenario.checks import CHECKS
+from lab.scenario.kinds import OneKind
 from lab.scenario.steps import STEPS
 
 
@@ -44,25 +45,11 @@ class Pcap(Strict):
     interface: str
 
 
-class CheckBase(Strict):
+class CheckBase(OneKind):
     """One key: the check's kind."""
 
-    @model_validator(mode="after")
-    def _one(self) -> CheckBase:
-        given = [k for k in CHECKS if getattr(self, k, None) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a check is exactly one of {', '.join(CHECKS)} (got {given or 'none'})")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in CHECKS if getattr(self, k, None) is not None)
-
-    @property
-    def spec(self) -> BaseModel:
-        value = getattr(self, self.kind)
-        assert isinstance(value, BaseModel)
-        return value
+    KINDS = CHECKS
+    WHAT = "check"
 
 
 class StepBase(Strict):

@@ -3,35 +3,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import Field, create_model
 
-from lab.model.files import Strict
 from lab.scenario.context import ActiveFault, Context, StepFailed
 from lab.scenario.faults import FAULTS
-from lab.scenario.kinds import Outcome, StepKind
+from lab.scenario.kinds import OneKind, Outcome, StepKind
 
 
-class FaultBase(Strict):
+class FaultBase(OneKind):
+    KINDS = FAULTS
+    WHAT = "fault"
+
     id: str | None = Field(
         default=None, pattern=r"^[a-z0-9][a-z0-9-]*$", description="its name for `restore` (default: the kind)"
     )
-
-    @model_validator(mode="after")
-    def _one(self) -> FaultBase:
-        given = [k for k in FAULTS if getattr(self, k, None) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a fault is exactly one of {', '.join(FAULTS)} (got {given or 'none'})")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in FAULTS if getattr(self, k, None) is not None)
-
-    @property
-    def spec(self) -> BaseModel:
-        value = getattr(self, self.kind)
-        assert isinstance(value, BaseModel)
-        return value
 
     @property
     def name(self) -> str:
