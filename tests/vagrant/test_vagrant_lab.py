@@ -29,7 +29,8 @@ from lab.session import LabSession, Run
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TOPOLOGY = "three-nodes"
 # The docker flow (create, then app2 fetching app1 by name on the eBPF datapath) and BGP.
-SMOKE = ["docker-network-create", "ebpf-host-routing", "bgp-pod-routes"]
+# Faults on VMs: the agent killed (its speaker and eBPF programs survive it), the ToR's session disabled.
+SMOKE = ["docker-network-create", "ebpf-host-routing", "bgp-pod-routes", "fault-agent-kill", "fault-bgp-peer-down"]
 
 
 @pytest.fixture(scope="module")
