@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.backends import registry
-from lab.backends.base import LabError
+from lab.backends.base import LabError, NodeError, wait_for
 from lab.backends.netns.clean import lab_processes
 from lab.backends.netns.host import lab_cgroups
 from lab.backends.netns.lab import NetnsLab
@@ -69,6 +69,20 @@ def test_processes_can_be_killed_and_started_by_a_later_command() -> None:
         third = registry.load_lab()
         third.start_process("node1", "podnet-docker")
         assert third.node("node1").plugin_ready()
+        # node1's bird is podnet-agent's speaker: killed, the agent starts it again and says so
+        speaker = node.processes()["bird"]
+        assert speaker.running and speaker.pid is not None
+        node.signal_process("bird", signal.SIGKILL)
+        wait_for(
+            lambda: (s := node.processes()["bird"]).running and s.pid != speaker.pid, 10, "the agent to restart bird"
+        )
+        wait_for(
+            lambda: "restarted 1x; last: killed by SIGKILL" in node.agent().healthz()["bgp"]["message"],
+            20,
+            "healthz to say the speaker was restarted",
+        )
+        with pytest.raises(NodeError, match="the agent starts it by itself"):
+            node.start_process("bird")
         status = registry.load_lab().status()
         node1 = next(n for n in status.nodes if n.name == "node1")
         assert {p.name: p.running for p in node1.processes}["podnet-docker"] is True
