@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from podnet.ipam import AlreadyAllocatedError, ClusterPool, ClusterPoolExhaustedError, IPAMError, PodCIDRExhaustedError
-from podnet.ipam.durable import CorruptRecordError, DurableClusterPool, DurableNodeAllocator
+from podnet.ipam.durable import DurableNodeAllocator
+from podnet.ipam.nodecidrs import DurableClusterPool
 from podnet.kvstore.sqlite import SQLiteStore
 from tests.seed import SEED_CLUSTER_CIDRS
 from tests.unit.test_allocator import FakeClock
@@ -84,19 +85,29 @@ def test_expiry_is_durable_and_confirm_wins(store: SQLiteStore) -> None:
     assert held[kept.ip].expires_at is None
 
 
-def test_router_ip_collision_in_store(store: SQLiteStore) -> None:
+def test_router_ip_held_by_another_in_the_store_is_quarantined_and_stays_the_routers(store: SQLiteStore) -> None:
     a = DurableNodeAllocator(store, "10.0.0.0/24", router_ip="10.0.0.254")
     a.allocate_ip("10.0.0.1", "someone")
-    with pytest.raises(AlreadyAllocatedError, match=r"router IP 10.0.0.1 is allocated to 'someone' in the kvstore"):
-        DurableNodeAllocator(store, "10.0.0.0/24")
+    b = DurableNodeAllocator(store, "10.0.0.0/24")
+    key = "podnet/ipam/pods/10.0.0.0_24/10.0.0.1"
+    assert [(r.key, r.reason) for r in b.quarantine.records()] == [
+        (key, "it gives the node's router IP 10.0.0.1 to 'someone'; the router keeps it")
+    ]
+    held = b.get("10.0.0.1")
+    assert held is not None and held.owner == "router"
+    entry = store.get(key)
+    assert entry is not None and b'"someone"' in entry.value  # kept as it is
 
 
-def test_corrupt_record_is_named(store: SQLiteStore) -> None:
-    store.put("podnet/ipam/pods/10.0.0.0_24/10.0.0.5", b"{not json")
-    with pytest.raises(
-        CorruptRecordError, match=r"kvstore record podnet/ipam/pods/10.0.0.0_24/10.0.0.5 is not valid JSON"
-    ):
-        DurableNodeAllocator(store, "10.0.0.0/24")
+def test_corrupt_record_is_quarantined_with_its_key_and_its_ip_stays_taken(store: SQLiteStore) -> None:
+    store.put("podnet/ipam/pods/10.0.0.0_29/10.0.0.5", b"{not json")
+    a = DurableNodeAllocator(store, "10.0.0.0/29")
+    [record] = a.quarantine.records()
+    assert record.key == "podnet/ipam/pods/10.0.0.0_29/10.0.0.5" and record.reason.startswith("not valid JSON")
+    got = {str(a.allocate(f"pod{i}").ip) for i in range(4)}
+    assert got == {"10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.6"}
+    with pytest.raises(PodCIDRExhaustedError):
+        a.allocate("pod5")
 
 
 def test_cluster_pool_seed_example_is_durable(store: SQLiteStore) -> None:

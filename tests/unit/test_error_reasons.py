@@ -19,7 +19,7 @@ from podnet.agent.waiting import wait_for_pod_cidr
 from podnet.api.client import AgentClient, AgentError, AgentUnreachableError
 from podnet.datapath.names import host_ifname
 from podnet.errors import REASONS, PodnetError, Reason, http_status
-from podnet.kvstore import KVStoreError, open_store
+from podnet.kvstore import KVStoreError, keys, open_store
 from podnet.operator.registry import Condition, NodeStatus, write_status
 from tests.agent_harness import RunningAgent, running_agent
 
@@ -53,6 +53,25 @@ def already_allocated(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
 def not_in_range(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
     with running_agent(tmp, pod_cidr="10.99.0.0/29") as env:
         return _error(lambda: env.client.endpoint_create("ep1", {"addressing": {"ipv4": "192.168.1.1"}}))
+
+
+def reserved_address(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
+    with running_agent(tmp, pod_cidr="10.99.0.0/29") as env:
+        return _error(lambda: env.client.endpoint_create("ep1", {"addressing": {"ipv4": "10.99.0.1"}}))
+
+
+def quarantined(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
+    with running_agent(tmp, pod_cidr="10.99.0.0/29") as env:
+        env.agent.store.put(keys.pod_ip(env.agent.ipam.pod_cidr, "10.99.0.3"), "{written by nobody we know")
+        env.agent.ipam.refresh()  # as a restart or a lost race would read it
+        return _error(lambda: env.client.ipam_release("10.99.0.3"))
+
+
+def invalid_netns(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
+    with running_agent(tmp, pod_cidr="10.99.0.0/29") as env:
+        ip = _allocate(env)
+        body = {"addressing": {"ipv4": ip}, "netns": "var/run/netns/pod1", "interface-name": "eth0"}
+        return _error(lambda: env.client.endpoint_create("ep1", body))
 
 
 def endpoint_exists(tmp: Path, _: pytest.MonkeyPatch) -> PodnetError:
@@ -197,6 +216,8 @@ PRODUCERS: dict[Reason, Callable[[Path, pytest.MonkeyPatch], PodnetError]] = {
     Reason.cluster_pool_exhausted: cluster_pool_exhausted,
     Reason.already_allocated: already_allocated,
     Reason.not_in_range: not_in_range,
+    Reason.reserved_address: reserved_address,
+    Reason.quarantined: quarantined,
     Reason.endpoint_exists: endpoint_exists,
     Reason.not_found: not_found,
     Reason.veth_exists: veth_exists,

@@ -19,6 +19,8 @@ class Reason(StrEnum):
     cluster_pool_exhausted = "cluster-pool-exhausted"
     already_allocated = "already-allocated"
     not_in_range = "not-in-range"
+    reserved_address = "reserved-address"
+    quarantined = "quarantined"
     endpoint_exists = "endpoint-exists"
     not_found = "not-found"
     veth_exists = "veth-exists"
@@ -39,6 +41,14 @@ REASONS: dict[Reason, tuple[int, str]] = {
     Reason.cluster_pool_exhausted: (503, "every cluster CIDR is full: the node cannot get a pod CIDR"),
     Reason.already_allocated: (409, "the address asked for is held by someone else"),
     Reason.not_in_range: (400, "the address or CIDR is outside the range it was asked of"),
+    Reason.reserved_address: (
+        400,
+        "the address is the node's router IP, or its pod CIDR's network or broadcast address: never a pod's",
+    ),
+    Reason.quarantined: (
+        409,
+        "a stored record the agent cannot read holds this (listed in healthz): repair or delete that key first",
+    ),
     Reason.endpoint_exists: (409, "an endpoint with this id, or one using this IP, exists"),
     Reason.not_found: (404, "no such endpoint, policy rule, docker network or API path"),
     Reason.veth_exists: (500, "the endpoint's interface (host veth or peer name) already exists in the kernel"),

@@ -22,7 +22,7 @@ from podnet.api.models import (
 from podnet.datapath.names import host_ifname
 from podnet.datapath.protocol import Datapath
 from podnet.identity import security_labels
-from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator, NotInRangeError, parse_address
+from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator
 
 log = logging.getLogger("podnet.agent")
 
@@ -63,14 +63,16 @@ class EndpointManager:
     def create(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
         if self.endpoints.find(endpoint_id) is not None:
             raise EndpointExistsError(f"endpoint {endpoint_id} already exists")
+        self.endpoints.refuse_quarantined(endpoint_id)
         if request.addressing is None:
             raise BadRequestError("creating an endpoint needs addressing.ipv4 (allocate it with POST /v1/ipam first)")
         if request.netns and not request.interface_name:
             raise BadRequestError("netns given without interface-name: name the container-side interface (eth0)")
         ip = request.addressing.ipv4
-        address = parse_address(ip)
-        if address not in self.allocator.pod_cidr:
-            raise NotInRangeError(f"{ip} is not in this node's pod CIDR {self.allocator.pod_cidr}")
+        # Never the router IP, the network or broadcast address, or one outside the pod CIDR;
+        # never the IP of a stored record that cannot be read.
+        address = self.allocator.mem.check_pod_ip(ip)
+        self.allocator.refuse_reserved(address)
         held = self.allocator.get(address)
         if held is not None and held.owner.startswith(ENDPOINT_OWNER):
             other = held.owner.removeprefix(ENDPOINT_OWNER)

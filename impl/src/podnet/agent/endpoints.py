@@ -1,15 +1,26 @@
-"""Endpoint records: one kvstore key per endpoint of this node."""
+"""Endpoint records: one kvstore key per endpoint of this node.
+
+A record is read ignoring fields it does not know (kept when written back). One
+that cannot be read, or holds an address no pod may have, is quarantined: kept
+as it is in the store, its veth (named after the id in its key) and its IP
+never taken for leaks, its id refused for new endpoints until it is repaired
+or deleted; `recheck` picks up either.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from podnet.agent.config import describe_validation_error
 from podnet.agent.errors import NotFoundError
 from podnet.api.models import Endpoint, EndpointLogEntry, EndpointState
+from podnet.datapath.names import host_ifname
 from podnet.errors import PodnetError, Reason
-from podnet.kvstore import KVStore, keys
+from podnet.kvstore import Entry, KVStore, keys
+from podnet.kvstore.quarantine import Quarantine, UnreadableRecordError
 
 MAX_LOG = 20
 
@@ -24,27 +35,91 @@ class EndpointExistsError(PodnetError):
     reason = Reason.endpoint_exists
 
 
+class EndpointQuarantinedError(PodnetError):
+    """The endpoint's stored record cannot be read: it is kept, and not acted on."""
+
+    reason = Reason.quarantined
+
+
 class EndpointStore:
-    def __init__(self, store: KVStore, node: str):
+    def __init__(
+        self,
+        store: KVStore,
+        node: str,
+        quarantine: Quarantine | None = None,
+        check_address: Callable[[str], object] | None = None,
+    ):
         self.store = store
         self.node = node
         self.prefix = keys.endpoints(node)
+        self.quarantine = quarantine if quarantine is not None else Quarantine()
+        self.check_address = check_address  # raises ValueError for an address no pod may have
         self._cache: dict[str, Endpoint] = {}
         self._by_ifindex: dict[int, Endpoint] = {}  # host veth ifindex -> endpoint (monitor events name it)
-        self.corrupt: list[str] = []
+
+    def _read(self, entry: Entry) -> Endpoint:
+        try:
+            endpoint = Endpoint.model_validate_json(entry.value)
+        except ValidationError as err:
+            raise UnreadableRecordError(describe_validation_error(err, "not an endpoint")) from None
+        if endpoint.id != keys.last_component(entry.key):
+            raise UnreadableRecordError(f"it is endpoint {endpoint.id!r}, under the key of another")
+        if not endpoint.networking.addressing or not endpoint.networking.addressing[0].ipv4:
+            raise UnreadableRecordError("it has no IPv4 address")
+        if self.check_address is not None:
+            try:
+                self.check_address(endpoint.networking.addressing[0].ipv4)
+            except ValueError as err:
+                raise UnreadableRecordError(f"its address cannot be a pod's: {err}") from None
+        return endpoint
 
     def load(self) -> list[Endpoint]:
         self._cache.clear()
         self._by_ifindex.clear()
-        self.corrupt = []
+        found: dict[str, str] = {}
         for entry in self.store.list_prefix(self.prefix):
             try:
-                endpoint = Endpoint.model_validate_json(entry.value)
-            except ValidationError:
-                self.corrupt.append(entry.key)
-                continue
-            self._remember(endpoint)
+                self._remember(self._read(entry))
+            except UnreadableRecordError as err:
+                found[entry.key] = str(err)
+        self.quarantine.reset(self.prefix, found)
         return self.list()
+
+    def recheck(self) -> list[Endpoint]:
+        """Re-read quarantined records: a deleted one leaves the quarantine, a repaired one is loaded."""
+        loaded = []
+        for key in self.quarantine.keys(self.prefix):
+            entry = self.store.get(key)
+            if entry is None:
+                self.quarantine.discard(key)
+                continue
+            try:
+                endpoint = self._read(entry)
+            except UnreadableRecordError as err:
+                self.quarantine.add(key, str(err))
+                continue
+            self.quarantine.discard(key)
+            self._remember(endpoint)
+            loaded.append(endpoint)
+        return loaded
+
+    def quarantined_ids(self) -> list[str]:
+        return [keys.last_component(k) for k in self.quarantine.keys(self.prefix)]
+
+    def refuse_quarantined(self, endpoint_id: str) -> None:
+        key = keys.endpoint(self.node, endpoint_id)
+        reason = self.quarantine.reason(key)
+        if reason is not None and endpoint_id not in self._cache:
+            raise EndpointQuarantinedError(
+                f"endpoint {endpoint_id}'s stored record {key} cannot be read ({reason}); it is kept as it is, "
+                "with its veth and IP: repair or delete that key first"
+            )
+
+    def interface_names(self) -> set[str]:
+        """Host veths that belong to an endpoint: the readable ones' and the quarantined ones'."""
+        return {e.networking.interface_name for e in self._cache.values()} | {
+            host_ifname(i) for i in self.quarantined_ids()
+        }
 
     def list(self) -> list[Endpoint]:
         return sorted(self._cache.values(), key=lambda e: (e.created_at, e.id))
@@ -53,6 +128,7 @@ class EndpointStore:
         try:
             return self._cache[endpoint_id]
         except KeyError:
+            self.refuse_quarantined(endpoint_id)
             raise EndpointNotFoundError(f"endpoint {endpoint_id} not found") from None
 
     def find(self, endpoint_id: str) -> Endpoint | None:

@@ -7,12 +7,13 @@ import time
 from podnet.agent.config import AgentConfig
 from podnet.agent.datapath import DatapathStatus
 from podnet.agent.endpoints import EndpointStore
-from podnet.api.models import BGPPeer, BGPStatus, ComponentHealth, Healthz, NodeInfo
+from podnet.api.models import BGPPeer, BGPStatus, ComponentHealth, Healthz, NodeInfo, QuarantinedRecord
 from podnet.bgp.bird import BGPError, BirdSpeaker
 from podnet.datapath.protocol import Datapath
 from podnet.errors import Reason
 from podnet.ipam import ClusterPool, DurableNodeAllocator
 from podnet.kvstore import KVStore, KVStoreError
+from podnet.kvstore.quarantine import Quarantine
 
 
 class Health:
@@ -26,6 +27,7 @@ class Health:
         allocator: DurableNodeAllocator,
         endpoints: EndpointStore,
         speaker: BirdSpeaker | None,
+        quarantine: Quarantine,
     ):
         self.config = config
         self.store = store
@@ -35,6 +37,7 @@ class Health:
         self.allocator = allocator
         self.endpoints = endpoints
         self.speaker = speaker
+        self.quarantine = quarantine
         self.started = time.time()
 
     @property
@@ -92,7 +95,8 @@ class Health:
             bgp = ComponentHealth(
                 state="ok" if established else "degraded", message=f"{message} ({note})" if note else message
             )
-        worst = "ok"
+        quarantined = [QuarantinedRecord(key=r.key, reason=r.reason) for r in self.quarantine.records()]
+        worst = "degraded" if quarantined else "ok"
         for component in (store, datapath, ipam, *([bgp] if bgp else [])):
             if component.state == "failure":
                 worst = "failure"
@@ -108,6 +112,7 @@ class Health:
             bgp=bgp,
             endpoints=len(self.endpoints.list()),
             uptime_s=round(time.time() - self.started, 3),
+            quarantined=quarantined,
         )
 
     def bgp_status(self) -> BGPStatus:

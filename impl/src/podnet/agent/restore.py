@@ -1,4 +1,8 @@
-"""After a restart, and periodically: make the kernel, the IPAM records and the endpoint records agree."""
+"""After a restart, and periodically: make the kernel, the IPAM records and the endpoint records agree.
+
+Never destroys what it cannot read: a quarantined endpoint record keeps its
+veth and its IP, a quarantined allocation its IP (see podnet.kvstore.quarantine).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from podnet.agent.endpoints import EndpointStore, transition
 from podnet.agent.ipam import ENDPOINT_OWNER
 from podnet.api.models import EndpointState
 from podnet.datapath.protocol import Datapath
-from podnet.ipam import DurableNodeAllocator
+from podnet.ipam import DurableNodeAllocator, IPAMError
 
 log = logging.getLogger("podnet.agent")
 
@@ -21,12 +25,14 @@ class RestoreReport:
     leaked_veths_removed: list[str] = field(default_factory=list)
     leaked_ips_released: list[str] = field(default_factory=list)
     routes_restored: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)  # keys of stored records that cannot be read
 
     def summary(self) -> str:
         return (
             f"restored {self.endpoints} endpoint(s); {len(self.not_ready)} not ready; "
             f"removed {len(self.leaked_veths_removed)} leaked veth(s); released {len(self.leaked_ips_released)} leaked IP(s); "
             f"re-plumbed {len(self.routes_restored)} endpoint(s)"
+            + (f"; {len(self.quarantined)} unreadable record(s) quarantined (see healthz)" if self.quarantined else "")
         )
 
 
@@ -36,7 +42,7 @@ def restore(datapath: Datapath, allocator: DurableNodeAllocator, endpoints: Endp
     allocator.refresh()
     records = endpoints.load()
     report.endpoints = len(records)
-    owned = {e.networking.interface_name for e in records}
+    owned = endpoints.interface_names()
     for endpoint in records:
         ip = endpoint.networking.addressing[0].ipv4
         ifname = endpoint.networking.interface_name
@@ -51,22 +57,26 @@ def restore(datapath: Datapath, allocator: DurableNodeAllocator, endpoints: Endp
         if ip:
             held = allocator.get(ip)
             if held is None or held.owner != ENDPOINT_OWNER + endpoint.id:
-                allocator.claim(ip, ENDPOINT_OWNER + endpoint.id)
+                try:
+                    allocator.claim(ip, ENDPOINT_OWNER + endpoint.id)
+                except IPAMError as err:  # e.g. its allocation record is quarantined: the IP stays reserved
+                    log.warning("endpoint %s keeps %s without owning its allocation: %s", endpoint.id, ip, err)
     for ifname in datapath.host_veths():
         if ifname not in owned:
             datapath.delete_link(ifname)
             report.leaked_veths_removed.append(ifname)
-    live = {ENDPOINT_OWNER + e.id for e in records}
+    live = {ENDPOINT_OWNER + e.id for e in records} | {ENDPOINT_OWNER + i for i in endpoints.quarantined_ids()}
     for allocation in allocator.allocations():
         if allocation.owner.startswith(ENDPOINT_OWNER) and allocation.owner not in live:
             allocator.release(allocation.ip)
             report.leaked_ips_released.append(str(allocation.ip))
+    report.quarantined = endpoints.quarantine.keys()
     return report
 
 
 def remove_leaked_veths(datapath: Datapath, endpoints: EndpointStore) -> None:
     """Periodic: host veths no endpoint owns (unless deletions are still under way)."""
-    owned = {e.networking.interface_name for e in endpoints.list()}
+    owned = endpoints.interface_names()
     for ifname in datapath.host_veths():
         if ifname not in owned and datapath.pending_deletions() == 0:
             log.warning("removing leaked veth %s (no endpoint owns it)", ifname)

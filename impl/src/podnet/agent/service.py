@@ -54,6 +54,7 @@ from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator, p
 from podnet.ipam.allocator import Allocation
 from podnet.ipam.cidr import Network
 from podnet.kvstore import KVStore
+from podnet.kvstore.quarantine import Quarantine
 from podnet.policy.compile import CompiledPolicy
 from podnet.policy.model import PolicyRule
 
@@ -66,15 +67,17 @@ class Agent:
         self.store = store
         self.datapath = datapath
         self.status = DatapathStatus()
+        # Stored records nothing can read: kept, listed in healthz, never acted on.
+        self.quarantine = Quarantine()
         self.pool = ClusterPool(config.cluster_cidrs, config.mask_size)
-        self.node_pool = DurableClusterPool(store, self.pool)
+        self.node_pool = DurableClusterPool(store, self.pool, quarantine=self.quarantine)
         pod_cidr: Network = (
             parse_cidr(config.pod_cidr, what="pod CIDR").network
             if config.pod_cidr
             else self.node_pool.allocate(config.node_name)
         )
-        self.ipam = DurableNodeAllocator(store, pod_cidr, router_ip=config.router_ip)
-        self.endpoints = EndpointStore(store, config.node_name)
+        self.ipam = DurableNodeAllocator(store, pod_cidr, router_ip=config.router_ip, quarantine=self.quarantine)
+        self.endpoints = EndpointStore(store, config.node_name, self.quarantine, self.ipam.mem.check_pod_ip)
         self.identities = IdentityNames(config, store)
         host_ips = [self.router_ip, *([config.node_ip] if config.node_ip else [])]
         self.policy = PolicyEngine(store, datapath, self.status, self.endpoints, self.identities, host_ips)
@@ -91,7 +94,9 @@ class Agent:
         if config.bgp_peer and config.node_ip:
             bgp = BGPConfig(config.node_ip, config.bgp_asn, config.bgp_peer, config.bgp_peer_asn)
             self.speaker = BirdSpeaker(bgp, str(self.ipam.pod_cidr), Path(config.socket).parent / "bgp")
-        self.health = Health(config, store, datapath, self.status, self.pool, self.ipam, self.endpoints, self.speaker)
+        self.health = Health(
+            config, store, datapath, self.status, self.pool, self.ipam, self.endpoints, self.speaker, self.quarantine
+        )
 
     @property
     def router_ip(self) -> str:
@@ -149,6 +154,9 @@ class Agent:
         gone = self.ipam.expire()
         for allocation in gone:
             log.info("released expired IP %s (owner %s)", allocation.ip, allocation.owner)
+        self.ipam.recheck_quarantined()
+        for endpoint in self.endpoints.recheck():
+            log.info("endpoint %s: its stored record reads well again", endpoint.id)
         remove_leaked_veths(self.datapath, self.endpoints)
         self.identities.gc(self.endpoints.list())
         self.regenerate(full=True)

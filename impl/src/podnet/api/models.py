@@ -27,6 +27,13 @@ class Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class Record(Model):
+    """A body the agent also keeps in the store: fields it does not know (a newer
+    version wrote them) are kept as they are, never a reason to refuse the record."""
+
+    model_config = ConfigDict(alias_generator=_alias, populate_by_name=True, extra="allow")
+
+
 def _ipv4(value: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value))
@@ -68,7 +75,7 @@ class Error(Model):
 # -- IPAM --------------------------------------------------------------------
 
 
-class AddressPair(Model):
+class AddressPair(Record):
     ipv4: str | None = None
 
 
@@ -150,7 +157,7 @@ class EndpointChangeRequest(Model):
     labels: list[Label] | None = None
 
 
-class EndpointNetworking(Model):
+class EndpointNetworking(Record):
     addressing: list[AddressPair]
     interface_name: str
     interface_index: int
@@ -160,7 +167,7 @@ class EndpointNetworking(Model):
     router_ip: str
 
 
-class EndpointCounters(Model):
+class EndpointCounters(Record):
     """Host-side veth counters: rx is what the container sent, tx what it received."""
 
     rx_packets: int
@@ -171,13 +178,13 @@ class EndpointCounters(Model):
     tx_dropped: int
 
 
-class EndpointLogEntry(Model):
+class EndpointLogEntry(Record):
     timestamp: float
     state: EndpointState
     message: str
 
 
-class Endpoint(Model):
+class Endpoint(Record):
     id: str
     state: EndpointState
     container_id: str | None = None
@@ -230,6 +237,11 @@ class ComponentHealth(Model):
     reason: Reason | None = Field(default=None, description="why it is not ok, when it is not (see Error.reason)")
 
 
+class QuarantinedRecord(Model):
+    key: str = Field(description="the store key, left as it is")
+    reason: str = Field(description="why it cannot be read")
+
+
 class Healthz(Model):
     state: str
     node: str
@@ -240,6 +252,11 @@ class Healthz(Model):
     bgp: ComponentHealth | None = None
     endpoints: int
     uptime_s: float
+    quarantined: list[QuarantinedRecord] = Field(
+        default_factory=list,
+        description="stored records this agent cannot read: kept as they are and never acted on (their IPs, "
+        "CIDRs and veths stay taken); repair or delete each key",
+    )
 
 
 class AgentConfigView(Model):

@@ -71,6 +71,8 @@ def _status(args: argparse.Namespace) -> int:
                 else [("node", "", "no pod CIDR yet")]
             ),
             ("endpoints", "", str(health["endpoints"])),
+            # stored records the agent cannot read: kept as they are, never acted on
+            *(("quarantined", q["key"], q["reason"]) for q in health.get("quarantined", [])),
         ],
     )
     return 0 if health["state"] != "failure" else 1

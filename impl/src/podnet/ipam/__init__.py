@@ -10,7 +10,7 @@ from podnet.ipam.allocator import Allocation, NodeAllocator, pod_ip_capacity
 from podnet.ipam.cidr import ParsedCIDR, parse_address, parse_cidr
 from podnet.ipam.cidrset import CIDRSet
 from podnet.ipam.clusterpool import ClusterPool
-from podnet.ipam.durable import DurableClusterPool, DurableNodeAllocator
+from podnet.ipam.durable import DurableNodeAllocator
 from podnet.ipam.errors import (
     AlreadyAllocatedError,
     CIDRSetExhaustedError,
@@ -22,6 +22,7 @@ from podnet.ipam.errors import (
     PodCIDRExhaustedError,
     SubnetTooBigError,
 )
+from podnet.ipam.nodecidrs import DurableClusterPool
 
 __all__ = [
     "Allocation",

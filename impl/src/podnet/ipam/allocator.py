@@ -27,11 +27,15 @@ from podnet.ipam.errors import (
     IPAMError,
     NotInRangeError,
     PodCIDRExhaustedError,
+    QuarantinedError,
+    ReservedAddressError,
 )
 
 #: Pod CIDRs larger than this (IPv6 /64s) use only their first MAX_ADDRESSES addresses.
 MAX_ADDRESSES = 1 << 20
 ROUTER_OWNER = "router"
+#: Holds the IP of a stored record that cannot be read (see podnet.kvstore.quarantine).
+QUARANTINED_OWNER = "quarantined"
 
 Clock = Callable[[], float]
 
@@ -139,6 +143,24 @@ class NodeAllocator:
             raise IPAMError(f"invalid expiration {expires_in!r}: must be a positive number of seconds")
         return self._clock() + expires_in
 
+    def check_pod_ip(self, ip: Address | str) -> Address:
+        """`ip` if a pod may have it: inside the pod CIDR, and neither its network or broadcast
+        address nor the router IP (`NotInRangeError` / `ReservedAddressError` saying which)."""
+        address = parse_address(ip) if isinstance(ip, str) else ip
+        cidr = self.pod_cidr
+        if address.version != cidr.version or address not in cidr:
+            raise NotInRangeError(f"{address} is not in this node's pod CIDR {cidr}")
+        if address == cidr.network_address:
+            raise ReservedAddressError(f"{address} is the network address of pod CIDR {cidr}: it is never a pod's")
+        if cidr.version == 4 and address == cidr.broadcast_address:
+            raise ReservedAddressError(f"{address} is the broadcast address of pod CIDR {cidr}: it is never a pod's")
+        if address == self.router_ip:
+            raise ReservedAddressError(
+                f"{address} is the node's router IP (every pod's gateway) in pod CIDR {cidr}: it is never a pod's"
+            )
+        self._index(address)  # beyond the addresses a large (IPv6) pod CIDR uses
+        return address
+
     # -- queries ----------------------------------------------------------
     @property
     def used(self) -> int:
@@ -196,6 +218,11 @@ class NodeAllocator:
         if self._expires:
             self.expire()
         held = self._owners.get(index)
+        if held == QUARANTINED_OWNER:
+            raise QuarantinedError(
+                f"{address} is held by a stored record that cannot be read (quarantined, see healthz); "
+                "repair or delete that record first"
+            )
         if held is not None:
             what = "the node's router IP" if held == ROUTER_OWNER else f"owner {held!r}"
             raise AlreadyAllocatedError(f"{address} is already allocated in pod CIDR {self.pod_cidr} (held by {what})")
@@ -226,9 +253,19 @@ class NodeAllocator:
         return self._record(index)
 
     def reassign(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
-        """Give an allocated IP a new owner and expiry (None: keep for good)."""
+        """Give an allocated IP a new owner and expiry (None: keep for good).
+
+        Never the router IP's (a pod holding the node's own address breaks the
+        node), nor a quarantined record's."""
         validate_owner(owner)
-        index = self._index(self._as_address(ip))
+        address = self._as_address(ip)
+        index = self._index(address)
+        if address == self.router_ip:
+            raise ReservedAddressError(
+                f"{address} is the node's router IP in pod CIDR {self.pod_cidr}: it cannot be given to {owner!r}"
+            )
+        if self._owners.get(index) == QUARANTINED_OWNER:
+            raise QuarantinedError(f"{address} is held by a quarantined stored record; it cannot be given to {owner!r}")
         if index not in self._owners:
             raise IPAMError(f"{ip} is not allocated in pod CIDR {self.pod_cidr}; nothing to reassign")
         self._take(index, owner, self.expiry(expires_in))

@@ -8,40 +8,33 @@ any point leaves each key either fully written or absent.
 
 Layout (see podnet.kvstore.keys):
     podnet/ipam/pods/<pod-cidr>/<ip>     {"ip", "owner", "expires_at"}
-    podnet/ipam/nodecidrs/<node-cidr>    {"node", "cidr"}
+    (node CIDRs: podnet.ipam.nodecidrs)
+
+Unknown fields are ignored. A record that cannot be read is quarantined (see
+podnet.kvstore.quarantine): left as it is, and its IP stays taken (owner
+`quarantined`), so it is never handed out again, never expires and is never
+a leak.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from dataclasses import dataclass
-from typing import Any
 
-from podnet.ipam.allocator import ROUTER_OWNER, Allocation, Clock, NodeAllocator, validate_owner
-from podnet.ipam.cidr import Address, Network, parse_address, parse_cidr
-from podnet.ipam.clusterpool import ClusterPool
-from podnet.ipam.errors import AlreadyAllocatedError, IPAMError, NotInRangeError, PodCIDRExhaustedError
+from podnet.ipam.allocator import QUARANTINED_OWNER, ROUTER_OWNER, Allocation, Clock, NodeAllocator, validate_owner
+from podnet.ipam.cidr import Address, Network, parse_address
+from podnet.ipam.errors import (
+    AlreadyAllocatedError,
+    IPAMError,
+    NotInRangeError,
+    PodCIDRExhaustedError,
+    QuarantinedError,
+    ReservedAddressError,
+)
 from podnet.kvstore import Entry, KVStore, KVStoreError, keys
+from podnet.kvstore.quarantine import Quarantine, UnreadableRecordError, json_object
 
 _RETRIES = 5  # conditional writes lost in a row before giving up (each one means another writer progressed)
-
-
-class CorruptRecordError(IPAMError):
-    """A stored record cannot be read back."""
-
-
-def _decode(entry: Entry) -> dict[str, Any]:
-    try:
-        data = json.loads(entry.value)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-        return data
-    except ValueError as err:
-        raise CorruptRecordError(
-            f"kvstore record {entry.key} is not valid JSON ({err}); remove it or restore a backup"
-        ) from err
 
 
 class DurableNodeAllocator:
@@ -54,11 +47,13 @@ class DurableNodeAllocator:
         *,
         router_ip: Address | str | None = None,
         clock: Clock = time.time,
+        quarantine: Quarantine | None = None,
     ):
         self.store = store
         self._clock = clock
         self.mem = NodeAllocator(pod_cidr, router_ip=router_ip, clock=clock)
         self.prefix = keys.pod_ips(self.mem.pod_cidr)
+        self.quarantine = quarantine if quarantine is not None else Quarantine()
         self._revs: dict[Address, int] = {}
         self._claim_router()
         self.refresh()
@@ -75,43 +70,116 @@ class DurableNodeAllocator:
         return keys.pod_ip(self.mem.pod_cidr, ip)
 
     def _claim_router(self) -> None:
+        """The router IP's record: written if absent; one giving it to anyone else is quarantined
+        (the router keeps it: the node's own address is never a pod's)."""
         router = self.mem.get(self.mem.router_ip)
         assert router is not None
         key = self._key(router.ip)
         if self.store.create(key, json.dumps(router.to_json())):
             return
         entry = self.store.get(key)
-        if entry is not None and _decode(entry).get("owner") != ROUTER_OWNER:
-            raise AlreadyAllocatedError(
-                f"router IP {router.ip} is allocated to {_decode(entry).get('owner')!r} in the kvstore; "
-                f"choose another router IP or release it"
+        if entry is not None:
+            self._read(entry)
+
+    def _allocation(self, entry: Entry) -> Allocation:
+        """The allocation a record holds, or `UnreadableRecordError` saying why it cannot be used."""
+        data = json_object(entry)
+        named = keys.last_component(entry.key)
+        try:
+            allocation = Allocation.from_json(data)
+        except KeyError as err:
+            raise UnreadableRecordError(f"it has no {err.args[0]!r}") from None
+        except (TypeError, ValueError) as err:
+            raise UnreadableRecordError(f"a field has a wrong value ({err})") from None
+        if str(allocation.ip) != named:
+            raise UnreadableRecordError(f"it holds {allocation.ip} under the key of {named}")
+        if not isinstance(data.get("owner"), str) or not allocation.owner.strip():
+            raise UnreadableRecordError(f"its owner {data.get('owner')!r} is not a name")
+        if allocation.ip == self.mem.router_ip and allocation.owner != ROUTER_OWNER:
+            raise UnreadableRecordError(
+                f"it gives the node's router IP {allocation.ip} to {allocation.owner!r}; the router keeps it"
             )
+        try:
+            self.mem.get(allocation.ip)
+        except NotInRangeError as err:
+            raise UnreadableRecordError(str(err)) from None
+        return allocation
+
+    def _read(self, entry: Entry) -> Allocation | None:
+        """Load one record into memory; an unreadable one is quarantined and its IP reserved.
+
+        Returns what memory now holds for the key's IP (None: nothing usable)."""
+        try:
+            allocation = self._allocation(entry)
+        except UnreadableRecordError as err:
+            self.quarantine.add(entry.key, str(err))
+            try:
+                ip = parse_address(keys.last_component(entry.key))
+                if ip == self.mem.router_ip:
+                    return self.mem.get(ip)
+                allocation = Allocation(ip, QUARANTINED_OWNER)
+                self.mem.restore([allocation])
+            except (ValueError, IPAMError):
+                return None  # the key names no usable IP of this pod CIDR: nothing to reserve
+            self._revs[ip] = entry.mod_revision
+            return allocation
+        self.quarantine.discard(entry.key)
+        self.mem.restore([allocation])
+        self._revs[allocation.ip] = entry.mod_revision
+        return allocation
 
     def refresh(self) -> None:
         """Re-read every allocation of this pod CIDR from the store."""
         entries = self.store.list_prefix(self.prefix)
-        held = {}
+        found: dict[str, str] = {}
+        held: set[Address] = set()
         for entry in entries:
-            allocation = Allocation.from_json(_decode(entry))
-            held[allocation.ip] = (allocation, entry.mod_revision)
+            allocation = self._read(entry)
+            if entry.key in self.quarantine:
+                found[entry.key] = self.quarantine.reason(entry.key) or ""
+            if allocation is not None:
+                held.add(allocation.ip)
         for record in self.mem.allocations():
             if record.ip not in held:
                 self.mem.forget(record.ip)
                 self._revs.pop(record.ip, None)
-        self.mem.restore(a for a, _ in held.values())
-        self._revs = {ip: rev for ip, (_, rev) in held.items()}
+        self.quarantine.reset(self.prefix, found)
 
     def _learn(self, ip: Address) -> Allocation | None:
         """Sync one address from the store into memory."""
         entry = self.store.get(self._key(ip))
         if entry is None:
+            self.quarantine.discard(self._key(ip))
             self.mem.forget(ip)
             self._revs.pop(ip, None)
             return None
-        allocation = Allocation.from_json(_decode(entry))
-        self.mem.restore([allocation])
-        self._revs[ip] = entry.mod_revision
-        return allocation
+        return self._read(entry)
+
+    def recheck_quarantined(self) -> None:
+        """Re-read quarantined records: a deleted one frees its IP, a repaired one is loaded."""
+        for key in self.quarantine.keys(self.prefix):
+            try:
+                ip = parse_address(keys.last_component(key))
+                self.mem.get(ip)
+            except (ValueError, IPAMError):
+                if self.store.get(key) is None:
+                    self.quarantine.discard(key)
+                continue
+            self._learn(ip)
+
+    def refuse_reserved(self, address: Address) -> None:
+        """The router IP, and IPs of quarantined records, are never taken over or released."""
+        if address == self.mem.router_ip:
+            raise ReservedAddressError(
+                f"{address} is the node's router IP in pod CIDR {self.pod_cidr}: it is never a pod's"
+            )
+        held = self.mem.get(address)
+        if held is not None and held.owner == QUARANTINED_OWNER:
+            key = self._key(address)
+            raise QuarantinedError(
+                f"{address} is held by stored record {key}, quarantined ({self.quarantine.reason(key)}); "
+                "repair or delete that record first"
+            )
 
     def _write_new(self, allocation: Allocation) -> bool:
         try:
@@ -176,11 +244,14 @@ class DurableNodeAllocator:
         address = parse_address(ip) if isinstance(ip, str) else ip
         if address == self.mem.router_ip:
             self.mem.release(address)  # the router IP's error
+        self.refuse_reserved(address)  # a quarantined record's IP stays reserved
         seen = self.mem.get(address)  # validates the range; the owner the caller saw
         for _ in range(_RETRIES):
             current = self._learn(address)
             if current is None:
                 return None
+            if current.owner == QUARANTINED_OWNER:
+                self.refuse_reserved(address)
             if seen is None:
                 seen = current  # the caller saw nothing: the holder as first read
             if current.owner != seen.owner:
@@ -217,10 +288,13 @@ class DurableNodeAllocator:
         """
         address = parse_address(ip) if isinstance(ip, str) else ip
         validate_owner(owner)
+        self.refuse_reserved(address)  # never the router IP, never a quarantined record's
         seen = self.mem.get(address)
         accepted = {owner} if seen is None else {owner, seen.owner}
         for _ in range(_RETRIES):
             current = self._learn(address)
+            if current is not None and current.owner == QUARANTINED_OWNER:
+                self.refuse_reserved(address)
             if current is None:
                 try:
                     return self.allocate_ip(address, owner, expires_in=expires_in)
@@ -245,93 +319,3 @@ class DurableNodeAllocator:
 
     def allocations(self) -> list[Allocation]:
         return self.mem.allocations()
-
-
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-
-def validate_node_name(name: object) -> str:
-    if not isinstance(name, str) or not _NODE_NAME.match(name):
-        raise IPAMError(
-            f"invalid node name {name!r}: use lower-case letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit (at most 253 characters)"
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class NodeCIDR:
-    node: str
-    cidr: Network
-
-
-class DurableClusterPool:
-    """Node pod CIDRs from a `ClusterPool`, one kvstore key per node CIDR."""
-
-    def __init__(self, store: KVStore, pool: ClusterPool):
-        self.store = store
-        self.pool = pool
-        self._by_cidr: dict[Network, str] = {}
-        #: Stored node CIDRs that no configured cluster CIDR contains (config changed).
-        self.orphans: list[NodeCIDR] = []
-        self.restore()
-
-    def restore(self) -> None:
-        """Re-read every node CIDR from the store before handing out new ones."""
-        self._by_cidr.clear()
-        self.orphans = []
-        for entry in self.store.list_prefix(keys.NODE_CIDRS):
-            data = _decode(entry)
-            cidr = parse_cidr(data.get("cidr"), what=f"stored node CIDR ({entry.key})").network
-            node = str(data.get("node"))
-            try:
-                self.pool.occupy(cidr)
-            except NotInRangeError:
-                self.orphans.append(NodeCIDR(node, cidr))
-                continue
-            self._by_cidr[cidr] = node
-
-    def node_cidrs(self) -> list[NodeCIDR]:
-        return sorted(
-            (NodeCIDR(n, c) for c, n in self._by_cidr.items()), key=lambda nc: (nc.node, int(nc.cidr.network_address))
-        )
-
-    def cidrs_of(self, node: str) -> list[Network]:
-        return [c for c, n in self._by_cidr.items() if n == node]
-
-    def allocate(self, node: str) -> Network:
-        """The node's pod CIDR: its existing one, else the next free one."""
-        validate_node_name(node)
-        existing = self.cidrs_of(node)
-        if existing:
-            return existing[0]
-        refreshed = False
-        while True:
-            if self.pool.is_full():
-                if refreshed:
-                    raise self.pool.exhausted_error()
-                self.restore()
-                refreshed = True
-                if self.cidrs_of(node):
-                    return self.cidrs_of(node)[0]
-                continue
-            cidr = self.pool.allocate()
-            key = keys.node_cidr(cidr)
-            if self.store.create(key, json.dumps({"node": node, "cidr": str(cidr)})):
-                self._by_cidr[cidr] = node
-                return cidr
-            entry = self.store.get(key)
-            if entry is not None:
-                self._by_cidr[cidr] = str(_decode(entry).get("node"))
-            else:
-                self.pool.release(cidr)
-
-    def release_node(self, node: str) -> list[Network]:
-        """Free every CIDR held by `node` (a deleted node); returns them."""
-        released = []
-        for cidr in self.cidrs_of(node):
-            self.store.delete(keys.node_cidr(cidr))
-            self.pool.release(cidr)
-            del self._by_cidr[cidr]
-            released.append(cidr)
-        return released

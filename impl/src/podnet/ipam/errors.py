@@ -51,3 +51,15 @@ class AlreadyAllocatedError(IPAMError):
     """A specific address was asked for but someone holds it."""
 
     reason = Reason.already_allocated
+
+
+class ReservedAddressError(IPAMError, ValueError):
+    """The node's router IP, or a pod CIDR's network or broadcast address, asked for as a pod's."""
+
+    reason = Reason.reserved_address
+
+
+class QuarantinedError(IPAMError):
+    """A stored record that cannot be read holds this address (or CIDR); it is kept as it is."""
+
+    reason = Reason.quarantined

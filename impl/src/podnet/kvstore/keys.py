@@ -62,6 +62,17 @@ def node_cidr(cidr: IPv4Network | IPv6Network) -> str:
     return NODE_CIDRS + cidr_component(cidr)
 
 
+def last_component(key: str) -> str:
+    """What a key names (the IP of `pod_ip`, the endpoint id of `endpoint`, ...)."""
+    return key.rpartition("/")[2]
+
+
+def cidr_of_component(component: str) -> str:
+    """`10.0.0.0_24` -> `10.0.0.0/24` (the CIDR a `node_cidr` key names; not validated)."""
+    address, _, length = component.rpartition("_")
+    return f"{address}/{length}"
+
+
 # -- per node: endpoints, docker networks -----------------------------------------------
 def endpoints(node: str) -> str:
     """Prefix of one node's endpoint records."""

@@ -4,19 +4,37 @@ Keys (podnet.kvstore.keys):
 
 podnet/cluster/nodes/<name>   {"name", "node_ip", "registered_at"}   written by the node
 podnet/cluster/status/<name>  {"name", "pod_cidrs", "condition"}      written by the operator
+
+Fields a reader does not know are ignored; a record that cannot be read is
+skipped with a warning (never a reason for the operator or an agent to stop).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
-from podnet.ipam import parse_address
-from podnet.ipam.durable import validate_node_name
+from podnet.ipam import IPAMError, parse_address
+from podnet.ipam.nodecidrs import validate_node_name
 from podnet.kvstore import KVStore, keys
 
+log = logging.getLogger("podnet.operator")
 ALLOCATED = "PodCIDRAllocated"
+T = TypeVar("T")
+
+
+def _known(cls: type[T], data: Any) -> T:
+    """`cls` from a stored JSON object, fields it does not know ignored (ValueError if unusable)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"not a JSON object (a {type(data).__name__})")
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as err:
+        raise ValueError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -46,8 +64,14 @@ def register_node(store: KVStore, name: str, node_ip: str) -> Registration:
     validate_node_name(name)
     parse_address(node_ip, what="node IP")
     existing = store.get(keys.cluster_node(name))
+    old: Registration | None = None
     if existing is not None:
-        old = Registration(**json.loads(existing.value))
+        try:
+            old = _known(Registration, json.loads(existing.value))
+        except ValueError as err:
+            log.warning("registration %s cannot be read (%s); writing it again", existing.key, err)
+            old = None
+    if old is not None:
         if old.node_ip == node_ip:
             return old
         registration = Registration(name, node_ip, old.registered_at)
@@ -63,8 +87,17 @@ def deregister_node(store: KVStore, name: str) -> bool:
 
 
 def registrations(store: KVStore) -> list[Registration]:
-    regs = [Registration(**json.loads(e.value)) for e in store.list_prefix(keys.CLUSTER_NODES)]
-    return sorted(regs, key=lambda r: (r.registered_at, r.name))
+    regs = []
+    for entry in store.list_prefix(keys.CLUSTER_NODES):
+        try:
+            reg = _known(Registration, json.loads(entry.value))
+            validate_node_name(reg.name)
+            float(reg.registered_at)
+        except (ValueError, IPAMError) as err:
+            log.warning("node registration %s cannot be read, skipped: %s", entry.key, err)
+            continue
+        regs.append(reg)
+    return sorted(regs, key=lambda r: (float(r.registered_at), r.name))
 
 
 def write_status(store: KVStore, status: NodeStatus) -> None:
@@ -79,9 +112,16 @@ def node_status(store: KVStore, name: str) -> NodeStatus | None:
     entry = store.get(keys.cluster_status(name))
     if entry is None:
         return None
-    data = json.loads(entry.value)
-    condition = Condition(**data["condition"]) if data.get("condition") else None
-    return NodeStatus(data["name"], list(data.get("pod_cidrs", [])), condition)
+    try:
+        data = json.loads(entry.value)
+        status = _known(NodeStatus, data)
+        condition = _known(Condition, data["condition"]) if data.get("condition") else None
+        if not isinstance(status.pod_cidrs, list):
+            raise ValueError(f"pod_cidrs is {status.pod_cidrs!r}, not a list")
+        return NodeStatus(str(status.name), [str(c) for c in status.pod_cidrs], condition)
+    except (ValueError, KeyError, TypeError) as err:
+        log.warning("node status %s cannot be read, taken as absent: %s", entry.key, err)
+        return None
 
 
 def statuses(store: KVStore) -> dict[str, NodeStatus]:
