@@ -327,9 +327,9 @@ def test_agent_api_rejects_bad_input_and_rolls_back(node: NetnsNode) -> None:
     with pytest.raises(AgentError) as err:
         client.endpoint_create(
             "rollback-test",
-            {"addressing": {"ipv4": "10.20.0.77"}, "netns": "/nonexistent/ns", "interface-name": "eth0"},
+            {"addressing": {"ipv4": "10.20.0.77"}, "netns": "/run/netns/pn-nonexistent", "interface-name": "eth0"},
         )
-    assert err.value.status == 500 and "creating veth" in str(err.value)
+    assert err.value.status == 400 and "network namespace /run/netns/pn-nonexistent does not exist" in str(err.value)
     assert lxc_links(node) == []
     assert "10.20.0.77" not in {a["ip"] for a in client.request("GET", "/v1/ipam")["allocations"]}
     with pytest.raises(AgentError, match="invalid endpoint id"):

@@ -218,6 +218,7 @@ PRODUCERS: dict[Reason, Callable[[Path, pytest.MonkeyPatch], PodnetError]] = {
     Reason.not_in_range: not_in_range,
     Reason.reserved_address: reserved_address,
     Reason.quarantined: quarantined,
+    Reason.invalid_netns: invalid_netns,
     Reason.endpoint_exists: endpoint_exists,
     Reason.not_found: not_found,
     Reason.veth_exists: veth_exists,

@@ -21,6 +21,7 @@ class Reason(StrEnum):
     not_in_range = "not-in-range"
     reserved_address = "reserved-address"
     quarantined = "quarantined"
+    invalid_netns = "invalid-netns"
     endpoint_exists = "endpoint-exists"
     not_found = "not-found"
     veth_exists = "veth-exists"
@@ -48,6 +49,10 @@ REASONS: dict[Reason, tuple[int, str]] = {
     Reason.quarantined: (
         409,
         "a stored record the agent cannot read holds this (listed in healthz): repair or delete that key first",
+    ),
+    Reason.invalid_netns: (
+        400,
+        "the netns is not a pod's network namespace (relative, not allowed, not nsfs, the node's own or init's)",
     ),
     Reason.endpoint_exists: (409, "an endpoint with this id, or one using this IP, exists"),
     Reason.not_found: (404, "no such endpoint, policy rule, docker network or API path"),

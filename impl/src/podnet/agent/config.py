@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from podnet.datapath.netns import DEFAULT_NETNS_PATHS
 from podnet.errors import PodnetError
 from podnet.ipam.cidr import parse_address, parse_cidr
 
@@ -58,6 +59,11 @@ class AgentConfig(BaseModel):
     bpf_object: str | None = Field(
         default=None, description="load this compiled BPF object instead of the one podnet ships (development)"
     )
+    netns_paths: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NETNS_PATHS),
+        description="where a pod's network namespace may be (absolute glob patterns: `*` is one path "
+        "component, `**` any number); a netns elsewhere is refused",
+    )
     bgp_peer: str | None = Field(default=None, description="announce the pod CIDR to this router over BGP")
     bgp_asn: int = Field(default=65001, ge=1, le=4294967295)
     bgp_peer_asn: int = Field(default=65000, ge=1, le=4294967295)
@@ -83,6 +89,14 @@ class AgentConfig(BaseModel):
     def _pin_dir(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("/sys/fs/bpf/"):
             raise ValueError(f"bpf_pin_dir {value!r} must be under /sys/fs/bpf/ (a BPF filesystem)")
+        return value
+
+    @field_validator("netns_paths")
+    @classmethod
+    def _netns_paths(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern.startswith("/") or pattern.rstrip("/") != pattern or "//" in pattern:
+                raise ValueError(f"netns path pattern {pattern!r} must be an absolute path pattern (e.g. /run/netns/*)")
         return value
 
     @field_validator("cluster_cidrs")

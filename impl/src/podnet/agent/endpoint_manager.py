@@ -20,6 +20,7 @@ from podnet.api.models import (
     EndpointState,
 )
 from podnet.datapath.names import host_ifname
+from podnet.datapath.netns import check_netns_path
 from podnet.datapath.protocol import Datapath
 from podnet.identity import security_labels
 from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator
@@ -68,6 +69,8 @@ class EndpointManager:
             raise BadRequestError("creating an endpoint needs addressing.ipv4 (allocate it with POST /v1/ipam first)")
         if request.netns and not request.interface_name:
             raise BadRequestError("netns given without interface-name: name the container-side interface (eth0)")
+        if request.netns:
+            check_netns_path(request.netns, self.config.netns_paths)  # the datapath checks what it is
         ip = request.addressing.ipv4
         # Never the router IP, the network or broadcast address, or one outside the pod CIDR;
         # never the IP of a stored record that cannot be read.

@@ -3,6 +3,7 @@
 podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
              [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
              [--router-ip IP] [--mtu N] [--datapath bpf|routes] [--bpf-pin-dir DIR]
+             [--netns-path PATTERN ...]
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--bpf-pin-dir", metavar="DIR", help="pin the BPF maps here (default /sys/fs/bpf/podnet/<node>)")
     p.add_argument("--bpf-object", metavar="FILE", help="load this compiled BPF object instead of podnet's own")
+    p.add_argument(
+        "--netns-path",
+        dest="netns_paths",
+        action="append",
+        metavar="PATTERN",
+        help="a place pods' network namespaces may be (repeat; replaces the defaults: /run/netns/*, "
+        "/var/run/netns/*, /run/user/*/netns/*, /proc/*/ns/net, /var/run/docker/netns/*, runtimes' state dirs)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 

@@ -30,6 +30,7 @@ CODE_BY_REASON = {
     Reason.datapath_failed: spec.DATAPATH_FAILURE,
     Reason.agent_unavailable: spec.TRY_AGAIN_LATER,
     Reason.store_unavailable: spec.TRY_AGAIN_LATER,  # locked or unreachable: the runtime retries
+    Reason.invalid_netns: spec.INVALID_ENVIRONMENT,  # CNI_NETNS
 }
 
 

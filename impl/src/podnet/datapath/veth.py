@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -29,7 +29,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from podnet.datapath import firewall, sysctl
 from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
-from podnet.datapath.netns import run_in_netns
+from podnet.datapath.netns import open_netns, run_in_netns
 from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
 
 log = logging.getLogger("podnet.datapath")
@@ -206,17 +206,28 @@ class VethDatapath:
         netns: str | None = None,
         ifname: str | None = None,
     ) -> EndpointLink:
-        """Create an endpoint's veth pair and routes; all or nothing."""
+        """Create an endpoint's veth pair and routes; all or nothing.
+
+        With `netns`, the peer is made and configured in that network namespace,
+        through one descriptor of it (`open_netns` checked it is a pod's)."""
+        netns_fd = open_netns(netns) if netns else None
+        try:
+            return self._create_endpoint(endpoint_id, ip, router_ip, netns, netns_fd, ifname)
+        finally:
+            if netns_fd is not None:
+                os.close(netns_fd)
+
+    def _create_endpoint(
+        self, endpoint_id: str, ip: str, router_ip: str, netns: str | None, netns_fd: int | None, ifname: str | None
+    ) -> EndpointLink:
         host = host_ifname(endpoint_id)
         peer = ifname if netns else temp_ifname(endpoint_id)
         assert peer is not None
         host_mac, peer_mac = mac_for(endpoint_id, "host"), mac_for(endpoint_id, "container")
-        if netns and not Path(netns).exists():
-            raise DatapathError(f"creating veth {host} <-> {peer}: network namespace {netns} does not exist")
         with Rollback() as undo:
             peer_spec: dict[str, Any] = {"ifname": peer, "address": peer_mac, "mtu": self.mtu}
-            if netns:
-                peer_spec["net_ns_fd"] = netns
+            if netns_fd is not None:
+                peer_spec["net_ns_fd"] = netns_fd
             try:
                 self.ipr.link(
                     "add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, state="up", peer=peer_spec
@@ -239,9 +250,9 @@ class VethDatapath:
             sysctl.write(f"net/ipv4/neigh/{host}/proxy_delay", 0)
             self._plumb(ip, index, host, host_mac, peer_mac)
             undo.add("unplumb", lambda: self._unplumb(ip, index))
-            if netns:
+            if netns and netns_fd is not None:
                 assert ifname is not None
-                self._configure_peer(netns, ifname, ip, router_ip)
+                self._configure_peer(netns, netns_fd, ifname, ip, router_ip)
             undo.commit()
         return EndpointLink(host, index, host_mac, peer, peer_mac, moved=bool(netns))
 
@@ -255,7 +266,7 @@ class VethDatapath:
     def _unplumb(self, ip: str, index: int) -> None:
         self._del_route(ip, index)
 
-    def _configure_peer(self, netns: str, ifname: str, ip: str, router_ip: str) -> None:
+    def _configure_peer(self, netns: str, netns_fd: int, ifname: str, ip: str, router_ip: str) -> None:
         def configure(ns: IPRoute) -> None:
             lo = ns.link_lookup(ifname="lo")
             if lo:
@@ -267,7 +278,7 @@ class VethDatapath:
             ns.route("add", dst="0.0.0.0", dst_len=0, gateway=router_ip, oif=index)
 
         try:
-            run_in_netns(netns, configure)
+            run_in_netns(netns_fd, configure)
         except (NetlinkError, OSError, IndexError) as err:
             raise _err(
                 f"configuring {ifname} with {ip}/32 and a default route via {router_ip} in {netns}", err
