@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.netns import NetnsNode
+from lab.backends.netns.node import NetnsNode
 from podnet.api.client import AgentClient, AgentError
 from tests.integration.nodes import bare_node, ipam_owners, pod_netns
 
@@ -81,7 +81,7 @@ def test_a_file_where_namespaces_are_kept_is_refused(node: NetnsNode) -> None:
 
 def test_the_nodes_own_namespace_is_never_a_pods(node: NetnsNode) -> None:
     refused(node, node.netns_path, "is the node's own network namespace")
-    agent_pid = node.processes["podnet-agent"].pid
+    agent_pid = node.processes()["podnet-agent"].pid
     refused(node, f"/proc/{agent_pid}/ns/net", "is the node's own network namespace")
     refused(node, "/proc/1/ns/net", "")  # init's, or one the agent may not open
 
