@@ -75,11 +75,11 @@ async def run(args: argparse.Namespace) -> None:
         if stop.is_set():
             break
         try:
-            await loop.run_in_executor(None, watcher.collect_garbage)
+            await loop.run_in_executor(None, watcher.reconcile)
         except PodnetError as err:
-            log.warning("garbage collection: %s", err)
+            log.warning("reconcile (labels, garbage): %s", err)
         except Exception:  # a bad pass must never take the plugin down: dockerd still needs it
-            log.exception("garbage collection failed; trying again in %.0f s", args.gc_interval)
+            log.exception("reconcile (labels, garbage) failed; trying again in %.0f s", args.gc_interval)
     await runner.cleanup()
     path.unlink(missing_ok=True)
 

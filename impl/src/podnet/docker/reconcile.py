@@ -3,7 +3,10 @@
 - Labels: libnetwork does not pass container labels to the driver. After Join,
   podnet asks dockerd which container holds the endpoint and records its id,
   name and labels on the agent's endpoint (waiting-for-identity → ready), as
-  Cilium's docker watcher does.
+  Cilium's docker watcher does. What that missed (the agent or this plugin was
+  down, dockerd slow) is completed by the periodic reconcile: every endpoint
+  still without its container or identity is looked up again, so it is ready
+  within one `--gc-interval` of the agent being back.
 - Garbage: dockerd ignores errors from Leave/DeleteEndpoint/DeleteNetwork and
   never replays them after a restart. Periodically, endpoints and networks the
   agent holds but dockerd no longer knows are deleted (after a grace period,
@@ -60,10 +63,27 @@ class DockerWatcher:
             raise
         return True
 
+    def _record(self, endpoint_id: str, container_id: str, sandbox_key: str | None) -> None:
+        """The container's id, name and labels (and sandbox key) on the agent's endpoint."""
+        info = self.client.api.inspect_container(container_id)
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        sandbox_key = sandbox_key or (info.get("NetworkSettings") or {}).get("SandboxKey") or None
+        self.agent.endpoint_patch(
+            endpoint_id,
+            {
+                "container-id": container_id,
+                "container-name": str(info.get("Name", "")).lstrip("/"),
+                "labels": [f"{k}={v}" if v else k for k, v in sorted(labels.items())],
+                **({"sandbox-key": sandbox_key} if sandbox_key else {}),
+            },
+        )
+
     def resolve_labels(
         self, network_id: str, endpoint_id: str, sandbox_key: str | None = None, *, timeout_s: float = 15.0
     ) -> bool:
-        """Record the container behind an endpoint on the agent; True when found."""
+        """Record the container behind an endpoint on the agent; True when found.
+
+        False when it could not be now (the periodic `complete_endpoints` tries again)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             time.sleep(0.25)  # the container finishes starting after Join
@@ -72,17 +92,7 @@ class DockerWatcher:
                     return False  # a short-lived container already left
                 container_id = self._container_of(network_id, endpoint_id)
                 if container_id:
-                    info = self.client.api.inspect_container(container_id)
-                    labels = info.get("Config", {}).get("Labels") or {}
-                    self.agent.endpoint_patch(
-                        endpoint_id,
-                        {
-                            "container-id": container_id,
-                            "container-name": str(info.get("Name", "")).lstrip("/"),
-                            "labels": [f"{k}={v}" if v else k for k, v in sorted(labels.items())],
-                            **({"sandbox-key": sandbox_key} if sandbox_key else {}),
-                        },
-                    )
+                    self._record(endpoint_id, container_id, sandbox_key)
                     return True
             except NotFound:
                 return False
@@ -90,6 +100,50 @@ class DockerWatcher:
                 log.warning("resolving the container of endpoint %s: %s", endpoint_id[:12], err)
                 return False
         return False
+
+    def reconcile(self) -> dict[str, list[str]]:
+        """Periodic: complete endpoints that missed their container, then collect garbage."""
+        completed = self.complete_endpoints()
+        return {"completed": completed, **self.collect_garbage()}
+
+    def complete_endpoints(self) -> list[str]:
+        """Endpoints still without their container's id, name and labels (so without an identity,
+        outside every label-based policy): looked up in dockerd again and recorded. Returns their ids."""
+        pending = [
+            e
+            for e in self.agent.request("GET", "/v1/endpoint")
+            if e.get("docker-endpoint-id") and (e.get("state") == "waiting-for-identity" or not e.get("container-id"))
+        ]
+        if not pending:
+            return []
+        try:
+            holders: dict[str, str] = {}  # docker endpoint id -> container id
+            for network in self.client.api.networks(filters={"driver": "podnet"}):
+                # The container list (unlike a network inspect) makes dockerd call no driver back.
+                for container in self.client.api.containers(all=True, filters={"network": network["Id"]}):
+                    for net in ((container.get("NetworkSettings") or {}).get("Networks") or {}).values():
+                        if net.get("EndpointID"):
+                            holders[net["EndpointID"]] = str(container["Id"])
+        except DOCKERD_DOWN as err:
+            log.warning("completing endpoints skipped: dockerd at %s: %s", self.docker_host, err)
+            return []
+        completed = []
+        for endpoint in pending:
+            container_id = holders.get(endpoint["docker-endpoint-id"])
+            if container_id is None:
+                continue  # not attached yet (being set up), or gone (collected below, after the grace)
+            try:
+                self._record(endpoint["id"], container_id, endpoint.get("sandbox-key"))
+            except NotFound:
+                continue  # the container left meanwhile
+            except (*DOCKERD_DOWN, PodnetError) as err:
+                log.warning("completing endpoint %s: %s", endpoint["id"][:12], err)
+                continue
+            log.info(
+                "endpoint %s: recorded its container %s (missed after Join)", endpoint["id"][:12], container_id[:12]
+            )
+            completed.append(endpoint["id"])
+        return completed
 
     def collect_garbage(self) -> dict[str, list[str]]:
         removed: dict[str, list[str]] = {"endpoints": [], "networks": []}
