@@ -54,7 +54,7 @@ REASONS: dict[Reason, tuple[int, str]] = {
         400,
         "the netns is not a pod's network namespace (relative, not allowed, not nsfs, the node's own or init's)",
     ),
-    Reason.endpoint_exists: (409, "an endpoint with this id, or one using this IP, exists"),
+    Reason.endpoint_exists: (409, "an endpoint with this id, one using this IP, or one in this container, exists"),
     Reason.not_found: (404, "no such endpoint, policy rule, docker network or API path"),
     Reason.veth_exists: (500, "the endpoint's interface (host veth or peer name) already exists in the kernel"),
     Reason.datapath_failed: (500, "a kernel operation failed (the message names the device and the step)"),

@@ -28,6 +28,10 @@ from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator
 log = logging.getLogger("podnet.agent")
 
 
+class SandboxTakenError(EndpointExistsError):
+    """Another endpoint of this node is already in the container's sandbox."""
+
+
 class EndpointManager:
     def __init__(
         self,
@@ -134,6 +138,9 @@ class EndpointManager:
         for fixed in ("addressing", "netns", "interface_name"):
             if fixed in changes:
                 raise BadRequestError(f"{fixed.replace('_', '-')} of an existing endpoint cannot change")
+        sandbox = changes.get("sandbox_key")
+        if sandbox and endpoint.docker_endpoint_id:
+            self._refuse_second_network(endpoint, sandbox)
         if "labels" in changes:
             changes["identity"] = self.identities.identity_for(changes["labels"])
         updated = endpoint.model_copy(update=changes)
@@ -147,6 +154,20 @@ class EndpointManager:
             self.policy.regenerate_for(updated)
             self.identities.release_unused(self.endpoints.list())  # last: the old identity, if no longer used
         return self._with_counters(updated)
+
+    def _refuse_second_network(self, endpoint: Endpoint, sandbox: str) -> None:
+        """A docker container gets one podnet network: its routes (the router IP, the default
+        route) go through this node's router IP, which a second interface cannot have again."""
+        for other in self.endpoints.list():
+            if other.id != endpoint.id and other.sandbox_key == sandbox and other.docker_endpoint_id:
+                network = other.docker_network_id or "?"
+                raise SandboxTakenError(
+                    f"the container (sandbox {sandbox}) is already on podnet network {network[:12]} "
+                    f"(endpoint {other.id[:12]}, {other.networking.addressing[0].ipv4}); a container can be on one "
+                    "podnet network only (every podnet network routes through this node's router IP, so a second "
+                    f"interface would need a second default route): disconnect it from that network first "
+                    f"(docker network disconnect {network[:12]} CONTAINER), or use a network of another driver"
+                )
 
     def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")

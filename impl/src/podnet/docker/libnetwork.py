@@ -213,6 +213,7 @@ class Handlers:
         options = _field(body, "Options", dict, required=False) or {}
         if options.get("com.docker.network.enable_ipv6"):
             raise PluginError("podnet networks are IPv4 only: create the network without --ipv6")
+        refuse_unsupported_network_options(options)
         data = _field(body, "IPv4Data", list)
         if len(data) != 1 or not isinstance(data[0], dict):
             raise PluginError(f"a podnet network has exactly one IPv4 pool, got {len(data)}")
@@ -299,14 +300,23 @@ class Handlers:
         return {}
 
     def join(self, body: Any) -> dict[str, Any]:
-        """Answered locally: the waiting veth's name follows from the endpoint id.
+        """The waiting veth's name follows from the endpoint id; the routes from the router IP.
 
-        The sandbox key reaches the agent with the container's labels, right
-        after (see `DockerWatcher.resolve_labels`).
+        The sandbox key is recorded first: the agent refuses a second podnet
+        endpoint in one container (`docker network connect` of a second
+        podnet network), which dockerd could only half-do (its routes exist).
+        The container's labels follow (see `DockerWatcher.resolve_labels`).
         """
         endpoint_id = _id(body, "EndpointID")
         _id(body, "NetworkID")
-        _field(body, "SandboxKey", required=False)
+        sandbox = _field(body, "SandboxKey", required=False)
+        if sandbox:
+            self._agent(
+                f"joining endpoint {endpoint_id[:12]}",
+                "PATCH",
+                path("/v1/endpoint", endpoint_id),
+                body={"sandbox-key": sandbox},
+            )
         router = self.node()["router-ip"]
         return {
             "InterfaceName": {"SrcName": temp_ifname(endpoint_id), "DstPrefix": "eth"},
@@ -327,6 +337,32 @@ class Handlers:
 
     def unsupported(self, body: Any) -> dict[str, Any]:
         raise PluginError("podnet is a local-scope driver: swarm network allocation is not supported")
+
+
+#: Network options dockerd passes for flags podnet cannot honour, and what to do instead.
+UNSUPPORTED_NETWORK_OPTIONS = {
+    "com.docker.network.internal": (
+        "--internal is not supported by podnet: its containers are routed through the node like any pod, "
+        "nothing keeps their traffic inside the network; create it without --internal (and restrict who reaches "
+        "it with `podnet policy`), or use a network of another driver (e.g. bridge --internal)"
+    ),
+}
+
+
+def refuse_unsupported_network_options(options: dict[str, Any]) -> None:
+    """CreateNetwork: refuse what podnet would otherwise accept and silently ignore."""
+    for option, message in UNSUPPORTED_NETWORK_OPTIONS.items():
+        if options.get(option):
+            raise PluginError(message)
+    generic = options.get("com.docker.network.generic") or {}
+    if not isinstance(generic, dict):
+        raise PluginError(f"driver options must be an object, got {type(generic).__name__}")
+    if generic:
+        given = ", ".join(f"{k}={v}" for k, v in sorted(generic.items()))
+        raise PluginError(
+            f"podnet takes no driver options (-o/--opt), got {given}: a podnet network's settings (MTU, pod CIDR, "
+            "datapath) are the node's, set on podnet-agent; create the network without -o"
+        )
 
 
 def method_table(h: Handlers) -> dict[str, Any]:
