@@ -49,10 +49,19 @@ class PolicyEngine:
         return PolicyState(revision=self.store.revision(), rules=rules, enforced=enforced, message=message)
 
     def put(self, rules: list[PolicyRule]) -> PolicyState:
+        """Import rules: every one checked first, then all stored in one transaction (or none)."""
         names = [r.name for r in rules]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise BadRequestError(f"policy rule names must be unique; repeated: {', '.join(duplicates)}")
+        unstorable = []
+        for rule in rules:
+            try:
+                self.rules.encode(rule)
+            except ValueError as err:
+                unstorable.append(f"{rule.name}: {err}")
+        if unstorable:
+            raise BadRequestError(f"no rule imported; cannot store {'; '.join(unstorable)}")
         self.rules.put(rules)
         compiled = self.regenerate()
         selected = sorted(
@@ -64,9 +73,11 @@ class PolicyEngine:
         )
 
     def delete(self, name: str | None) -> PolicyDeleted:
-        names = [name] if name is not None else [r.name for r in self.rules.list()]
-        deleted = [n for n in names if self.rules.delete(n)]
-        if name is not None and not deleted:
+        if name is None:
+            deleted = self.rules.delete_all()
+        elif self.rules.delete(name):
+            deleted = [name]
+        else:
             raise NotFoundError(f"policy rule {name} not found")
         self.regenerate()
         return PolicyDeleted(deleted=deleted, revision=self.store.revision())
