@@ -16,6 +16,7 @@ from podnet.api.models import EndpointChangeRequest
 from podnet.cli import main as cli
 from podnet.datapath.names import host_ifname
 from podnet.errors import PodnetError
+from podnet.identity import encode_labels
 from podnet.ipam import ClusterPool
 from podnet.kvstore import KVStore, keys, open_store
 from podnet.operator.reconcile import Operator
@@ -193,3 +194,27 @@ def test_node_registrations_with_unknown_fields_or_unreadable_stop_no_operator(t
         status = node_status(store, "n1")
         assert status is not None and status.pod_cidrs == ["10.30.0.0/26"]
         assert register_node(store, "n1", "10.0.0.11").node_ip == "10.0.0.11"
+
+
+def test_unreadable_identity_records_are_listed_and_stop_nothing(node: Node) -> None:
+    node.endpoint("ep1", ["id=app1"])
+    node.store.put(keys.identity_by_id(900), b"{not json")
+    node.store.put(keys.IDENTITY_IDS + "nine-hundred", b'["id=x"]')
+    bad_labels = keys.identity_by_labelset(encode_labels(["id=bad"]))
+    node.store.put(bad_labels, b"two hundred")  # a non-integer identity
+    agent = node.restart()
+    assert agent.endpoint_get("ep1").state == "ready"
+    assert {q.key for q in agent.healthz().quarantined} == {
+        keys.identity_by_id(900),
+        keys.IDENTITY_IDS + "nine-hundred",
+    }
+    with pytest.raises(PodnetError) as caught:  # the old code: a 500 (internal), every time
+        node.endpoint("ep2", ["id=bad"])
+    assert caught.value.reason == "quarantined" and bad_labels in str(caught.value)
+    assert bad_labels in {q.key for q in agent.healthz().quarantined}
+    assert node.store.get(bad_labels).value == b"two hundred"  # type: ignore[union-attr]
+    assert "ep2" not in {e.id for e in agent.endpoint_list()} and host_ifname("ep2") not in node.datapath.links
+    node.store.delete(bad_labels)  # repaired by hand: usable at once, off the list at the next refresh
+    node.endpoint("ep2", ["id=bad"])
+    agent.gc()
+    assert bad_labels not in {q.key for q in agent.healthz().quarantined}

@@ -16,8 +16,17 @@ import time
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointStore
 from podnet.api.models import Endpoint, Identity
-from podnet.identity import RESERVED_IDENTITIES, Collection, IdentityAllocator, IdentityCollector, IdentityError
-from podnet.kvstore import KVStore
+from podnet.identity import (
+    RESERVED_IDENTITIES,
+    Collection,
+    IdentityAllocator,
+    IdentityCollector,
+    IdentityError,
+    UnreadableIdentityError,
+)
+from podnet.identity.labels import parse_number
+from podnet.kvstore import KVStore, keys
+from podnet.kvstore.quarantine import Quarantine
 
 log = logging.getLogger("podnet.agent")
 
@@ -26,7 +35,9 @@ class IdentityNames:
     """Every identity's labels (reserved ones too), to name identities in maps and events;
     and the node's side of identity allocation and collection."""
 
-    def __init__(self, config: AgentConfig, store: KVStore):
+    def __init__(self, config: AgentConfig, store: KVStore, quarantine: Quarantine | None = None):
+        self.store = store
+        self.quarantine = quarantine if quarantine is not None else Quarantine()
         self.allocator = IdentityAllocator(store, config.node_name)
         self.labels: dict[int, list[str]] = dict(RESERVED_IDENTITIES)
         # Without an operator, every agent collects (safe concurrently).
@@ -41,12 +52,22 @@ class IdentityNames:
 
     def refresh(self) -> dict[int, list[str]]:
         """Every allocated identity (from the store); also kept, with the reserved ones, to name them."""
-        known = self.allocator.all()
+        unreadable: dict[str, str] = {}
+        known = self.allocator.all(unreadable.__setitem__)
+        self.quarantine.reset(keys.IDENTITY_IDS, unreadable)
+        for key in self.quarantine.keys(keys.IDENTITY_LABELSETS):  # repaired or deleted since?
+            entry = self.store.get(key)
+            if entry is None or parse_number(entry.value) is not None:
+                self.quarantine.discard(key)
         self.labels = {**RESERVED_IDENTITIES, **known}
         return known
 
     def identity_for(self, labels: list[str]) -> int:
-        return self.allocator.identity_for(labels)
+        try:
+            return self.allocator.identity_for(labels)
+        except UnreadableIdentityError as err:
+            self.quarantine.add(err.key, "not an identity number")
+            raise
 
     def list(self) -> list[Identity]:
         self.refresh()

@@ -78,7 +78,7 @@ class Agent:
         )
         self.ipam = DurableNodeAllocator(store, pod_cidr, router_ip=config.router_ip, quarantine=self.quarantine)
         self.endpoints = EndpointStore(store, config.node_name, self.quarantine, self.ipam.mem.check_pod_ip)
-        self.identities = IdentityNames(config, store)
+        self.identities = IdentityNames(config, store, self.quarantine)
         host_ips = [self.router_ip, *([config.node_ip] if config.node_ip else [])]
         self.policy = PolicyEngine(store, datapath, self.status, self.endpoints, self.identities, host_ips)
         self.addresses = NodeIPAM(config, self.ipam)

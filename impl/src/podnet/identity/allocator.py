@@ -18,6 +18,7 @@ from collections.abc import Callable
 from podnet.identity.labels import (
     FIRST_IDENTITY,
     IdentityError,
+    UnreadableIdentityError,
     encode_labels,
     legacy_canonical,
     number_in_key,
@@ -109,13 +110,15 @@ class IdentityAllocator:
             self._held.discard(number)
         return released
 
-    def all(self) -> dict[int, list[str]]:
-        """Every allocated identity and its labels."""
+    def all(self, unreadable: Callable[[str, str], None] | None = None) -> dict[int, list[str]]:
+        """Every allocated identity and its labels (`unreadable(key, why)` for each record that cannot be read)."""
         found: dict[int, list[str]] = {}
         parsed: dict[int, tuple[int, list[str]]] = {}
         for entry in self.store.list_prefix(keys.IDENTITY_IDS):
             number = number_in_key(keys.identity_number, entry.key)
             if number is None:
+                if unreadable is not None:
+                    unreadable(entry.key, "its key names no identity number")
                 continue
             known = self._parsed.get(number)
             if known is not None and known[0] == entry.mod_revision:
@@ -125,6 +128,8 @@ class IdentityAllocator:
             if labels is not None:
                 found[number] = labels
                 parsed[number] = (entry.mod_revision, labels)
+            elif unreadable is not None:
+                unreadable(entry.key, f"its labels {entry.value[:64]!r} are not a JSON list of strings")
         self._parsed = parsed  # exactly what the store holds: bounded by it
         return found
 
@@ -162,7 +167,11 @@ class IdentityAllocator:
             return self._adopt_legacy(wanted, key)
         number = parse_number(entry.value)
         if number is None:
-            raise IdentityError(f"kvstore record {key} is not an identity number ({entry.value!r}); remove it")
+            raise UnreadableIdentityError(
+                key,
+                f"identity record {key} holds {entry.value[:64]!r}, not an identity number; it is kept as it is: "
+                "repair or delete it (no endpoint gets these labels' identity until then)",
+            )
         return number
 
     def _adopt_legacy(self, wanted: list[str], key: str) -> int | None:

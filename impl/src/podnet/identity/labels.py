@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from podnet.errors import PodnetError
+from podnet.errors import PodnetError, Reason
 
 IDENTITY_ANY = 0  # a policy wildcard, never an endpoint's identity
 IDENTITY_HOST = 1
@@ -25,6 +25,16 @@ NOT_SECURITY_RELEVANT = ("K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_
 
 class IdentityError(PodnetError):
     pass
+
+
+class UnreadableIdentityError(IdentityError):
+    """A stored identity record cannot be read: it is left as it is (quarantined), never overwritten."""
+
+    reason = Reason.quarantined
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
 
 
 def security_labels(labels: list[str]) -> list[str]:
