@@ -25,6 +25,7 @@ from lab.backends.netns.host import lab_cgroups, processes_running_from, remove_
 from lab.backends.netns.node import NetnsNode
 
 KEPT_LINKS = ("lo", "uplink")
+BOOT_ORDER = ("podnet-agent", "podnet-docker", "dockerd")
 
 
 def node_processes(node: NetnsNode) -> set[int]:
@@ -81,5 +82,8 @@ def boot(node: NetnsNode) -> None:
     gateway = node.path("boot-gateway").read_text().strip()
     node.cmd("ip", "link", "set", "uplink", "up")
     node.cmd("ip", "route", "replace", "default", "via", gateway)
-    for name in list(node.supervisor.specs):
+    # podnet before dockerd, as a real node's units order them: dockerd restores containers with
+    # `--restart always` as it starts, and gives up on a network plugin that is not there yet.
+    first = [n for n in BOOT_ORDER if n in node.supervisor.specs]
+    for name in [*first, *(n for n in node.supervisor.specs if n not in first)]:
         node.start_process(name)
