@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiohttp.typedefs import Middleware
 
 from podnet.agent.config import AgentConfig
 from podnet.agent.server import AgentAPI, make_app, serve
@@ -27,7 +29,10 @@ class RunningAgent:
 
 
 @contextmanager
-def running_agent(tmp: Path, *, body_timeout_s: float = 10.0, **config: object) -> Iterator[RunningAgent]:
+def running_agent(
+    tmp: Path, *, body_timeout_s: float = 10.0, middlewares: Sequence[Middleware] = (), **config: object
+) -> Iterator[RunningAgent]:
+    """`middlewares` run inside the agent's own (a test observing what the agent serves)."""
     socket = str(tmp / "agent.sock")
     settings: dict[str, object] = {"node_name": "node1", "socket": socket, "store": f"sqlite://{tmp}/state.db"}
     settings.update(config)
@@ -41,6 +46,7 @@ def running_agent(tmp: Path, *, body_timeout_s: float = 10.0, **config: object) 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     app, api = make_app(agent, body_timeout_s=body_timeout_s)
+    app.middlewares.extend(middlewares)
     runner = asyncio.run_coroutine_threadsafe(serve(app, socket), loop).result(10)
     try:
         yield RunningAgent(agent, datapath, AgentClient(socket), socket, api)

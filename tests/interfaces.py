@@ -172,12 +172,15 @@ SANITIZER_ENV = {
 }
 
 
-def build_shim(out: Path, *, sanitize: bool) -> Path:
-    """Compile podnet-cni.c to `out` (gcc: Debian's gcc brings libasan and libubsan)."""
+def build_shim(out: Path, *, sanitize: bool, default_socket: str | None = None) -> Path:
+    """Compile podnet-cni.c to `out` (gcc: Debian's gcc brings libasan and libubsan); `default_socket`
+    replaces /var/run/podnet/podnet.sock, where a node's real agent may listen."""
     from podnet.cni.shim import SOURCE
 
     cc = os.environ.get("CC") or shutil.which("gcc") or "cc"
     flags = [*SANITIZERS] if sanitize else ["-O2"]
+    if default_socket is not None:
+        flags.append(f"-DDEFAULT_SOCKET={json.dumps(default_socket)}")
     proc = subprocess.run(
         [cc, *flags, "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-o", str(out), str(SOURCE)],
         capture_output=True,

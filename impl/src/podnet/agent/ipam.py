@@ -24,6 +24,19 @@ ENDPOINT_OWNER = "endpoint:"
 RELEASED_OWNER = "released-endpoint:"
 
 
+def client_owner(owner: str) -> str:
+    """An owner a client may name: not one the agent writes itself (an IP held as `endpoint:X` with no
+    endpoint X could never be released), and nothing a terminal would act on."""
+    if owner == ROUTER_OWNER or owner.startswith((ENDPOINT_OWNER, RELEASED_OWNER)):
+        raise BadRequestError(
+            f"owner {owner!r} is the agent's own (router, endpoint:…, released-endpoint:…): "
+            "name who holds the IP, e.g. owner=default/app1"
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in owner):
+        raise BadRequestError(f"owner {owner!r} contains a control character")
+    return owner
+
+
 class NodeIPAM:
     def __init__(self, config: AgentConfig, allocator: DurableNodeAllocator):
         self.config = config
@@ -60,6 +73,7 @@ class NodeIPAM:
     ) -> IPAMResponse:
         if family != "ipv4":
             raise BadRequestError(f"unsupported address family {family!r}: this node allocates ipv4 only")
+        client_owner(owner)
         if pool is None:
             allocation = self.allocator.allocate(owner, expires_in=self._expiry(expiration))
         else:
@@ -68,6 +82,7 @@ class NodeIPAM:
         return self._response(allocation)
 
     def allocate_ip(self, ip: str, owner: str, *, expiration: bool = False) -> IPAMResponse:
+        client_owner(owner)
         allocation = self.allocator.allocate_ip(parse_address(ip), owner, expires_in=self._expiry(expiration))
         return self._response(allocation)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,10 +26,8 @@ def build() -> dict[str, Any]:
     for route in ROUTES:
         operation: dict[str, Any] = {"operationId": route.name, "summary": route.summary, "responses": {}}
         params: list[dict[str, Any]] = []
-        if "{id}" in route.path:
-            params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
-        if "{ip}" in route.path:
-            params.append({"name": "ip", "in": "path", "required": True, "schema": {"type": "string"}})
+        for name in re.findall(r"\{(\w+)\}", route.path):
+            params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
         for name, description in route.query:
             params.append({"name": name, "in": "query", "description": description, "schema": {"type": "string"}})
         for name, description in route.headers:
@@ -36,10 +35,9 @@ def build() -> dict[str, Any]:
         if params:
             operation["parameters"] = params
         if route.request is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": REF.format(model=route.request.__name__)}}},
-            }
+            one = {"$ref": REF.format(model=route.request.__name__)}
+            body_schema = {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]} if route.request_list else one
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
         if route.response is None:
             operation["responses"][str(route.status)] = {"description": "done"}
         else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from podnet.api import models as m
+from podnet.policy.model import PolicyRule
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Route:
     headers: tuple[tuple[str, str], ...] = ()
     errors: tuple[int, ...] = field(default=(400, 500))
     list_response: bool = False
+    request_list: bool = False  # the body is one `request` or a non-empty JSON array of them
 
 
 ROUTES: tuple[Route, ...] = (
@@ -123,6 +125,8 @@ ROUTES: tuple[Route, ...] = (
         "policy_put",
         "import policy rules (a JSON array of Cilium-like rules, or one rule); same name replaces",
         m.PolicyState,
+        request=PolicyRule,
+        request_list=True,
         errors=(400, 503),
     ),
     Route("DELETE", "/v1/policy", "policy_delete_all", "delete every policy rule", m.PolicyDeleted),

@@ -30,7 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef DEFAULT_SOCKET /* a test builds its own (-DDEFAULT_SOCKET=...): nothing it runs reaches a real agent */
 #define DEFAULT_SOCKET "/var/run/podnet/podnet.sock"
+#endif
 #define DEFAULT_TIMEOUT_S 30.0
 #define MAX_TIMEOUT_S 3600.0
 #define CURRENT_VERSION "1.1.0"
