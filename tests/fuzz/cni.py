@@ -43,7 +43,9 @@ VARIABLES: dict[str, tuple[st.SearchStrategy[str], st.SearchStrategy[str]]] = {
                 "IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=app2;K8S_POD_INFRA_CONTAINER_ID=c0ffee01",
             ]
         ),
-        st.sampled_from(["K8S_POD_NAME=app1\r\nX: 1", "bogus", "a=b;;c=d", "K8S_POD_NAME=", "K8S_POD_NAMESPACE=endpoint:x"])
+        st.sampled_from(
+            ["K8S_POD_NAME=app1\r\nX: 1", "bogus", "a=b;;c=d", "K8S_POD_NAME=", "K8S_POD_NAMESPACE=endpoint:x"]
+        )
         | env_text,
     ),
 }
@@ -63,7 +65,7 @@ ATTACHMENT = st.fixed_dictionaries(
 # Each configuration key: (what a runtime writes, what it should not).
 KEYS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "cniVersion": (st.sampled_from(SUPPORTED_VERSIONS), st.sampled_from(["0.1.0", "2.0.0", "", 1, None])),
-    "name": (st.sampled_from(["podnet", "pn-net"]), st.sampled_from(["", None, 7]) | v.hostile_text),
+    "name": (st.sampled_from(["podnet", "pn-net"]), st.sampled_from(["", None, 7]) | v.json_text),
     "agentSocket": (
         st.just(AGENT),
         st.sampled_from(["relative.sock", "", "/nonexistent/podnet.sock", "/" + "x" * 110, 42, ["/x"], "/a\u0000b"]),
@@ -72,7 +74,7 @@ KEYS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "mtu": (st.just(1500), st.sampled_from([575, 65536, "1500", None, 1.5])),
     "args": (
         st.lists(st.sampled_from(LABEL_ITEMS), max_size=2).map(lambda labels: {"cni": {"labels": labels}}),
-        st.lists(st.fixed_dictionaries({"key": v.hostile_text, "value": v.hostile_text}), min_size=1, max_size=2).map(
+        st.lists(st.fixed_dictionaries({"key": v.json_text, "value": v.json_text}), min_size=1, max_size=2).map(
             lambda labels: {"cni": {"labels": labels}}
         )
         | v.json_values,

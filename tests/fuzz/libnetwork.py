@@ -138,15 +138,15 @@ POOL_IDS = [f"podnet:{v.POD_CIDR}", f"podnet:{v.POD_CIDR}|10.44.0.0/28", "podnet
 CIDRS = ["", v.POD_CIDR, "10.44.0.0/28", "10.45.0.0/16", "0.0.0.0/0", "10.44.0.0/33", "bogus"]
 addresses_any = st.one_of(v.addresses, v.addresses.map(lambda a: f"{a}/32"), v.addresses.map(lambda a: f"{a}/24"))
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
-    "NetworkID": v.pick(v.DOCKER_NET),
-    "EndpointID": v.pick(v.DOCKER_EP),
-    "PoolID": v.pick(POOL_IDS),
-    "AddressSpace": v.pick(["podnet-local", "podnet-global", "probe-local"]),
-    "Pool": v.pick(CIDRS),
-    "SubPool": v.pick(CIDRS),
+    "NetworkID": v.pick(v.DOCKER_NET, in_json=True),
+    "EndpointID": v.pick(v.DOCKER_EP, in_json=True),
+    "PoolID": v.pick(POOL_IDS, in_json=True),
+    "AddressSpace": v.pick(["podnet-local", "podnet-global", "probe-local"], in_json=True),
+    "Pool": v.pick(CIDRS, in_json=True),
+    "SubPool": v.pick(CIDRS, in_json=True),
     "Address": addresses_any | st.just(""),
     "Gateway": addresses_any,
-    "SandboxKey": v.pick(["/var/run/docker/netns/cd78ee2a9450", "/proc/1/ns/net", "relative"]),
+    "SandboxKey": v.pick(["/var/run/docker/netns/cd78ee2a9450", "/proc/1/ns/net", "relative"], in_json=True),
     "V6": st.booleans(),
     "AddressIPv6": st.sampled_from(["", "fd00::2/64"]),
     "MacAddress": st.sampled_from(["", "02:42:ac:11:00:02", "zz"]),
@@ -222,7 +222,12 @@ def to_http(case: PluginCase, resolver: Resolver) -> tuple[HTTPCase, Any]:
 _NET, _EP = v.DOCKER_NET[0], v.DOCKER_EP[0]
 SEEDS: list[list[PluginCase]] = [
     # 1: an endpoint with the router IP (dockerd passes what an IPAM driver answered)
-    [PluginCase("/NetworkDriver.CreateEndpoint", {"NetworkID": _NET, "EndpointID": _EP, "Interface": {"Address": f"{ip}/32"}})]
+    [
+        PluginCase(
+            "/NetworkDriver.CreateEndpoint",
+            {"NetworkID": _NET, "EndpointID": _EP, "Interface": {"Address": f"{ip}/32"}},
+        )
+    ]
     for ip in v.SPECIAL_ADDRESSES
 ] + [
     # 2: ids that would change the agent's request

@@ -163,7 +163,9 @@ def safety(agent: Agent) -> str:
     return ""
 
 
-def after_request(agent: Agent, before: Snapshot, after: Snapshot, verdict: Verdict, allowed: frozenset[str]) -> Verdict:
+def after_request(
+    agent: Agent, before: Snapshot, after: Snapshot, verdict: Verdict, allowed: frozenset[str]
+) -> Verdict:
     """A clean error must have changed nothing; a success only what `allowed` names; both leave a safe node."""
     if verdict.outcome not in GOOD:
         return verdict

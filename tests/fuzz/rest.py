@@ -10,7 +10,6 @@ client sends (framing "malformed") or whose body never arrives in full (framing 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,14 +103,14 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
 }
 ODD: dict[str, st.SearchStrategy[Any]] = {
     "ipv4": v.odd_addresses,
-    "labels": st.lists(st.sampled_from(ODD_LABELS) | v.hostile_text, min_size=1, max_size=3),
-    "netns": v.pick(ODD_NETNS),
-    "interface-name": v.pick(ODD_IFNAMES),
-    "name": v.pick(["UPPER", "-x", "a" * 64, ""]),
-    "matchLabels": st.dictionaries(v.hostile_text, v.hostile_text, min_size=1, max_size=2),
+    "labels": st.lists(st.sampled_from(ODD_LABELS) | v.json_text, min_size=1, max_size=3),
+    "netns": v.pick(ODD_NETNS, in_json=True),
+    "interface-name": v.pick(ODD_IFNAMES, in_json=True),
+    "name": v.pick(["UPPER", "-x", "a" * 64, ""], in_json=True),
+    "matchLabels": st.dictionaries(v.json_text, v.json_text, min_size=1, max_size=2),
     "port": st.sampled_from([-1, 65536, "http", "0x50", "", 2**64]),
     "protocol": st.sampled_from(["tcp", "SCTP", "", "TCP\n"]),
-    "?owner": v.pick(v.RESERVED_OWNERS + ["", " ", "a" * 300]),
+    "?owner": v.pick([*v.RESERVED_OWNERS, "", " ", "a" * 300]),
     "?family": v.pick(["ipv6", "IPV4", "", "inet"]),
     "?pool": v.pick(ODD_POOLS),
     "?release-ip": v.pick(["maybe", "", "TRUE", "2"]),
@@ -125,7 +124,7 @@ ODD: dict[str, st.SearchStrategy[Any]] = {
 
 def value_of(name: str, odd: bool) -> st.SearchStrategy[Any] | None:
     if odd:
-        return ODD.get(name, v.hostile_text if name[:1] in "?/" else v.json_values)
+        return ODD.get(name, v.hostile_text if name[:1] in "?/" else v.json_text | v.json_values)
     return PLAUSIBLE.get(name)
 
 
@@ -176,7 +175,7 @@ def from_schema(
         more = schema.get("additionalProperties", False)
         if not properties and more is not False:
             inner = v.json_values if more is True else from_schema(more, components, None, odd)
-            return st.dictionaries(v.hostile_text, inner, max_size=3)
+            return st.dictionaries(v.json_text, inner, max_size=3)
         return st.fixed_dictionaries(
             {k: s for k, s in fields.items() if k in required},
             optional={k: s for k, s in fields.items() if k not in required},
@@ -199,7 +198,12 @@ def property_names(schema: dict[str, Any], components: dict[str, Any], seen: fro
 
 # -- requests -------------------------------------------------------------------------------------
 
-CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded"]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+]
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 MALFORMED = [
     b"GET /v1/endpoint/a b HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -276,9 +280,7 @@ def filled(draw: st.DrawFn, template: Any, odd: str | None, path_id: str | None)
 
 
 @st.composite
-def bodies(
-    draw: st.DrawFn, operation: Operation, components: dict[str, Any], path_id: str | None, odd: bool
-) -> bytes:
+def bodies(draw: st.DrawFn, operation: Operation, components: dict[str, Any], path_id: str | None, odd: bool) -> bytes:
     """A body for `operation`: as its clients send it or from its schema, with one property odd, mutated,
     any JSON or hostile bytes when `odd`."""
     if operation.body is None:
@@ -295,7 +297,9 @@ def bodies(
     elif templates and not draw(v.rarely(3)):
         template = draw(st.sampled_from(templates))
         names = sorted(set(leaves(template)))
-        odd_name = draw(st.sampled_from([n for n in INTERESTING if n in names] + names)) if kind == "odd-property" else None
+        odd_name = (
+            draw(st.sampled_from([n for n in INTERESTING if n in names] + names)) if kind == "odd-property" else None
+        )
         value = draw(filled(template, odd_name, path_id))
     else:
         names = sorted(property_names(operation.body, components))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-
 from typing import TypeVar
 
 from hypothesis import example, given
@@ -16,7 +15,7 @@ from podnet.cni.spec import endpoint_id
 from tests.fuzz.cni import SEEDS, CNICase, cni_cases
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.node import FuzzNode
-from tests.fuzz.outcomes import ENDPOINT_CHANGES, Outcome, Verdict, after_request, judge, json_or_none
+from tests.fuzz.outcomes import ENDPOINT_CHANGES, Outcome, Verdict, after_request, json_or_none, judge
 from tests.fuzz.verdicts import shim as judge_shim
 from tests.interfaces import ShimRun, run_shim
 

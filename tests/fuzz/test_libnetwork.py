@@ -11,7 +11,7 @@ from podnet.agent.service import Agent
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.libnetwork import RECORDED, SEEDS, PluginCase, Resolver, plugin_sequences, to_http, translate
 from tests.fuzz.node import FuzzNode
-from tests.fuzz.outcomes import ENDPOINT_CHANGES, Outcome, Verdict, after_request, judge, json_or_none
+from tests.fuzz.outcomes import ENDPOINT_CHANGES, Outcome, Verdict, after_request, json_or_none, judge
 from tests.fuzz.verdicts import plugin
 from tests.fuzz.wire import send
 
@@ -43,9 +43,9 @@ def semantics(agent: Agent, path: str, body: Any, reply: Any) -> str:
         ip = str((body.get("Interface") or {}).get("Address", "")).split("/")[0]
         if not endpoints or held.get(ip) != f"endpoint:{endpoints[0].id}":
             return f"created, but no endpoint {body.get('EndpointID')} owns {ip} ({held.get(ip)})"
-    if path == "/NetworkDriver.DeleteEndpoint":
-        if any(e.docker_endpoint_id == body.get("EndpointID") for e in agent.endpoints.list()):
-            return f"deleted, but endpoint {body.get('EndpointID')} is still there"
+    deleted = path == "/NetworkDriver.DeleteEndpoint"
+    if deleted and any(e.docker_endpoint_id == body.get("EndpointID") for e in agent.endpoints.list()):
+        return f"deleted, but endpoint {body.get('EndpointID')} is still there"
     return ""
 
 
@@ -90,4 +90,3 @@ def test_the_plugin_answers_any_request_in_libnetwork_form_and_keeps_the_node_sa
     resolver = Resolver()
     for case in cases:
         try_one(node, plugin, case, resolver)
-

@@ -12,8 +12,8 @@ from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.node import FuzzNode
 from tests.fuzz.outcomes import Outcome, Verdict, after_request, judge
 from tests.fuzz.rest import SEEDS, allowed_changes, rest_requests
-from tests.fuzz.wire import HTTPCase, send
 from tests.fuzz.verdicts import rest
+from tests.fuzz.wire import HTTPCase, send
 
 T = TypeVar("T")
 DEADLINE_S = 5.0

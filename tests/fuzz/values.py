@@ -28,7 +28,9 @@ SPECIAL_ADDRESSES = [ROUTER_IP, str(NETWORK.network_address), str(NETWORK.broadc
 OTHER_ADDRESSES = ["10.45.0.5", "0.0.0.0", "255.255.255.255", "127.0.0.1", "169.254.0.1"]
 ADDRESS_FORMS = ["10.44.0.5/32", " 10.44.0.5", "10.44.0.05", "10.44.0.5\n", "::1", "", "10.44.0", "4294967295"]
 
-SMUGGLE = "x HTTP/1.1\r\nHost: podnet\r\n\r\nDELETE /v1/policy HTTP/1.1\r\nHost: podnet\r\nContent-Length: 0\r\n\r\nGET /"
+SMUGGLE = (
+    "x HTTP/1.1\r\nHost: podnet\r\n\r\nDELETE /v1/policy HTTP/1.1\r\nHost: podnet\r\nContent-Length: 0\r\n\r\nGET /"
+)
 HOSTILE_TEXT = [
     SMUGGLE,
     "../../policy",
@@ -60,9 +62,11 @@ HOSTILE_TEXT = [
 addresses = st.sampled_from(HOSTS + SPECIAL_ADDRESSES) | st.sampled_from(OTHER_ADDRESSES + ADDRESS_FORMS)
 endpoint_ids = st.sampled_from(ENDPOINT_IDS)
 network_ids = st.sampled_from(DOCKER_NET)
-# Text of any kind, short or not; no surrogates (they cannot travel as UTF-8: see hostile_json_bytes).
+# Text of any kind; without lone surrogates where it must be UTF-8 (a path, a header, the environment).
 any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 hostile_text = st.sampled_from(HOSTILE_TEXT) | any_text
+# Inside JSON, lone surrogates can travel (as \ud800 escapes): valid JSON, invalid Unicode.
+json_text = st.sampled_from([*HOSTILE_TEXT, "\ud800", "id=\udfff"]) | st.text(max_size=40)
 # No pod may have these: the router's, the network's and broadcast, outside the pod CIDR, not an address.
 odd_addresses = st.sampled_from(SPECIAL_ADDRESSES) | st.sampled_from(OTHER_ADDRESSES + ADDRESS_FORMS) | hostile_text
 
@@ -72,9 +76,9 @@ def rarely(n: int) -> st.SearchStrategy[bool]:
     return st.sampled_from([False] * (n - 1) + [True])
 
 
-def pick(pool: list[str]) -> st.SearchStrategy[str]:
-    """Mostly a value from the pool, sometimes a hostile one."""
-    return st.one_of(st.sampled_from(pool), st.sampled_from(pool), hostile_text)
+def pick(pool: list[str], *, in_json: bool = False) -> st.SearchStrategy[str]:
+    """Mostly a value from the pool, sometimes a hostile one (`in_json`: lone surrogates too)."""
+    return st.one_of(st.sampled_from(pool), st.sampled_from(pool), json_text if in_json else hostile_text)
 
 
 json_scalars = st.one_of(
@@ -82,11 +86,11 @@ json_scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False),
-    hostile_text,
+    json_text,
 )
 json_values: st.SearchStrategy[Any] = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(json_text, inner, max_size=3),
     max_leaves=8,
 )
 
@@ -104,7 +108,7 @@ HOSTILE_BODIES = [
     b'{"\\udfff": 1}',
     b'"\\udc00"',
     b'{"name": "\xff\xfe"}',
-    "{\"name\": \"é\"}".encode("latin-1"),
+    '{"name": "é"}'.encode("latin-1"),
     '{"name": "x"}'.encode("utf-16"),
     b'{"name": ',
     b"{",
@@ -155,7 +159,7 @@ def mutated(draw: st.DrawFn, value: Any) -> Any:
     elif action == "remove":
         del parent[last]
     elif isinstance(parent, dict):
-        parent[draw(hostile_text.filter(lambda k: k not in parent))] = draw(json_values)
+        parent[draw(json_text.filter(lambda k: k not in parent))] = draw(json_values)
     else:
         parent.append(draw(json_values))
     return copy

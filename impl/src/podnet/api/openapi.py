@@ -36,7 +36,9 @@ def build() -> dict[str, Any]:
             operation["parameters"] = params
         if route.request is not None:
             one = {"$ref": REF.format(model=route.request.__name__)}
-            body_schema = {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]} if route.request_list else one
+            body_schema = (
+                {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]} if route.request_list else one
+            )
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
         if route.response is None:
             operation["responses"][str(route.status)] = {"description": "done"}
