@@ -159,29 +159,3 @@ def cni_calls(draw: st.DrawFn) -> dict[str, Any]:
     """POST /v1/cni bodies: what the shim forwards."""
     case = draw(cni_cases())
     return {"env": case.env, "stdin": case.stdin.decode("utf-8", "replace")}
-
-
-# -- the probes of issue 13, tried before anything generated -----------------------------------------
-
-
-def _call(command: str, *, conf: dict[str, Any] | None = None, **env: str) -> CNICase:
-    base = {"CNI_COMMAND": command, "CNI_CONTAINERID": v.CONTAINER_IDS[0], "CNI_NETNS": "/var/run/netns/pod1"}
-    base.update({"CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin", **env})
-    text = json.dumps({"cniVersion": "1.1.0", "name": "podnet", "agentSocket": AGENT, **(conf or {})})
-    return CNICase(base, text.encode())
-
-
-SEEDS: list[list[CNICase]] = [
-    # 2: a container id that carries a second request, or a path of its own
-    [_call("ADD"), _call("CHECK", CNI_CONTAINERID=v.SMUGGLE), _call("DEL")],
-    [_call("ADD", CNI_CONTAINERID="abc?x"), _call("DEL", CNI_CONTAINERID="abc?x")],
-    [_call("ADD", CNI_CONTAINERID="a b"), _call("ADD", CNI_CONTAINERID="ünïcode")],
-    [_call("ADD", CNI_IFNAME="é" * 8), _call("ADD", CNI_IFNAME="a:b")],
-    # 6: a netns that is not a pod's
-    [_call("ADD", CNI_NETNS="relative/ns"), _call("ADD", CNI_NETNS="/proc/1/ns/net", CNI_CONTAINERID="c0ffee02")],
-    # 7: a prevResult that is not an object
-    [_call("ADD"), _call("CHECK", conf={"prevResult": "a string"}), _call("DEL")],
-    # 10: a nested agentSocket never wins; an unusable one is code 7
-    [_call("STATUS", conf={"args": {"agentSocket": "/nonexistent/elsewhere.sock"}})],
-    [_call("ADD", conf={"agentSocket": "/" + "x" * 110}), _call("ADD", conf={"agentSocket": "relative.sock"})],
-]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def plugin(node: FuzzNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         after_call = cmd_docker.label_resolver(watcher, loop)
         with running_plugin(tmp, node.socket, after_call=after_call, body_timeout_s=BODY_TIMEOUT_S) as path:
             yield path
+            time.sleep(0.5)  # the last Joins' label look-ups (they wait 0.25 s first) end while the agent is there
     finally:
         loop.close()
 

@@ -215,28 +215,3 @@ def to_http(case: PluginCase, resolver: Resolver) -> tuple[HTTPCase, Any]:
     body = resolver.resolve(case.path, case.body)
     raw = b"" if body is None else json.dumps(body).encode()
     return HTTPCase(case.method, case.path, raw, [("Content-Type", CONTENT_TYPE)]), body
-
-
-# -- the probes of issue 13, tried before anything generated -----------------------------------------
-
-_NET, _EP = v.DOCKER_NET[0], v.DOCKER_EP[0]
-SEEDS: list[list[PluginCase]] = [
-    # 1: an endpoint with the router IP (dockerd passes what an IPAM driver answered)
-    [
-        PluginCase(
-            "/NetworkDriver.CreateEndpoint",
-            {"NetworkID": _NET, "EndpointID": _EP, "Interface": {"Address": f"{ip}/32"}},
-        )
-    ]
-    for ip in v.SPECIAL_ADDRESSES
-] + [
-    # 2: ids that would change the agent's request
-    [PluginCase("/NetworkDriver.EndpointOperInfo", {"NetworkID": _NET, "EndpointID": v.SMUGGLE})],
-    [PluginCase("/NetworkDriver.DeleteEndpoint", {"NetworkID": _NET, "EndpointID": "ep?release-ip=true"})],
-    [PluginCase("/IpamDriver.ReleaseAddress", {"PoolID": f"podnet:{v.POD_CIDR}", "Address": "../../policy"})],
-    # 7: what crashed: no NetworkID on Join (after_call), an Address that is not a string, JSON that crashes later
-    [PluginCase("/NetworkDriver.Join", {"EndpointID": _EP, "SandboxKey": "/var/run/docker/netns/x"})],
-    [PluginCase("/NetworkDriver.CreateEndpoint", {"NetworkID": _NET, "EndpointID": _EP, "Interface": {"Address": 5}})],
-    [PluginCase("/NetworkDriver.Join", raw=b'{"EndpointID": "\\ud800"}')],
-    [PluginCase("/NetworkDriver.Join", raw=v.HOSTILE_BODIES[0])],
-]

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from podnet.agent.service import Agent
 from podnet.cni.spec import endpoint_id
-from tests.fuzz.cni import SEEDS, CNICase, cni_cases
+from tests.fuzz.cni import CNICase, cni_cases
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.node import FuzzNode
 from tests.fuzz.outcomes import ENDPOINT_CHANGES, Outcome, Verdict, after_request, json_or_none, judge
+from tests.fuzz.probes import CNI as SEEDS
 from tests.fuzz.verdicts import shim as judge_shim
 from tests.interfaces import ShimRun, run_shim
 

@@ -9,9 +9,10 @@ from hypothesis import example, given
 
 from podnet.agent.service import Agent
 from tests.fuzz.conftest import fuzz_settings
-from tests.fuzz.libnetwork import RECORDED, SEEDS, PluginCase, Resolver, plugin_sequences, to_http, translate
+from tests.fuzz.libnetwork import RECORDED, PluginCase, Resolver, plugin_sequences, to_http, translate
 from tests.fuzz.node import FuzzNode
 from tests.fuzz.outcomes import ENDPOINT_CHANGES, Outcome, Verdict, after_request, json_or_none, judge
+from tests.fuzz.probes import LIBNETWORK as SEEDS
 from tests.fuzz.verdicts import plugin
 from tests.fuzz.wire import send
 

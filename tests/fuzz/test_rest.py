@@ -11,7 +11,8 @@ from tests.fuzz.cni import AGENT
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.node import FuzzNode
 from tests.fuzz.outcomes import Outcome, Verdict, after_request, judge
-from tests.fuzz.rest import SEEDS, allowed_changes, rest_requests
+from tests.fuzz.probes import REST as SEEDS
+from tests.fuzz.rest import allowed_changes, rest_requests
 from tests.fuzz.verdicts import rest
 from tests.fuzz.wire import HTTPCase, send
 
