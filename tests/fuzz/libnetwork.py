@@ -30,6 +30,7 @@ POOL = "@POOL@"  # the PoolID podnet answered RequestPool with
 POOL_CIDR = "@POOL_CIDR@"  # the Pool it answered
 ADDRESS = "@ADDRESS:"  # @ADDRESS:<recorded>@: the address podnet gave in place of <recorded>
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
+RECORDED_POOLS = ipaddress.IPv4Network("10.208.0.0/12")  # the recording plugin's addresses (10.213…, 10.214…)
 
 
 @dataclass
@@ -45,44 +46,28 @@ class PluginCase:
         return f"{self.method} {self.path} {shown}"
 
 
-def _ids(kind: str, pool: list[str]) -> dict[str, str]:
-    seen: list[str] = []
-    for record in RECORDED:
-        value = (record["request"] or {}).get(kind)
-        if isinstance(value, str) and value not in seen:
-            seen.append(value)
-    return {recorded: pool[i % len(pool)] for i, recorded in enumerate(seen)}
-
-
-NETWORKS = _ids("NetworkID", v.DOCKER_NET)
-ENDPOINTS = _ids("EndpointID", v.DOCKER_EP)
-
-
 def _recorded_address(text: str) -> bool:
     try:
-        return ipaddress.IPv4Interface(text).ip in ipaddress.IPv4Network("10.213.0.0/15")
+        return ipaddress.IPv4Interface(text).ip in RECORDED_POOLS
     except ValueError:
         return False
 
 
-def translate(value: Any, key: str = "") -> Any:
-    """A recorded body with dockerd's ids and the recording plugin's pools made the fuzzed node's."""
+def translate(value: Any, path: str, key: str = "") -> Any:
+    """A recorded body (of a request to `path`) with the recording plugin's pools and addresses made the
+    fuzzed node's (dockerd's ids stay: tests.fuzz.values draws from them)."""
     if isinstance(value, dict):
-        return {k: translate(item, k) for k, item in value.items()}
+        return {k: translate(item, path, k) for k, item in value.items()}
     if isinstance(value, list):
-        return [translate(item, key) for item in value]
+        return [translate(item, path, key) for item in value]
     if not isinstance(value, str):
         return value
-    if key == "NetworkID":
-        return NETWORKS.get(value, value)
-    if key == "EndpointID":
-        return ENDPOINTS.get(value, value)
     if key == "PoolID":
         return POOL
     if key == "AddressSpace":
         return "podnet-local"
-    if key == "Pool" and value:
-        return POOL_CIDR
+    if key == "Pool" and value:  # --subnet when asked for a pool; then what podnet answered
+        return v.POD_CIDR if path == "/IpamDriver.RequestPool" else POOL_CIDR
     if key == "SubPool" and value:
         return "10.44.0.0/28"
     if key == "Gateway":
@@ -185,7 +170,7 @@ def replayed_windows(draw: st.DrawFn) -> list[PluginCase]:
     window = RECORDED[start : start + draw(st.integers(1, 14))]
     cases = []
     for record in window:
-        case = PluginCase(record["path"], translate(record["request"]), replayed=True)
+        case = PluginCase(record["path"], translate(record["request"], record["path"]), replayed=True)
         if draw(v.rarely(7)):
             case = draw(hostile_variants(case))
         cases.append(case)
@@ -197,7 +182,7 @@ def drawn_requests(draw: st.DrawFn) -> list[PluginCase]:
     cases = []
     for _ in range(draw(st.integers(1, 4))):
         record = draw(st.sampled_from(RECORDED))
-        case = PluginCase(record["path"], draw(redrawn(translate(record["request"]))))
+        case = PluginCase(record["path"], draw(redrawn(translate(record["request"], record["path"]))))
         if draw(st.booleans()):
             case = draw(hostile_variants(case))
         cases.append(case)

@@ -76,7 +76,9 @@ def try_one(node: FuzzNode, plugin_socket: str, case: PluginCase, resolver: Reso
 def with_seeds(test: T) -> T:
     # The whole recording as dockerd sent it (what podnet cannot honour it refuses in libnetwork's form),
     # and the probes.
-    test = example(cases=[PluginCase(r["path"], translate(r["request"]), replayed=True) for r in RECORDED])(test)
+    test = example(cases=[PluginCase(r["path"], translate(r["request"], r["path"]), replayed=True) for r in RECORDED])(
+        test
+    )
     for seed in SEEDS:
         test = example(cases=seed)(test)
     return test

@@ -13,10 +13,21 @@ POD_CIDR = "10.44.0.0/24"
 ROUTER_IP = "10.44.0.1"
 NETWORK = ipaddress.IPv4Network(POD_CIDR)
 
-DOCKER_EP = ["0952f5a45eda58ff1cf22fde8753ef599a9ce44c16beae8c05f2c8636c0daacd", "6f10f9e3901a3c36" * 4]
-DOCKER_NET = ["d82677aa9b6b6a4d4558e95975a2c551717eca3e25f850a22d7a7db6dbd2169d", "e78a79ad774a4ade" * 4]
+# The ids dockerd used in the recording (tests/fixtures/libnetwork), so that replayed and generated requests meet.
+DOCKER_NET = [
+    "d82677aa9b6b6a4d4558e95975a2c551717eca3e25f850a22d7a7db6dbd2169d",
+    "e78a79ad774a4ade2c0c53f970876c8b5952766e5fd271866944bb84bfdeb932",
+    "0499a74dfc58809fe20df6d7ab8dc0aaddd89f39bba7ff691764ab5f8230876d",
+]
+DOCKER_EP = [
+    "0952f5a45eda58ff1cf22fde8753ef599a9ce44c16beae8c05f2c8636c0daacd",
+    "6f10f9e3901a3c363cf9481510b0a51d501d48e1a144fc399fd83a23e274c5d9",
+    "5e4e433820df56d37ec428d3b7c029e0148e350d4ef98499f1aa84a6c11bece1",
+    "3be9f5a4d0df9388f2e101d22b1b9d33f557439f3d9b27373d64dba53ff5a705",
+    "2c457f5ce7bb944e138a28bf6af37e1abe17a2b33ff0a11e8e7c78c543fdb432",
+]
 CONTAINER_IDS = ["c0ffee01", "c0ffee02", "5e4e433820df56d3" * 4]
-ENDPOINT_IDS = ["ep1", "ep2", "cni-c0ffee01-eth0", *DOCKER_EP]
+ENDPOINT_IDS = ["ep1", "ep2", "cni-c0ffee01-eth0", *DOCKER_EP[:2]]
 POLICY_NAMES = ["allow-web", "deny-all", "a.b-c"]
 OWNERS = ["default/app1", "default/app2", "docker-ipam", "cni/c0ffee01"]
 # Owners the agent writes itself: a client naming one pretends to be the agent.
