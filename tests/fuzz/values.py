@@ -31,7 +31,7 @@ ENDPOINT_IDS = ["ep1", "ep2", "cni-c0ffee01-eth0", *DOCKER_EP[:2]]
 POLICY_NAMES = ["allow-web", "deny-all", "a.b-c"]
 OWNERS = ["default/app1", "default/app2", "docker-ipam", "cni/c0ffee01"]
 # Owners the agent writes itself: a client naming one pretends to be the agent.
-RESERVED_OWNERS = ["router", "endpoint:ep1", "endpoint:ghost", "released-endpoint:ep2"]
+RESERVED_OWNERS = ["router", "endpoint:ep1", "endpoint:ghost", "released-endpoint:ep2", "quarantined"]
 
 # A few hosts of the pod CIDR (few, so that allocations collide), the addresses no pod may have, and others.
 HOSTS = [str(NETWORK[i]) for i in range(2, 7)]

@@ -21,7 +21,7 @@ def env(tmp_path: Path) -> Iterator[RunningAgent]:
         assert_store_invariants(running.agent)
 
 
-@pytest.mark.parametrize("owner", ["router", "endpoint:ghost", "endpoint:", "released-endpoint:ep1"])
+@pytest.mark.parametrize("owner", ["router", "endpoint:ghost", "endpoint:", "released-endpoint:ep1", "quarantined"])
 def test_a_client_cannot_hold_an_ip_under_an_owner_the_agent_reserves(env: RunningAgent, owner: str) -> None:
     for call in (lambda: env.client.ipam_allocate(owner), lambda: env.client.ipam_allocate_ip("10.44.0.5", owner)):
         with pytest.raises(AgentError) as caught:

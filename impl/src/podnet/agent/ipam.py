@@ -16,7 +16,7 @@ from podnet.api.models import (
     NodeAddressing,
 )
 from podnet.ipam import DurableNodeAllocator, parse_address, parse_cidr
-from podnet.ipam.allocator import ROUTER_OWNER, Allocation
+from podnet.ipam.allocator import QUARANTINED_OWNER, ROUTER_OWNER, Allocation
 from podnet.ipam.cidr import Address
 
 # Owners of IPs the agent itself holds (others are the runtime's, e.g. "docker-ipam").
@@ -27,9 +27,9 @@ RELEASED_OWNER = "released-endpoint:"
 def client_owner(owner: str) -> str:
     """An owner a client may name: not one the agent writes itself (an IP held as `endpoint:X` with no
     endpoint X could never be released), and nothing a terminal would act on."""
-    if owner == ROUTER_OWNER or owner.startswith((ENDPOINT_OWNER, RELEASED_OWNER)):
+    if owner in (ROUTER_OWNER, QUARANTINED_OWNER) or owner.startswith((ENDPOINT_OWNER, RELEASED_OWNER)):
         raise BadRequestError(
-            f"owner {owner!r} is the agent's own (router, endpoint:…, released-endpoint:…): "
+            f"owner {owner!r} is the agent's own (router, quarantined, endpoint:…, released-endpoint:…): "
             "name who holds the IP, e.g. owner=default/app1"
         )
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in owner):
