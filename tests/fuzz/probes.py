@@ -28,7 +28,8 @@ REST: list[list[HTTPCase]] = [
     *([_put_endpoint("x", {"addressing": {"ipv4": ip}})] for ip in [*v.SPECIAL_ADDRESSES, "10.45.0.5"]),
     # an IP held under an owner only the agent writes, then released
     [HTTPCase("POST", "/v1/ipam?owner=endpoint%3Aghost"), HTTPCase("DELETE", f"/v1/ipam/{v.HOSTS[0]}")],
-    [HTTPCase("POST", f"/v1/ipam/{v.HOSTS[1]}?owner=router")],
+    [HTTPCase("POST", f"/v1/ipam/{v.HOSTS[1]}?owner=router"), HTTPCase("POST", "/v1/ipam?owner=router")],
+    [HTTPCase("POST", "/v1/ipam?owner=quarantined"), HTTPCase("DELETE", f"/v1/ipam/{v.HOSTS[0]}")],
     # 2: a CNI call through the API whose container id carries a second request
     [_json("POST", "/v1/cni", {"env": {"CNI_COMMAND": "CHECK", "CNI_CONTAINERID": v.SMUGGLE}, "stdin": "{}"})],
     [HTTPCase("DELETE", "/v1/endpoint/ep1%3Frelease-ip%3Dtrue"), HTTPCase("GET", "/v1/endpoint/a%2F..%2F..%2Fpolicy")],
