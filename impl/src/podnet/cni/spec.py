@@ -95,6 +95,7 @@ class Environment:
             if not sep:
                 raise CNIError(INVALID_ENVIRONMENT, f"CNI_ARGS item {pair!r} is not KEY=VALUE")
             args[key] = value
+        check_pod_args(args)
         e = cls(
             command,
             env.get("CNI_CONTAINERID", ""),
@@ -134,6 +135,25 @@ class Environment:
     @property
     def endpoint_id(self) -> str:
         return endpoint_id(self.container_id, self.ifname)
+
+
+# Kubernetes' names: a pod is a DNS-1123 subdomain, a namespace a DNS-1123 label.
+POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def check_pod_args(args: dict[str, str]) -> None:
+    """K8S_POD_NAME / K8S_POD_NAMESPACE from CNI_ARGS name the IP's owner: Kubernetes names, or code 4."""
+    name, namespace = args.get("K8S_POD_NAME"), args.get("K8S_POD_NAMESPACE")
+    if name is not None and (len(name) > 253 or not POD_NAME.fullmatch(name)):
+        raise CNIError(
+            INVALID_ENVIRONMENT, f"CNI_ARGS K8S_POD_NAME {name!r} is not a pod name (lowercase DNS subdomain, ≤ 253)"
+        )
+    if namespace is not None and (len(namespace) > 63 or not NAMESPACE.fullmatch(namespace)):
+        raise CNIError(
+            INVALID_ENVIRONMENT,
+            f"CNI_ARGS K8S_POD_NAMESPACE {namespace!r} is not a namespace name (lowercase DNS label, ≤ 63)",
+        )
 
 
 def _has_control(text: str) -> bool:
