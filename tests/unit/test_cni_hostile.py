@@ -81,12 +81,13 @@ def test_container_ids_the_spec_forbids_are_code_4_for_add_and_del(env: RunningA
     ("args", "what"),
     [
         ("K8S_POD_NAME=endpoint:x", "K8S_POD_NAME"),
-        ("K8S_POD_NAME=App1", "K8S_POD_NAME"),
+        ("K8S_POD_NAME=a/b", "K8S_POD_NAME"),
+        ("K8S_POD_NAME=-x", "K8S_POD_NAME"),
         ("K8S_POD_NAMESPACE=ns/other;K8S_POD_NAME=app1", "K8S_POD_NAMESPACE"),
         (f"K8S_POD_NAMESPACE={'a' * 64};K8S_POD_NAME=app1", "K8S_POD_NAMESPACE"),
     ],
 )
-def test_pod_names_that_kubernetes_would_not_make_are_code_4(env: RunningAgent, args: str, what: str) -> None:
+def test_pod_names_no_runtime_would_make_are_code_4(env: RunningAgent, args: str, what: str) -> None:
     """They name the IP's owner (<namespace>/<pod>): refused by the plugin with the field, not by the agent."""
     status, output = cni(env, "ADD", CNI_ARGS=f"IgnoreUnknown=1;{args}")
     assert_cni_error(status, output, 4)

@@ -137,22 +137,23 @@ class Environment:
         return endpoint_id(self.container_id, self.ifname)
 
 
-# Kubernetes' names: a pod is a DNS-1123 subdomain, a namespace a DNS-1123 label.
-POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# Names runtimes pass: Kubernetes' (DNS-1123) and podman's container names ([a-zA-Z0-9][a-zA-Z0-9_.-]*).
+# Never '/' or ':': the IP's owner is "<namespace>/<pod>", and "endpoint:…" owners are the agent's.
+POD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAMESPACE = POD_NAME
 
 
 def check_pod_args(args: dict[str, str]) -> None:
-    """K8S_POD_NAME / K8S_POD_NAMESPACE from CNI_ARGS name the IP's owner: Kubernetes names, or code 4."""
+    """K8S_POD_NAME / K8S_POD_NAMESPACE from CNI_ARGS name the IP's owner: runtimes' names, or code 4."""
     name, namespace = args.get("K8S_POD_NAME"), args.get("K8S_POD_NAMESPACE")
     if name is not None and (len(name) > 253 or not POD_NAME.fullmatch(name)):
         raise CNIError(
-            INVALID_ENVIRONMENT, f"CNI_ARGS K8S_POD_NAME {name!r} is not a pod name (lowercase DNS subdomain, ≤ 253)"
+            INVALID_ENVIRONMENT, f"CNI_ARGS K8S_POD_NAME {name!r} is not a pod name (letters, digits, _ . -; ≤ 253)"
         )
     if namespace is not None and (len(namespace) > 63 or not NAMESPACE.fullmatch(namespace)):
         raise CNIError(
             INVALID_ENVIRONMENT,
-            f"CNI_ARGS K8S_POD_NAMESPACE {namespace!r} is not a namespace name (lowercase DNS label, ≤ 63)",
+            f"CNI_ARGS K8S_POD_NAMESPACE {namespace!r} is not a namespace name (letters, digits, _ . -; ≤ 63)",
         )
 
 
