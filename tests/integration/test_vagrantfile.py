@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from lab.backends.vagrant.provision import link_mac
 from lab.model.topology import TOPOLOGIES as TOPOLOGY_DIR
 from lab.model.topology import load_topology
 
@@ -57,6 +58,8 @@ def test_vagrantfile_derives_what_the_netns_backend_derives(name: str) -> None:
             "subnet": link.subnet,
             "tor_ip": link.tor_ip,
             "node_ip": link.node_ip,
+            "tor_mac": link_mac(link.index, 1),
+            "node_mac": link_mac(link.index, 2),
         }
         for spec, link in zip(topology.nodes, topology.links(), strict=True)
     ]

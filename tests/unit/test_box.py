@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.backends.vagrant import box
+from lab.backends.vagrant import boot, box
 
 
 def test_the_hash_names_the_inputs_and_changes_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,10 +20,10 @@ def test_the_hash_names_the_inputs_and_changes_with_them(monkeypatch: pytest.Mon
 
 
 def test_every_lab_node_need_is_baked_in() -> None:
-    for needed in ("docker.io", "bird2", "etcd-server", "libbpf1", "python3-venv", "busybox-static", "tcpdump"):
+    for needed in ("docker.io", "bird2", "etcd-server", "libbpf1", "python3", "busybox-static", "tcpdump"):
         assert needed in box.PACKAGES
-    assert "net.ifnames=0" in box.FILES["boot/extlinux/extlinux.conf"]  # eth0 is the management NIC
-    assert "ssh-keygen -A" in box.FILES["etc/systemd/system/ssh-host-keys.service"]
+    assert "net.ifnames=0" in boot.FILES["boot/extlinux/extlinux.conf"]  # eth0 is the management NIC
+    assert "ssh-keygen -q -t ed25519" in boot.FILES["etc/systemd/system/ssh-host-keys.service"]
     assert box.METADATA == {"provider": "libvirt", "format": "qcow2", "virtual_size": box.DISK_GB}
 
 
@@ -48,3 +48,18 @@ def test_the_mirror_is_the_one_apt_uses(tmp_path: Path, name: str, text: str, wa
 
 def test_without_sources_the_mirror_is_debians(tmp_path: Path) -> None:
     assert box.mirror((tmp_path / "absent",)) == "http://deb.debian.org/debian"
+
+
+def test_the_boot_is_trimmed_for_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel line, the initramfs and the units are the box's inputs: changing one rebuilds it."""
+    extlinux = boot.FILES["boot/extlinux/extlinux.conf"]
+    append = next(line.split(None, 1)[1] for line in extlinux.splitlines() if line.strip().startswith("APPEND"))
+    assert append.split() == boot.KERNEL_ARGS
+    assert {"quiet", "mitigations=off", "fsck.mode=skip", "apparmor=0"} <= set(boot.KERNEL_ARGS)
+    assert boot.FILES["etc/initramfs-tools/conf.d/podnet"].startswith("MODULES=list")
+    assert "virtio_blk" in boot.FILES["etc/initramfs-tools/modules"].split()
+    assert "apt-daily.timer" in boot.MASKED and "containerd.service" in boot.DISABLED
+    assert "ManageForeignRoutes=no" in boot.FILES["etc/systemd/networkd.conf.d/podnet.conf"]
+    first = box.inputs_hash()
+    monkeypatch.setattr(boot, "MASKED", [*boot.MASKED, "cron.service"])
+    assert box.inputs_hash() != first

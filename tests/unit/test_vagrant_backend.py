@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shlex
 import tomllib
 from pathlib import Path
@@ -11,10 +13,11 @@ import pytest
 from lab.backends.base import NodeError
 from lab.backends.vagrant.lab import root_ssh_config
 from lab.backends.vagrant.node import VagrantNode
-from lab.backends.vagrant.provision import node_files, store_url
+from lab.backends.vagrant.provision import link_mac, node_files, store_url
 from lab.model.cluster import agent_settings, as_flags, as_toml
 from lab.model.topology import Topology, load_topology
 from podnet.agent.config import load_config
+from podnet.kvstore import keys
 
 
 def no_control() -> Topology:
@@ -58,11 +61,12 @@ def test_staged_files_per_role() -> None:
     tor = node_files(topology, "tor")
     assert tor["role"] == "tor\n"
     assert tor["links"].splitlines() == [
-        "192.168.50.1 to-node1",
-        "192.168.50.5 to-node2",
-        "192.168.50.9 to-node3",
-        "192.168.50.13 to-ctrl",
+        "192.168.50.1/30 to-node1 52:54:00:51:00:00",
+        "192.168.50.5/30 to-node2 52:54:00:51:00:01",
+        "192.168.50.9/30 to-node3 52:54:00:51:00:02",
+        "192.168.50.13/30 to-ctrl 52:54:00:51:00:03",
     ]
+    assert tor["hostname"] == "tor\n"
     assert "neighbor 192.168.50.10 as 65003;" in tor["bird.conf"] and "etcd.env" not in tor
     ctrl = node_files(topology, "ctrl")
     assert ctrl["register"].splitlines() == ["node1 192.168.50.2", "node2 192.168.50.6", "node3 192.168.50.10"]
@@ -70,9 +74,26 @@ def test_staged_files_per_role() -> None:
     operator_args = shlex.split(ctrl["operator.env"].split("=", 1)[1])
     assert operator_args[:2] == ["--store", "etcd://192.168.50.14:2379"]
     node3 = node_files(topology, "node3")
-    assert node3["links"] == "192.168.50.10 uplink\n" and node3["gateway"] == "192.168.50.9\n"
+    assert node3["links"] == "192.168.50.10/30 uplink 52:54:00:52:00:02\n" and node3["gateway"] == "192.168.50.9\n"
     assert tomllib.loads(node3["agent.toml"])["node_name"] == "node3"
     assert node3["registered_by"] == "ctrl\n"  # its agent waits for the registration in topology order
+
+
+def test_a_worker_waits_for_its_registration_with_one_etcd_request() -> None:
+    """provision.sh asks etcd itself (curl) for the key podnet's registry writes, instead of
+    running `podnet node list` (seconds of emulated CPU) every two seconds."""
+    topology = load_topology("three-nodes")
+    url, request = node_files(topology, "node2")["registration"].split()
+    assert url == "http://192.168.50.14:2379/v3/kv/range"
+    body = json.loads(request)
+    assert base64.b64decode(body["key"]).decode() == keys.cluster_node("node2") and body["count_only"] is True
+
+
+def test_link_macs_are_distinct_per_end_and_link() -> None:
+    topology = load_topology("nine-nodes")
+    macs = [link_mac(link.index, side) for link in topology.links() for side in (1, 2)]
+    assert len(set(macs)) == len(macs) and all(m.startswith("52:54:00:") for m in macs)
+    assert link_mac(300, 2) == "52:54:00:52:01:2c"
 
 
 def test_without_a_control_node_the_tor_holds_the_store() -> None:

@@ -7,9 +7,11 @@ inside an MBR disk image that extlinux boots -> qcow2 -> a `.box` tar with
 libvirt metadata -> `vagrant box add`.
 
 Gotchas this handles: clones must not share a machine id (empty
-/etc/machine-id, regenerated at first boot) nor a DHCP client id (dhclient
-uses the MAC); sshd needs host keys before it starts (a oneshot unit makes
-them at first boot, so clones differ).
+/etc/machine-id, regenerated at first boot) nor a DHCP client id (networkd
+uses the MAC); sshd needs a host key before it starts (a oneshot unit makes
+it at first boot, so clones differ). How the box boots, trimmed for TCG
+(kernel command line, initramfs, units), is boot.py. podnet itself is not in
+the box: provisioning unpacks a venv built on the host (venv.py).
 
 The box is rebuilt only when its inputs (packages, configuration, this
 recipe) change: the input hash names the cached file.
@@ -29,13 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.backends.vagrant import boot
+
 BOX_NAME = "podnet/debian12"
 POOL_IMAGE_PREFIX = "podnet-VAGRANTSLASH-debian12_vagrant_box_image_"  # vagrant-libvirt's name for its disk
 CACHE = Path("/var/cache/podnet-lab/box")
 SUITE = "bookworm"
 DISK_GB = 8
 PART_OFFSET = 1 << 20  # the root partition starts at 1 MiB
-RECIPE = 1
+RECIPE = 2  # 2: boot trimmed (boot.py), no ifupdown, podnet's venv built on the host
 VAGRANT_PUB = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant.pub")
 
 # What every lab VM needs, baked in: nothing is installed at `vagrant up`.
@@ -44,8 +48,6 @@ PACKAGES = [
     "systemd-sysv",
     "udev",
     "kmod",
-    "ifupdown",  # vagrant's Debian guest support configures the underlay NICs with it
-    "isc-dhcp-client",  # the management NIC (client id: the MAC)
     "openssh-server",
     "sudo",
     "iproute2",
@@ -54,34 +56,13 @@ PACKAGES = [
     "tcpdump",
     "iputils-ping",  # for people debugging by hand
     "curl",
-    "python3",
-    "python3-venv",  # the podnet wheelhouse is installed into a venv
+    "python3",  # podnet's venv (built on the host for this Python: lab/backends/vagrant/venv.py) runs on it
     "libbpf1",  # the agent loads the eBPF datapath with it
     "docker.io",
     "busybox-static",  # the lab image, docker-imported in the VM
     "bird2",  # the ToR and the agents' BGP speaker
     "etcd-server",  # the control node's kvstore
 ]
-
-FILES: dict[str, str] = {
-    "etc/hostname": "podnet\n",
-    "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 podnet\n",
-    "etc/fstab": "LABEL=podnetroot / ext4 errors=remount-ro 0 1\n",
-    "etc/network/interfaces": "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n",
-    "etc/sudoers.d/vagrant": "vagrant ALL=(ALL) NOPASSWD:ALL\n",
-    "etc/systemd/system/ssh-host-keys.service": (
-        "[Unit]\nDescription=Make this VM's own SSH host keys\nBefore=ssh.service\n"
-        "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n"
-        "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n"
-        "[Install]\nWantedBy=multi-user.target\n"
-    ),
-    "boot/extlinux/extlinux.conf": (
-        "DEFAULT podnet\nTIMEOUT 1\nLABEL podnet\n  LINUX /vmlinuz\n  INITRD /initrd.img\n"
-        # apparmor=0: Debian's kernel turns AppArmor on, the box has no apparmor_parser,
-        # and dockerd then refuses to start any container.
-        "  APPEND root=LABEL=podnetroot ro console=ttyS0 net.ifnames=0 biosdevname=0 apparmor=0 quiet\n"
-    ),
-}
 
 METADATA = {"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GB}
 BOX_VAGRANTFILE = """Vagrant.configure("2") do |config|
@@ -108,7 +89,8 @@ class BoxResult:
 def inputs_hash() -> str:
     """What the box is made of; bump RECIPE when the build steps change what they produce."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([RECIPE, SUITE, DISK_GB, PACKAGES, FILES, METADATA, BOX_VAGRANTFILE]).encode())
+    boxed = [boot.FILES, boot.MASKED, boot.DISABLED, boot.SYSV_SCRIPTS, boot.ENABLED]
+    digest.update(json.dumps([RECIPE, SUITE, DISK_GB, PACKAGES, *boxed, METADATA, BOX_VAGRANTFILE]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -166,11 +148,12 @@ def _rootfs(root: Path, report: Callable[[str], None]) -> None:
         "debootstrap",
     )
     report("configuring the root filesystem")
-    for rel, text in FILES.items():
+    for rel, text in boot.FILES.items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     (root / "etc/sudoers.d/vagrant").chmod(0o440)
+    (root / "etc/network/interfaces").unlink(missing_ok=True)  # networkd configures eth0
     # Each clone makes its own machine id (and so its own DHCP/dbus identity) at first boot.
     (root / "etc/machine-id").write_text("")
     dbus_id = root / "var/lib/dbus/machine-id"
@@ -181,16 +164,30 @@ def _rootfs(root: Path, report: Callable[[str], None]) -> None:
         key.unlink()
     chroot = ["chroot", str(root)]
     _run([*chroot, "useradd", "-m", "-s", "/bin/bash", "-G", "sudo", "vagrant"], "adding the vagrant user")
-    ssh = root / "home/vagrant/.ssh"
-    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (ssh / "authorized_keys").write_text(VAGRANT_PUB.read_text())
-    _run([*chroot, "chown", "-R", "vagrant:vagrant", "/home/vagrant/.ssh"], "owning vagrant's ssh keys")
-    _run([*chroot, "systemctl", "enable", "ssh-host-keys.service"], "enabling ssh-host-keys")
-    # The lab starts its own daemons; the packages' services stay off until provisioned.
-    for unit in ("docker.service", "docker.socket", "bird.service", "etcd.service"):
-        subprocess.run([*chroot, "systemctl", "disable", unit], capture_output=True, check=False)
+    # vagrant logs in as vagrant; the lab harness as root, with the same key.
+    for home, owner in (("home/vagrant", "vagrant:vagrant"), ("root", "root:root")):
+        ssh = root / home / ".ssh"
+        ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (ssh / "authorized_keys").write_text(VAGRANT_PUB.read_text())
+        _run([*chroot, "chown", "-R", owner, f"/{home}/.ssh"], f"owning /{home}/.ssh")
+    _trim_boot(root)
     shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
     (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+
+
+def _trim_boot(root: Path) -> None:
+    """What systemd starts at boot (boot.py), and an initramfs with only the root disk's modules."""
+    chroot = ["chroot", str(root)]
+    for name in boot.SYSV_SCRIPTS:
+        (root / "etc/init.d" / name).unlink(missing_ok=True)
+        for link in root.glob(f"etc/rc?.d/[SK][0-9][0-9]{name}"):
+            link.unlink()
+    # The packages' services stay off until provisioned; systemctl in a chroot only edits symlinks.
+    for unit in boot.DISABLED:
+        subprocess.run([*chroot, "systemctl", "disable", unit], capture_output=True, check=False)
+    _run([*chroot, "systemctl", "mask", *boot.MASKED], "masking units")
+    _run([*chroot, "systemctl", "enable", *boot.ENABLED], "enabling units")
+    _run([*chroot, "update-initramfs", "-u", "-k", "all"], "update-initramfs (only the root disk's modules)")
 
 
 def _disk(work: Path, report: Callable[[str], None]) -> None:

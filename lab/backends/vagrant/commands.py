@@ -11,6 +11,7 @@ from rich.console import Console
 from lab.backends.base import LabError
 from lab.backends.vagrant.box import BoxError, build
 from lab.backends.vagrant.provision import stage
+from lab.backends.vagrant.venv import VenvError, vm_venv
 from lab.deploy import wheelhouse
 from lab.model.topology import load_topology
 
@@ -20,8 +21,13 @@ console = Console(stderr=True, highlight=False)
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology)
     house, built = wheelhouse()
-    staged = stage(topology)
     console.print(f"wheelhouse {'built' if built else 'reused'}: {house} ({len(list(house.glob('*.whl')))} wheels)")
+    try:
+        venv, built = vm_venv()
+    except VenvError as err:
+        raise LabError(str(err)) from None
+    console.print(f"the VMs' venv (for /opt/podnet) {'built' if built else 'reused'}: {venv}")
+    staged = stage(topology)
     console.print(f"staged {', '.join(sorted(p.stem for p in staged.glob('*.tar')))} in {staged}")
     console.print(f"now: LAB_TOPOLOGY={topology.name} vagrant up   (then: vagrant ssh node1)")
     return 0
@@ -46,7 +52,8 @@ def cmd_box_build(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Add this backend's commands to the `lab` parser's subcommands."""
     wh = sub.add_parser(
-        "wheelhouse", help="build podnet's wheelhouse and stage each VM's provisioning files (for `vagrant up`)"
+        "wheelhouse",
+        help="build podnet's wheelhouse and the VMs' venv, and stage each VM's provisioning files (for `vagrant up`)",
     )
     wh.add_argument("--topology", default=None, help="topology file or name (default: lab/topologies/default.yaml)")
     wh.set_defaults(handler=cmd_wheelhouse)

@@ -1,11 +1,13 @@
 """A running lab on the Vagrant backend: the topology as VMs (the root Vagrantfile).
 
-`up()` stages every VM's provisioning directory (lab/provision.py), runs
+`up()` stages every VM's provisioning directory (provision.py), runs
 `vagrant up` (python-vagrant) with the topology and the run id in the
-environment, opens one ssh master per VM, and waits on the same readiness
-checks as the netns backend: every agent serves healthz, every plugin answers
-Plugin.Activate, every worker has its pod CIDR, the ToR routes them all.
-`down()` destroys the VMs and their networks.
+environment — following each VM through it (progress.py: booting,
+provisioning which step, ready; reported as it happens and recorded as the
+`<vm>: boot|provision|ready` timings) — opens one ssh master per VM, and waits
+on the same readiness checks as the netns backend: every agent serves healthz,
+every plugin answers Plugin.Activate, every worker has its pod CIDR, the ToR
+routes them all. `down()` destroys the VMs and their networks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -25,14 +27,22 @@ from lab.backends.base import LabError, Progress, wait_for
 from lab.backends.lab import BaseLab
 from lab.backends.vagrant import box
 from lab.backends.vagrant.node import VagrantNode
-from lab.backends.vagrant.provision import VENV, stage, store_url
+from lab.backends.vagrant.progress import VagrantProgress
+from lab.backends.vagrant.provision import stage, store_url
+from lab.backends.vagrant.venv import VENV, VenvError
 from lab.model.topology import Topology
 
 T = TypeVar("T")
 
 
 def vagrant_env(topology_file: Path, run_id: str) -> dict[str, str]:
-    return {**os.environ, "LAB_TOPOLOGY": str(topology_file), "LAB_RUN_ID": run_id, "VAGRANT_NO_COLOR": "1"}
+    return {
+        **os.environ,
+        "LAB_TOPOLOGY": str(topology_file),
+        "LAB_RUN_ID": run_id,
+        "VAGRANT_NO_COLOR": "1",
+        "VAGRANT_CHECKPOINT_DISABLE": "1",  # no version check over the network
+    }
 
 
 def root_ssh_config(vagrant_ssh_config: str) -> str:
@@ -85,24 +95,50 @@ class VagrantLab(BaseLab[VagrantNode]):
         self.save()
         with self.step("box (build or reuse)", report):
             box.build(report=lambda _: None)
-        with self.step("wheelhouse and each VM's provisioning files", report):
-            stage(self.topology)
+        with self.step("podnet's venv for the VMs and each VM's provisioning files", report):
+            try:
+                stage(self.topology)
+            except VenvError as err:
+                raise LabError(str(err)) from None
         names = [self.tor.name, *self.nodes]
-        with self.step(f"vagrant up: {len(names)} VMs, provisioned ({', '.join(names)})", report):
-            self.vagrant("up", lambda v: v.up(provider="libvirt"))
-        with self.step("ssh to every VM (sockets forwarded)", report):
-            self._ssh_config()
-            with ThreadPoolExecutor(max_workers=len(names)) as pool:
-                list(pool.map(lambda n: n.connect(), self.all_nodes()))
-        self.save()
-        with self.step("agents and plugins ready", report):
-            for node in self.workers.values():
-                self._wait_ready(node)
+        progress = VagrantProgress(self.root / "vagrant-up.log", names, self._up_started)
+        try:
+            with self.step(f"vagrant up: {len(names)} VMs booted and provisioned ({', '.join(names)})", report):
+                self._vagrant_up(progress, report)
+            with self.step("ssh to every VM (sockets forwarded)", report):
+                self._ssh_config()
+                with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                    list(pool.map(lambda n: n.connect(), self.all_nodes()))
+            self.save()
+            for name in names:
+                if name not in self.workers:
+                    progress.set_ready(name)
+            with (
+                self.step("agents and plugins ready", report),
+                ThreadPoolExecutor(max_workers=len(self.workers)) as pool,
+            ):
+                list(pool.map(lambda node: self._wait_ready(node, progress, report), self.workers.values()))
+        finally:
+            self.timings.extend(progress.timings())
+
+    def _vagrant_up(self, progress: VagrantProgress, report: Progress | None) -> None:
+        """`vagrant up` (every VM in parallel), reporting each VM's phase whenever one moves on."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            up = pool.submit(self.vagrant, "up", lambda v: v.up(provider="libvirt"))
+            while True:
+                finished = wait([up], timeout=0.5).done
+                if progress.poll() and report:
+                    report(f"vagrant up: {progress.summary()}")
+                if finished:
+                    break
+            up.result()
 
     def _ssh_config(self) -> None:
         self.tor.ssh_config.write_text(root_ssh_config(self.vagrant("ssh-config", lambda v: str(v.ssh_config()))))
 
-    def _wait_ready(self, node: VagrantNode, timeout_s: float = 120.0) -> None:
+    def _wait_ready(
+        self, node: VagrantNode, progress: VagrantProgress, report: Progress | None, timeout_s: float = 120.0
+    ) -> None:
         wait_for(
             lambda: node.agent_ready(require_pod_cidr=self.control is None),
             timeout_s,
@@ -110,6 +146,9 @@ class VagrantLab(BaseLab[VagrantNode]):
             interval_s=1,
         )
         wait_for(node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1)
+        progress.set_ready(node.name)
+        if report:
+            report(f"ready: {progress.summary()}")
 
     def node_env(self, name: str) -> dict[str, str]:
         return {

@@ -2,19 +2,22 @@
 
 `stage()` writes `.vagrant/podnet/<topology>/<vm>/` (and the same as
 `<vm>.tar`, which the Vagrantfile uploads): the guest provisioning
-script and systemd units (lab/vagrant/guest/), podnet's wheelhouse (every
-wheel, installed in the VM with no index), the lab image, and the node's
-configuration, rendered here from the same topology the netns backend uses:
+script and systemd units (lab/backends/vagrant/guest/), podnet's venv for
+/opt/podnet (built on this machine: venv.py; the ToR needs none), the lab
+image, and the node's configuration, rendered here from the same topology
+the netns backend uses:
 
-- every VM: `role`, `links` (underlay address -> the interface name the netns
-  backend uses: `uplink` on a node, `to-<node>` on the ToR), `gateway`;
+- every VM: `role`, `hostname`, `links` (underlay address/prefix, the interface
+  name the netns backend uses — `uplink` on a node, `to-<node>` on the ToR —
+  and the MAC the Vagrantfile gives that NIC), `gateway`;
 - the ToR: `bird.conf` (cluster.tor_config), and `etcd.env` when the topology has
   no control node (the agents then share the ToR's etcd as their store, where
   the netns backend shares one SQLite file);
 - the control node: `etcd.env`, `register` (workers in topology order),
   `operator.env`;
 - a worker: `agent.toml` (cluster.agent_settings), `image.tar`, and
-  `registered_by` when the control node registers it.
+  `registered_by` when the control node registers it (with `registration`:
+  the etcd request that finds the registration, so the wait costs a curl).
 
 `vagrant up` alone then gives a working lab; `lab up --backend vagrant` stages
 first and runs the same provisioners.
@@ -22,6 +25,8 @@ first and runs the same provisioners.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shlex
 import shutil
@@ -29,14 +34,29 @@ import tarfile
 from pathlib import Path
 
 from lab import paths
-from lab.deploy import wheelhouse
+from lab.backends.vagrant.venv import VENV, vm_venv
 from lab.image import build_rootfs_tar
 from lab.model import cluster
 from lab.model.topology import Topology
+from podnet.kvstore import keys
 
 GUEST = Path(__file__).resolve().parent / "guest"
-VENV = "/opt/podnet"  # where provision.sh installs the wheelhouse in each VM
 ETCD_DATA = "/var/lib/etcd/podnet"
+VENV_TAR = "podnet-venv.tar.gz"  # in a VM's staging directory: unpacked at VENV
+
+
+def link_mac(link: int, side: int) -> str:
+    """The MAC of link `link`'s NIC on the ToR (side 1) or on its node (side 2); the Vagrantfile
+    derives the same (lab_mac) and gives the NIC that address, provision.sh finds it by it."""
+    return f"52:54:00:{0x50 + side:02x}:{link >> 8:02x}:{link & 0xFF:02x}"
+
+
+def registration_request(topology: Topology, node: str) -> str:
+    """`<etcd URL> <JSON range request>`: how provision.sh asks etcd whether the control node has
+    registered `node` (the key podnet's registry writes)."""
+    store = store_url(topology, node).removeprefix("etcd://").split(",")[0]
+    request = {"key": base64.b64encode(keys.cluster_node(node).encode()).decode(), "count_only": True}
+    return f"http://{store}/v3/kv/range {json.dumps(request, separators=(',', ':'))}\n"
 
 
 def stage_dir() -> Path:
@@ -56,13 +76,20 @@ def etcd_env(name: str, advertise_ip: str) -> str:
     )
 
 
+def _cidr(ip: str, subnet: str) -> str:
+    return f"{ip}/{subnet.split('/')[1]}"
+
+
 def node_files(topology: Topology, name: str) -> dict[str, str]:
     """The configuration files of one VM (name -> content)."""
     links = topology.links()
     if name == topology.tor.name:
         files = {
             "role": "tor\n",
-            "links": "".join(f"{link.tor_ip} to-{link.node}\n" for link in links),
+            "hostname": f"{name}\n",
+            "links": "".join(
+                f"{_cidr(link.tor_ip, link.subnet)} to-{link.node} {link_mac(link.index, 1)}\n" for link in links
+            ),
             "bird.conf": cluster.tor_config(topology),
         }
         if topology.control() is None:
@@ -71,7 +98,8 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
     link = topology.link_of(name)
     store = store_url(topology, name)
     files = {
-        "links": f"{link.node_ip} uplink\n",
+        "hostname": f"{name}\n",
+        "links": f"{_cidr(link.node_ip, link.subnet)} uplink {link_mac(link.index, 2)}\n",
         "gateway": f"{link.tor_ip}\n",
         "profile.sh": f"export PATH={VENV}/bin:$PATH\nexport PODNET_STORE={store}\n",
     }
@@ -93,23 +121,28 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
         control = topology.control()
         if control is not None:  # provision.sh starts the agent once the control node registered it
             files["registered_by"] = f"{control.name}\n"
+            files["registration"] = registration_request(topology, name)
     return files
 
 
+def _link(src: Path, dest: Path) -> None:
+    """A hard link where the filesystem allows (the venv is large and shared), else a copy."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
 def _link_tree(src: Path, dest: Path) -> None:
-    """Copy a tree by hard links where the filesystem allows (wheels are large and shared)."""
     dest.mkdir(parents=True, exist_ok=True)
     for path in src.iterdir():
         if path.is_file() and not path.name.startswith("."):
-            try:
-                os.link(path, dest / path.name)
-            except OSError:
-                shutil.copy2(path, dest / path.name)
+            _link(path, dest / path.name)
 
 
 def stage(topology: Topology) -> Path:
     """Write every VM's provisioning directory; returns the topology's staging directory."""
-    house, _ = wheelhouse()
+    venv, _ = vm_venv()
     root = stage_dir() / topology.name
     shutil.rmtree(root, ignore_errors=True)
     stage_dir().mkdir(parents=True, exist_ok=True)
@@ -119,11 +152,13 @@ def stage(topology: Topology) -> Path:
         _link_tree(GUEST, node_dir)
         for filename, content in node_files(topology, name).items():
             (node_dir / filename).write_text(content)
-        _link_tree(house, node_dir / "wheelhouse")
+        if name != topology.tor.name:  # podnet runs on the nodes; the ToR runs bird (and etcd)
+            _link(venv, node_dir / VENV_TAR)
+            (node_dir / "venv").write_text(venv.name + "\n")
         if (node_dir / "agent.toml").exists():
-            os.link(image, node_dir / "image.tar")
+            _link(image, node_dir / "image.tar")
         # One file: vagrant's file provisioner uploads a directory file by file, minutes under TCG.
         with tarfile.open(root / f"{name}.tar", "w") as tar:
             tar.add(node_dir, arcname=".")
-    (root / ".complete").write_text(house.name + "\n")
+    (root / ".complete").write_text(venv.name + "\n")
     return root
