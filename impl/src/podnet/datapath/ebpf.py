@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from podnet import timing
 from podnet.datapath.bpf import object_file, tc
 from podnet.datapath.bpf.events import EventReader, EventSink
 from podnet.datapath.bpf.loader import BpfObject
@@ -131,8 +132,10 @@ class BpfDatapath(VethDatapath):
             self.endpoints_map.update(ip_key(ip), EndpointInfo(index, IDENTITY_INIT, peer_mac, host_mac).pack())
         except OSError as err:
             raise DatapathError(f"adding {ip} to the endpoints map: {err.strerror}") from err
+        timing.mark("plumb: map")
         self._attach(index, "ingress", "from_container", host)
         self._attach(index, "egress", "to_container", host)
+        timing.mark("plumb: tc")
 
     def _unplumb(self, ip: str, index: int) -> None:
         current = self.endpoints_map.lookup(ip_key(ip))

@@ -26,6 +26,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from podnet import timing
 from podnet.datapath import firewall, sysctl
 from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
@@ -211,6 +212,7 @@ class VethDatapath:
         With `netns`, the peer is made and configured in that network namespace,
         through one descriptor of it (`open_netns` checked it is a pod's)."""
         netns_fd = open_netns(netns) if netns else None
+        timing.mark("netns: open")
         try:
             return self._create_endpoint(endpoint_id, ip, router_ip, netns, netns_fd, ifname)
         finally:
@@ -242,17 +244,22 @@ class VethDatapath:
                     raise InterfaceExistsError(f"interface {peer} already exists {where}") from err
                 where = f" in {netns}" if netns else ""
                 raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
+            timing.mark("veth: create")
             index = self.index_of(host)
             assert index is not None
             undo.add("delete veth", lambda: self.ipr.link("del", index=index))
+            timing.mark("veth: index")
             # Answer ARP for the router IP (and anything on-link) at once.
             sysctl.set_interface(host, rp_filter=0, forwarding=1, proxy_arp=1)
             sysctl.write(f"net/ipv4/neigh/{host}/proxy_delay", 0)
+            timing.mark("sysctl")
             self._plumb(ip, index, host, host_mac, peer_mac)
             undo.add("unplumb", lambda: self._unplumb(ip, index))
+            timing.mark("plumb")
             if netns and netns_fd is not None:
                 assert ifname is not None
                 self._configure_peer(netns, netns_fd, ifname, ip, router_ip)
+                timing.mark("peer: configure")
             undo.commit()
         return EndpointLink(host, index, host_mac, peer, peer_mac, moved=bool(netns))
 

@@ -1,0 +1,130 @@
+"""The agent's API called from inside the agent: what the C shim's `POST /v1/cni` runs the plugin
+logic with (`podnet.cni.plugin.AgentCalls`), without an HTTP hop back into the same process.
+
+Each call runs on the agent's worker, like an HTTP call would (state changes stay serialised),
+and comes back as the API's JSON, or fails as the HTTP client would have seen it: `AgentError`
+with the status and reason the server would have answered, `AgentTimeoutError` when the
+operation's deadline passes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from pydantic import ValidationError
+
+from podnet.agent.config import describe_validation_error
+from podnet.agent.service import Agent
+from podnet.api import models as m
+from podnet.api.client import AgentError, AgentTimeoutError
+from podnet.errors import PodnetError, Reason, http_status
+
+log = logging.getLogger("podnet.agent.api")
+
+#: Runs `fn(*args)` on the agent's worker and waits at most `timeout` seconds for it.
+Submit = Callable[..., Any]
+
+
+class LocalAgentCalls:
+    """`AgentCalls` on this process's agent. `deadline` (time.monotonic()) is the operation's."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        submit: Submit,
+        health: Callable[[float], dict[str, Any]],
+        *,
+        timeout: float,
+        deadline: float | None = None,
+    ):
+        self.agent = agent
+        self.submit = submit
+        self.health = health
+        self.timeout = timeout
+        self.deadline = deadline
+
+    def for_cleanup(self, timeout: float) -> LocalAgentCalls:
+        return LocalAgentCalls(self.agent, self.submit, self.health, timeout=timeout)
+
+    def _left(self) -> float:
+        left = self.timeout if self.deadline is None else min(self.timeout, self.deadline - time.monotonic())
+        if left <= 0:
+            raise AgentTimeoutError(
+                f"podnet agent: no time left for another call (the operation's deadline of {self.timeout:g} s has passed)"
+            )
+        return left
+
+    def _run(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.submit(self._left(), fn, *args, **kwargs)
+        except FutureTimeout:
+            raise AgentTimeoutError(
+                f"podnet agent did not answer within {self.timeout:g} s: its worker is busy ({what})"
+            ) from None
+        except ValidationError as err:
+            status = http_status(Reason.bad_request)
+            raise AgentError(
+                status, describe_validation_error(err, f"invalid request body ({what})"), Reason.bad_request
+            ) from None
+        except PodnetError as err:
+            status = http_status(err.reason)
+            if status >= 500:
+                log.error("%s: %s", what, err)
+            raise AgentError(status, str(err), err.reason) from None
+        except Exception as err:
+            log.exception("%s failed", what)
+            raise AgentError(
+                500, f"internal error: {type(err).__name__}: {err} (see the agent log)", Reason.internal
+            ) from None
+
+    @staticmethod
+    def _endpoint_id(endpoint_id: str) -> str:
+        try:
+            return m.validate_endpoint_id(endpoint_id)
+        except ValueError as err:
+            raise AgentError(http_status(Reason.bad_request), str(err), Reason.bad_request) from None
+
+    def ipam_allocate(self, owner: str, *, expiration: bool = False, pool: str | None = None) -> Any:
+        def allocate() -> dict[str, Any]:
+            return self.agent.ipam_allocate(owner.strip(), expiration=expiration, pool=pool).wire()
+
+        if not owner.strip():
+            raise AgentError(400, "missing owner (who holds the IP, e.g. default/app1)", Reason.bad_request)
+        return self._run("POST /v1/ipam", allocate)
+
+    def ipam_release(self, ip: str) -> Any:
+        return self._run(f"DELETE /v1/ipam/{ip}", lambda: self.agent.ipam_release(ip).wire())
+
+    def endpoint_create(self, endpoint_id: str, body: dict[str, Any]) -> Any:
+        endpoint_id = self._endpoint_id(endpoint_id)
+
+        def create() -> dict[str, Any]:
+            request = m.EndpointChangeRequest.model_validate(body)
+            return self.agent.endpoint_create(endpoint_id, request).wire()
+
+        return self._run(f"PUT /v1/endpoint/{endpoint_id}", create)
+
+    def endpoint_get(self, endpoint_id: str) -> Any:
+        endpoint_id = self._endpoint_id(endpoint_id)
+        return self._run(f"GET /v1/endpoint/{endpoint_id}", lambda: self.agent.endpoint_get(endpoint_id).wire())
+
+    def endpoint_list(self) -> Any:
+        return self._run("GET /v1/endpoint", lambda: [e.wire() for e in self.agent.endpoint_list()])
+
+    def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any:
+        endpoint_id = self._endpoint_id(endpoint_id)
+        return self._run(
+            f"DELETE /v1/endpoint/{endpoint_id}",
+            lambda: self.agent.endpoint_delete(endpoint_id, release_ip=release_ip).wire(),
+        )
+
+    def healthz(self) -> Any:
+        """As `GET /v1/healthz` answers: without the worker when it is busy for too long."""
+        try:
+            return self.health(self._left())
+        except FutureTimeout:
+            raise AgentTimeoutError(f"podnet agent did not answer healthz within {self.timeout:g} s") from None
