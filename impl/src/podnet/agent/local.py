@@ -9,14 +9,18 @@ operation's deadline passes first.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from podnet import timing
 from podnet.agent.config import describe_validation_error
 from podnet.agent.service import Agent
 from podnet.api import models as m
@@ -24,9 +28,81 @@ from podnet.api.client import AgentError, AgentTimeoutError
 from podnet.errors import PodnetError, Reason, http_status
 
 log = logging.getLogger("podnet.agent.api")
+T = TypeVar("T")
 
 #: Runs `fn(*args)` on the agent's worker and waits at most `timeout` seconds for it.
 Submit = Callable[..., Any]
+
+
+class Host(Protocol):
+    """What of the HTTP server (`AgentAPI`) the in-process calls use: its agent, its worker
+    (every call runs there, in order), the worker's busy marker, and healthz as served."""
+
+    agent: Agent
+    worker: ThreadPoolExecutor
+    busy: tuple[float, str] | None
+
+    async def answer_healthz(self) -> m.Healthz: ...
+
+
+def submit_to_worker(host: Host, timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn` on the worker, from another thread (not the event loop's), waiting at most `timeout`."""
+    what = getattr(fn, "__name__", "a call")
+    timed = timing.current()
+
+    def run() -> T:
+        host.busy = (time.monotonic(), what)
+        try:
+            if timed is None:
+                return fn(*args, **kwargs)
+            timed.mark("queue")  # waiting for the worker
+            with timing.using(timed):
+                return fn(*args, **kwargs)
+        finally:
+            host.busy = None
+
+    result = host.worker.submit(run).result(timeout)
+    timing.mark("handback")  # the worker's answer reaching the caller's thread
+    return result
+
+
+async def run_cni_here(
+    host: Host, pool: ThreadPoolExecutor, call: m.CNICall, timed: timing.Phases | None
+) -> tuple[int, str]:
+    """One `POST /v1/cni`: (the plugin's exit status, what it prints), the plugin logic on `pool`'s
+    threads calling this agent directly; `timed` gets the call's phases, logged at the end."""
+    from podnet.cmd.cni import run as run_cni
+
+    loop = asyncio.get_running_loop()
+    if timed is not None:
+        timed.what = f"cni {call.env.get('CNI_COMMAND', '?')} {call.env.get('CNI_CONTAINERID', '?')}"
+        timed.mark("request")  # body read, parsed, validated
+    status, output = await loop.run_in_executor(
+        pool, timing.carried(run_cni, timed), call.stdin.encode(), call.env, local_calls(host, loop)
+    )
+    text = json.dumps(output) + "\n" if output is not None else ""
+    if timed is not None:
+        timed.mark("reply")
+        log.debug("%s", timed.summary())
+    return status, text
+
+
+def local_calls(host: Host, loop: asyncio.AbstractEventLoop) -> Callable[[str, float, float], LocalAgentCalls]:
+    """How `podnet.cmd.cni.run` reaches this agent from the `/v1/cni` handler's threads."""
+
+    def health(timeout: float) -> dict[str, Any]:
+        async def answer() -> dict[str, Any]:
+            return (await host.answer_healthz()).wire()
+
+        return asyncio.run_coroutine_threadsafe(answer(), loop).result(timeout)
+
+    def submit(timeout: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return submit_to_worker(host, timeout, fn, *args, **kwargs)
+
+    def connect(socket_path: str, timeout: float, deadline: float) -> LocalAgentCalls:
+        return LocalAgentCalls(host.agent, submit, health, timeout=timeout, deadline=deadline)
+
+    return connect
 
 
 class LocalAgentCalls:

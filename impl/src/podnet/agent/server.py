@@ -24,7 +24,7 @@ from podnet import jsonsafe, timing
 from podnet.agent.config import describe_validation_error
 from podnet.agent.errors import BadRequestError
 from podnet.agent.health import health_while_busy
-from podnet.agent.local import LocalAgentCalls
+from podnet.agent.local import run_cni_here
 from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.openapi import build as build_openapi
@@ -178,9 +178,9 @@ class AgentAPI:
         return await asyncio.get_running_loop().run_in_executor(self.worker, run)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return _json(await self._healthz())
+        return _json(await self.answer_healthz())
 
-    async def _healthz(self) -> m.Healthz:
+    async def answer_healthz(self) -> m.Healthz:
         """From the worker when it answers within `health_wait_s`; else without it, saying why."""
         work = self.health_pending
         if work is None or work.done():  # one at a time on the worker, however often it is polled
@@ -301,62 +301,11 @@ class AgentAPI:
     async def bgp(self, request: web.Request) -> web.Response:
         return _json(await self.call(self.agent.bgp_status))
 
-    def submit(self, timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`fn` on the worker, from another thread (not the event loop's), waiting at most `timeout`."""
-        what = getattr(fn, "__name__", "a call")
-        timed = timing.current()
-
-        def run() -> T:
-            self.busy = (time.monotonic(), what)
-            try:
-                if timed is None:
-                    return fn(*args, **kwargs)
-                timed.mark("queue")  # waiting for the worker
-                with timing.using(timed):
-                    return fn(*args, **kwargs)
-            finally:
-                self.busy = None
-
-        result = self.worker.submit(run).result(timeout)
-        timing.mark("handback")  # the worker's answer reaching the caller's thread
-        return result
-
-    def _local_calls(self, loop: asyncio.AbstractEventLoop) -> Callable[[str, float, float], LocalAgentCalls]:
-        def health(timeout: float) -> dict[str, Any]:
-            async def answer() -> dict[str, Any]:
-                return (await self._healthz()).wire()
-
-            return asyncio.run_coroutine_threadsafe(answer(), loop).result(timeout)
-
-        def connect(socket_path: str, timeout: float, deadline: float) -> LocalAgentCalls:
-            return LocalAgentCalls(self.agent, self.submit, health, timeout=timeout, deadline=deadline)
-
-        return connect
-
     async def cni(self, request: web.Request) -> web.Response:
-        """The plugin logic runs here, on its own threads, calling this agent directly (no HTTP
-        back into itself); each agent call still runs on the worker."""
-        from podnet.cmd.cni import run as run_cni
-
+        """The plugin logic, inside this agent (podnet.agent.local: no HTTP call back into it)."""
         timed = timing.start("cni", log)
-        call = await _body(request, m.CNICall)
-        loop = asyncio.get_running_loop()
-        if timed is not None:
-            timed.what = f"cni {call.env.get('CNI_COMMAND', '?')} {call.env.get('CNI_CONTAINERID', '?')}"
-            timed.mark("request")  # body read, parsed, validated
-        status, output = await loop.run_in_executor(
-            self.cni_pool,
-            timing.carried(run_cni, timed),
-            call.stdin.encode(),
-            call.env,
-            self._local_calls(loop),
-        )
-        text = json.dumps(output) + "\n" if output is not None else ""
-        response = web.Response(text=text, content_type="application/json", headers={"Podnet-CNI-Exit": str(status)})
-        if timed is not None:
-            timed.mark("reply")
-            log.debug("%s", timed.summary())
-        return response
+        status, text = await run_cni_here(self, self.cni_pool, await _body(request, m.CNICall), timed)
+        return web.Response(text=text, content_type="application/json", headers={"Podnet-CNI-Exit": str(status)})
 
     async def policy_get(self, request: web.Request) -> web.Response:
         return _json(await self.call(self.agent.policy_state))
