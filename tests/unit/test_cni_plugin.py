@@ -279,3 +279,28 @@ def test_cni_in_the_agent_keeps_the_calls_deadline_when_the_worker_is_stuck(env:
         assert "did not answer within" in error["msg"] and error["details"] == "allocating an IP"
     finally:
         stuck.set()
+
+
+def test_each_cni_call_logs_where_its_time_went_at_debug_level(
+    env: RunningAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The per-phase breakdown bench/cni_add.py --profile reads (issue 17); nothing at info level."""
+    import logging
+    import re
+
+    environment = {"CNI_CONTAINERID": CID, "CNI_NETNS": "/var/run/netns/pod1", "CNI_IFNAME": "eth0"}
+    with caplog.at_level(logging.INFO):
+        post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "ADD"})
+    assert not [r for r in caplog.records if "phases:" in r.getMessage()]
+    with caplog.at_level(logging.DEBUG):
+        post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "DEL"})
+        post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "ADD"})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phases: ")]
+    assert len(lines) == 2, lines
+    add = re.fullmatch(rf"phases: cni ADD {CID}: [\d.]+ ms: (.*)", lines[1])
+    assert add is not None, lines[1]
+    phases = [part.rsplit(" ", 1)[0] for part in add.group(1).split(", ")]
+    for phase in ("request", "plugin: parse", "queue", "ipam: allocate", "checks", "store: claim", "store: record"):
+        assert phase in phases, phases
+    assert phases[-1] == "reply"
+    assert lines[0].startswith(f"phases: cni DEL {CID}: ") and "store: record" in lines[0]
