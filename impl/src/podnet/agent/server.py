@@ -10,6 +10,7 @@ serialises every other call is stuck (on a locked store, say).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -34,7 +35,13 @@ from podnet.policy.model import PolicyRule
 from podnet.private import bind_socket
 
 log = logging.getLogger("podnet.agent.api")
-RULES = TypeAdapter(list[PolicyRule])
+
+
+@functools.cache
+def rules_adapter() -> TypeAdapter[list[PolicyRule]]:
+    return TypeAdapter(list[PolicyRule])  # built on the first policy import, not at start
+
+
 BODY_TIMEOUT_S = 10.0  # a client on this socket sends its body at once
 HEALTH_WAIT_S = 1.0  # how long healthz waits for the worker before answering without it
 BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
@@ -316,7 +323,7 @@ class AgentAPI:
             data = [data]
         if not isinstance(data, list) or not data:
             raise BadRequestError("request body must be a policy rule or a non-empty JSON array of rules")
-        rules = RULES.validate_python(data)
+        rules = rules_adapter().validate_python(data)
         return _json(await self.call(self.agent.policy_put, rules))
 
     async def policy_delete(self, request: web.Request) -> web.Response:
