@@ -25,6 +25,8 @@ from podnet.agent.config import describe_validation_error
 from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.client import AgentError, AgentTimeoutError
+from podnet.cni import spec
+from podnet.cni.spec import CNIError, NetConf
 from podnet.errors import PodnetError, Reason, http_status
 
 log = logging.getLogger("podnet.agent.api")
@@ -66,25 +68,81 @@ def submit_to_worker(host: Host, timeout: float, fn: Callable[..., T], *args: An
     return result
 
 
+#: What the plugin does with its agent calls alone: the whole call runs on the worker, as one job.
+ON_WORKER = {"ADD": "allocating an IP", "DEL": "deleting the endpoint", "CHECK": "looking up the endpoint"}
+
+
 async def run_cni_here(
     host: Host, pool: ThreadPoolExecutor, call: m.CNICall, timed: timing.Phases | None
 ) -> tuple[int, str]:
-    """One `POST /v1/cni`: (the plugin's exit status, what it prints), the plugin logic on `pool`'s
-    threads calling this agent directly; `timed` gets the call's phases, logged at the end."""
+    """One `POST /v1/cni`: (the plugin's exit status, what it prints), calling this agent directly.
+
+    ADD, DEL and CHECK run whole on the worker (one job: no thread hop per agent call, and a call
+    still queued when its deadline passes never runs); the others on `pool`'s threads, each agent
+    call on the worker (STATUS's healthz waits for the worker only so long). `timed` gets the
+    call's phases, logged at the end."""
+    from podnet.cmd.cni import budget_of
     from podnet.cmd.cni import run as run_cni
 
     loop = asyncio.get_running_loop()
+    command = call.env.get("CNI_COMMAND", "?")
     if timed is not None:
-        timed.what = f"cni {call.env.get('CNI_COMMAND', '?')} {call.env.get('CNI_CONTAINERID', '?')}"
+        timed.what = f"cni {command} {call.env.get('CNI_CONTAINERID', '?')}"
         timed.mark("request")  # body read, parsed, validated
-    status, output = await loop.run_in_executor(
-        pool, timing.carried(run_cni, timed), call.stdin.encode(), call.env, local_calls(host, loop)
-    )
+    stdin = call.stdin.encode()
+    conf = _conf(stdin) if command in ON_WORKER else None
+    if conf is None:
+        status, output = await loop.run_in_executor(
+            pool, timing.carried(run_cni, timed), stdin, call.env, local_calls(host, loop)
+        )
+    else:
+        budget = budget_of(conf)
+        deadline = time.monotonic() + budget
+
+        def job() -> tuple[int, dict[str, object] | None]:
+            if timed is not None:
+                timed.mark("queue")
+            host.busy = (time.monotonic(), f"CNI {command}")
+            try:
+                return run_cni(
+                    stdin,
+                    call.env,
+                    lambda *_: LocalAgentCalls(host.agent, _inline, _no_health, timeout=budget, deadline=deadline),
+                )
+            finally:
+                host.busy = None
+
+        try:
+            status, output = await asyncio.wait_for(
+                asyncio.wrap_future(host.worker.submit(timing.carried(job, timed))), budget
+            )
+        except TimeoutError:  # still queued: cancelled, it never runs
+            status, output = 1, _busy(conf.cni_version, budget, ON_WORKER[command])
     text = json.dumps(output) + "\n" if output is not None else ""
     if timed is not None:
         timed.mark("reply")
         log.debug("%s", timed.summary())
     return status, text
+
+
+def _conf(stdin: bytes) -> NetConf | None:
+    try:
+        return NetConf.parse(stdin)
+    except CNIError:
+        return None  # the plugin says what is wrong with it
+
+
+def _inline(timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return fn(*args, **kwargs)  # already on the worker
+
+
+def _no_health(timeout: float) -> dict[str, Any]:
+    raise AssertionError("healthz from the worker would wait for itself")  # STATUS runs on the pool
+
+
+def _busy(version: str, budget: float, what: str) -> dict[str, object]:
+    message = f"podnet agent did not answer within {budget:g} s: its worker is busy"
+    return CNIError(spec.TRY_AGAIN_LATER, message, what).to_json(version)
 
 
 def local_calls(host: Host, loop: asyncio.AbstractEventLoop) -> Callable[[str, float, float], LocalAgentCalls]:

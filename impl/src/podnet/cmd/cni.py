@@ -31,6 +31,12 @@ def over_socket(socket_path: str, timeout: float, deadline: float) -> AgentCalls
     return AgentClient(socket_path, timeout=timeout, deadline=deadline)
 
 
+def budget_of(conf: NetConf) -> float:
+    """One deadline for every agent call of an operation, a little before the shim's own (agentTimeout
+    too), so that the runtime gets the plugin's error rather than the shim's."""
+    return conf.timeout - min(1.0, conf.timeout / 10)
+
+
 def run(
     stdin: bytes, env: dict[str, str] | None = None, connect: Connect = over_socket
 ) -> tuple[int, dict[str, object] | None]:
@@ -47,9 +53,7 @@ def run(
         conf = NetConf.parse(stdin)
         timing.mark("plugin: parse")
         version = conf.cni_version
-        # One deadline for every agent call of this operation, a little before the shim's own
-        # (agentTimeout too), so that the runtime gets this error rather than the shim's.
-        budget = conf.timeout - min(1.0, conf.timeout / 10)
+        budget = budget_of(conf)
         client = connect(conf.socket, budget, started + budget)
         command = environment.command
         if command == "ADD":
