@@ -133,12 +133,16 @@ class BpfDatapath(VethDatapath):
     # -- endpoints ----------------------------------------------------------------
     def _plumb(self, ip: str, index: int, host: str, host_mac: str, peer_mac: str) -> list[Request]:
         """The endpoints map entry now; the clsact qdisc and both programs in the batch that sets the
-        device up (same handle and priority as `tc.attach`, which restores and replaces them)."""
+        device up (same handle and priority as `tc.attach`: `tc.attached` and `tc.detach` find them)."""
         try:
             self.endpoints_map.update(ip_key(ip), EndpointInfo(index, IDENTITY_INIT, peer_mac, host_mac).pack())
         except OSError as err:
             raise DatapathError(f"adding {ip} to the endpoints map: {err.strerror}") from err
         timing.mark("plumb: map")
+        return self._programs(index, host)
+
+    def _programs(self, index: int, host: str) -> list[Request]:
+        """clsact (if not there yet) and both programs, each created or replaced in place."""
         return [
             rtnl.add_clsact(index, host),
             rtnl.add_bpf_filter(
@@ -189,8 +193,10 @@ class BpfDatapath(VethDatapath):
             self.endpoints_map.update(ip_key(ip), want.pack())
             repaired = True
         # Always: this agent loaded new program instances; replacing is atomic.
-        self._attach(index, "ingress", "from_container", ifname)
-        self._attach(index, "egress", "to_container", ifname)
+        try:
+            self.rtnl.run(self._programs(index, ifname))
+        except OSError as err:
+            raise _err(f"attaching the programs to {ifname}", err) from err
         return repaired
 
     def counters(self, ifname: str) -> LinkCounters | None:
