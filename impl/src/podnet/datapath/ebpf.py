@@ -56,12 +56,13 @@ log = logging.getLogger("podnet.datapath.bpf")
 class BpfDatapath(VethDatapath):
     mode = "bpf"
 
-    def __init__(self, *, pin_dir: Path, mtu: int = 1500, obj: Path | None = None):
+    def __init__(self, *, pin_dir: Path, mtu: int = 1500, obj: Path | None = None, loaded: BpfObject | None = None):
+        """`loaded`: the object, already loaded and pinned in `pin_dir` (the agent loads it early)."""
         super().__init__(mtu=mtu)
         self.pod_cidr: ipaddress.IPv4Network | None = None
         self.pin_dir = pin_dir
         try:
-            self.obj = BpfObject(obj or object_file(), pin_dir)
+            self.obj = loaded or BpfObject(obj or object_file(), pin_dir)
         except BaseException:
             super().close()
             raise
