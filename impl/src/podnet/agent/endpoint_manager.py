@@ -158,7 +158,7 @@ class EndpointManager:
         self.endpoints.save(updated)
         if updated.identity != endpoint.identity:
             self.policy.regenerate_for(updated)
-            self.identities.release_unused(self.endpoints.list())  # last: the old identity, if no longer used
+            self.identities.release_unused(self.endpoints.identities())  # last: the old one, if no longer used
         return self._with_counters(updated)
 
     def _refuse_second_network(self, endpoint: Endpoint, sandbox: str) -> None:
@@ -200,7 +200,7 @@ class EndpointManager:
                         log.warning("endpoint %s: %s", endpoint_id, err)
         timing.mark("store: ip")
         if endpoint.identity is not None:
-            self.identities.release_unused(self.endpoints.list())  # last: GC catches up if this fails
+            self.identities.release_unused(self.endpoints.identities())  # last: GC catches up if this fails
             timing.mark("identity")
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint
