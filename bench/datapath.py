@@ -15,8 +15,13 @@ namespace (nsenter), so all three paths are measured with the same binaries:
 Each column prints the median and the spread (min-max) over the rounds: on a
 small VM the noise between rounds is often larger than the differences.
 
-Rounds interleave the three paths so drift hits all; medians are printed with
-ratios against the bridge (goal: eBPF >= 1.2x the bridge).
+The physical limit is measured too: a bare veth pair between two namespaces
+(no bridge, no programs, no routing), the same tools on each end.
+
+Rounds interleave the four paths so drift hits all; medians are printed with
+ratios against the bridge and the bare veth pair. Goals (issue 17): eBPF TCP
+throughput within 5 % of the bare veth pair, TCP_RR ≥ 1.3x and UDP packets/s
+≥ 1.5x Docker's bridge.
 
     python bench/datapath.py [--rounds 5] [--seconds 3]
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import statistics
 import subprocess
 import sys
@@ -44,6 +50,7 @@ from lab.deploy import lab_venv
 from lab.image import IMAGE
 
 HERE = Path(__file__).resolve().parent
+LIMIT = "bare veth pair (limit)"
 
 
 class Pair:
@@ -119,6 +126,27 @@ class Pair:
         return float(self.run_in(self.client, str(rr), "client", self.server_ip, "5202", str(seconds)).stdout)
 
 
+class VethPair(Pair):
+    """The physical limit: two namespaces joined by one veth pair, nothing else."""
+
+    def __init__(self, label: str, tag: str, stack: ExitStack):
+        self.label = label
+        self.server, self.client = f"pn-bench-{tag}-srv", f"pn-bench-{tag}-cli"
+        for ns in (self.server, self.client):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            stack.callback(subprocess.run, ["ip", "netns", "del", ns], check=False)
+        subprocess.run(
+            ["ip", "link", "add", "eth0", "netns", self.server, "type", "veth", "peer", "eth0", "netns", self.client],
+            check=True,
+        )
+        for ns, ip in ((self.server, "10.62.0.1/30"), (self.client, "10.62.0.2/30")):
+            for argv in (["ip", "addr", "add", ip, "dev", "eth0"], ["ip", "link", "set", "eth0", "up"]):
+                subprocess.run(["ip", "-n", ns, *argv[1:]], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        self.server_ip = "10.62.0.1"
+        self._netns = {name: f"/run/netns/{name}" for name in (self.server, self.client)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -145,6 +173,10 @@ def main() -> int:
                 pair.start_servers(stack, rr)
                 pairs.append(pair)
                 results[label] = {"gbps": [], "rr": [], "pps": []}
+            bare = VethPair(LIMIT, secrets.token_hex(3), stack)
+            bare.start_servers(stack, rr)
+            pairs.append(bare)
+            results[LIMIT] = {"gbps": [], "rr": [], "pps": []}
         for round_no in range(1, args.rounds + 1):
             with console.status(f"round {round_no}/{args.rounds}…"):
                 for pair in pairs:
@@ -161,16 +193,27 @@ def main() -> int:
     for _, title, _fmt in columns:
         table.add_column(title, justify="right")
         table.add_column("vs bridge", justify="right")
-    ref = results["docker bridge"]
+        table.add_column("vs veth", justify="right")
+    ref, limit = results["docker bridge"], results[LIMIT]
     for label, r in results.items():
         row = [label]
         for key, _title, fmt in columns:
             median = statistics.median(r[key])
             spread = f"{fmt.format(min(r[key]))}-{fmt.format(max(r[key]))}"
-            row += [f"{fmt.format(median)} ({spread})", f"{median / statistics.median(ref[key]):.2f}x"]
+            row += [
+                f"{fmt.format(median)} ({spread})",
+                f"{median / statistics.median(ref[key]):.2f}x",
+                f"{median / statistics.median(limit[key]):.2f}x",
+            ]
         table.add_row(*row)
     console.print(table)
-    console.print("goal: podnet eBPF >= 1.2x docker bridge")
+    ebpf = results["podnet eBPF"]
+    med = {k: statistics.median(ebpf[k]) for k in ebpf}
+    console.print(
+        f"podnet eBPF: TCP {med['gbps'] / statistics.median(limit['gbps']):.2f}x the bare veth pair (goal ≥ 0.95x), "
+        f"TCP_RR {med['rr'] / statistics.median(ref['rr']):.2f}x the bridge (goal ≥ 1.3x), "
+        f"UDP pkts/s {med['pps'] / statistics.median(ref['pps']):.2f}x the bridge (goal ≥ 1.5x)"
+    )
     return 0
 
 

@@ -232,6 +232,13 @@ def test_agent_restart_reuses_pins_and_traffic_never_stops(node: NetnsNode, pods
     assert prog_after != prog_before and "from_container" in prog_after  # new program, replaced in place
     assert len(bpf_maps(node)["endpoints"]) == 3
     assert http(app2, app1.ip)
+    saved = node.cmd("iptables-save", "-t", "filter").stdout  # the restarted agent added no second copy
+    for rule in (
+        "-A FORWARD -j PODNET-FORWARD",
+        "-A PODNET-FORWARD -i lxc+ -j ACCEPT",
+        "-A PODNET-FORWARD -o podnet_host -j ACCEPT",
+    ):
+        assert saved.count(rule) == 1, saved
 
 
 def test_cni_del_removes_the_map_entry(node: NetnsNode) -> None:

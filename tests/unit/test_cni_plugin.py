@@ -1,8 +1,14 @@
-"""The CNI plugin at spec level: every command, error codes, no leaks (real agent, kernel faked)."""
+"""The CNI plugin at spec level: every command, error codes, no leaks (real agent, kernel faked).
+
+Every test runs twice: the pure-Python plugin (its agent calls over the socket), and the agent's
+`POST /v1/cni` as the C shim sends it (the plugin logic inside the agent, calling it directly).
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,30 @@ from podnet.datapath.names import host_ifname
 from tests.agent_harness import RunningAgent, running_agent
 
 CID = "c0ffee" * 10 + "abcd"
+
+
+VIA = {"path": "python plugin"}
+
+
+@pytest.fixture(autouse=True, params=["python plugin", "agent /v1/cni"])
+def via(request: pytest.FixtureRequest) -> Iterator[str]:
+    VIA["path"] = request.param
+    yield request.param
+    VIA["path"] = "python plugin"
+
+
+def post_cni(socket_path: str, stdin: bytes, environment: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
+    """What the C shim does: the call to the agent's /v1/cni, its exit status from the header."""
+    conn = http.client.HTTPConnection("podnet")
+    conn.sock = socket.socket(socket.AF_UNIX)
+    conn.sock.connect(socket_path)
+    body = {"env": environment, "stdin": stdin.decode()}
+    conn.request("POST", "/v1/cni", json.dumps(body), {"Content-Type": "application/json"})
+    reply = conn.getresponse()
+    text = reply.read().decode()
+    conn.close()
+    assert reply.status == 200, text
+    return int(reply.getheader("Podnet-CNI-Exit") or "-1"), json.loads(text) if text.strip() else None
 
 
 @pytest.fixture
@@ -47,6 +77,8 @@ def cni(
         **extra_env,
     }
     body = stdin if stdin is not None else (conf(agent) if agent else b"")
+    if VIA["path"] == "agent /v1/cni" and agent is not None:
+        return post_cni(agent.socket, body, environment)
     return run(body, environment)
 
 
@@ -190,6 +222,7 @@ def test_agent_down(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_gets_spec_error_codes(stdin: bytes, env_override: dict[str, str], code: int, message: str) -> None:
+    env_override = dict(env_override)  # the parameter is shared by both runs of the test
     status, error = cni(
         None,
         env_override.pop("CNI_COMMAND", "ADD") if "CNI_COMMAND" in env_override else "ADD",
@@ -211,3 +244,66 @@ def test_labels_from_args_cni_labels_give_the_endpoint_its_identity(env: Running
     assert status == 0
     identities = {e["identity"] for e in env.client.request("GET", "/v1/endpoint")}
     assert len(identities) == 2  # K8S_POD_NAMESPACE differs (absent for the second pod)
+
+
+def test_cni_in_the_agent_calls_it_directly_not_over_http(env: RunningAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C shim's path: the plugin logic inside the agent makes no HTTP call back into the agent
+    (issue 17: two HTTP hops per ADD were most of its time)."""
+    from podnet.api import unixhttp
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an HTTP call from inside the agent")
+
+    monkeypatch.setattr(unixhttp, "request", refuse)
+    environment = {"CNI_CONTAINERID": CID, "CNI_NETNS": "/var/run/netns/pod1", "CNI_IFNAME": "eth0"}
+    status, result = post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "ADD"})
+    assert status == 0 and result is not None, result
+    assert result["ips"][0]["address"] == "10.44.0.2/32"
+    assert post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "STATUS"}) == (0, None)
+    assert post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "DEL"}) == (0, None)
+    assert owners(env) == {"10.44.0.1": "router"}
+
+
+def test_cni_in_the_agent_keeps_the_calls_deadline_when_the_worker_is_stuck(env: RunningAgent) -> None:
+    import threading
+    import time
+
+    stuck = threading.Event()
+    env.api.worker.submit(stuck.wait, 30)  # the worker busy with something else (a locked store, say)
+    try:
+        environment = {"CNI_CONTAINERID": CID, "CNI_NETNS": "/var/run/netns/pod1", "CNI_IFNAME": "eth0"}
+        started = time.monotonic()
+        status, error = post_cni(env.socket, conf(env, agentTimeout=1), {**environment, "CNI_COMMAND": "ADD"})
+        assert time.monotonic() - started < 2
+        assert status == 1 and error is not None and error["code"] == 11, error
+        assert "did not answer within" in error["msg"] and error["details"] == "allocating an IP"
+    finally:
+        stuck.set()
+    env.api.worker.submit(lambda: None).result(10)  # everything queued before has run (or was cancelled)
+    if VIA["path"] == "agent /v1/cni":  # the call that timed out never ran: no IP taken for nobody
+        assert owners(env) == {"10.44.0.1": "router"}
+
+
+def test_each_cni_call_logs_where_its_time_went_at_debug_level(
+    env: RunningAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The per-phase breakdown bench/cni_add.py --profile reads (issue 17); nothing at info level."""
+    import logging
+    import re
+
+    environment = {"CNI_CONTAINERID": CID, "CNI_NETNS": "/var/run/netns/pod1", "CNI_IFNAME": "eth0"}
+    with caplog.at_level(logging.INFO):
+        post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "ADD"})
+    assert not [r for r in caplog.records if "phases:" in r.getMessage()]
+    with caplog.at_level(logging.DEBUG):
+        post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "DEL"})
+        post_cni(env.socket, conf(env), {**environment, "CNI_COMMAND": "ADD"})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("phases: ")]
+    assert len(lines) == 2, lines
+    add = re.fullmatch(rf"phases: cni ADD {CID}: [\d.]+ ms: (.*)", lines[1])
+    assert add is not None, lines[1]
+    phases = [part.rsplit(" ", 1)[0] for part in add.group(1).split(", ")]
+    for phase in ("request", "plugin: parse", "queue", "ipam: allocate", "checks", "store: claim", "store: record"):
+        assert phase in phases, phases
+    assert phases[-1] == "reply"
+    assert lines[0].startswith(f"phases: cni DEL {CID}: ") and "store: record" in lines[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from podnet import timing
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointExistsError, EndpointStore, transition
 from podnet.agent.errors import BadRequestError
@@ -85,14 +86,17 @@ class EndpointManager:
             other = held.owner.removeprefix(ENDPOINT_OWNER)
             raise EndpointExistsError(f"{ip} is already used by endpoint {other}")
         previous = held
+        timing.mark("checks")
         link = self.datapath.create_endpoint(
             endpoint_id, ip, self.router_ip, netns=request.netns, ifname=request.interface_name
         )
         try:
             self.allocator.claim(address, ENDPOINT_OWNER + endpoint_id)
+            timing.mark("store: claim")
             now = time.time()
             labels = request.labels or []
             identity = self.identities.identity_for(labels) if labels else None
+            timing.mark("identity")
             endpoint = Endpoint(
                 id=endpoint_id,
                 state=EndpointState.waiting_for_identity,
@@ -119,7 +123,9 @@ class EndpointManager:
             if labels:
                 endpoint = transition(endpoint, EndpointState.ready, f"identity {identity}: {', '.join(labels)}")
             self.endpoints.save(endpoint)
+            timing.mark("store: record")
             self.policy.regenerate_for(endpoint)
+            timing.mark("policy")
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
             if (now_held := self.allocator.get(address)) is not None and now_held.owner == ENDPOINT_OWNER + endpoint_id:
@@ -152,7 +158,7 @@ class EndpointManager:
         self.endpoints.save(updated)
         if updated.identity != endpoint.identity:
             self.policy.regenerate_for(updated)
-            self.identities.release_unused(self.endpoints.list())  # last: the old identity, if no longer used
+            self.identities.release_unused(self.endpoints.identities())  # last: the old one, if no longer used
         return self._with_counters(updated)
 
     def _refuse_second_network(self, endpoint: Endpoint, sandbox: str) -> None:
@@ -173,9 +179,11 @@ class EndpointManager:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
         self.endpoints.remove(endpoint_id)
+        timing.mark("store: record")
         # The veth (and its route) go on the datapath's own time; the record is
         # already gone, so a crash now leaves a veth that leak collection removes.
         self.datapath.delete_endpoint_later(endpoint_id, ip)
+        timing.mark("datapath")
         if ip:
             held = self.allocator.get(ip)
             if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
@@ -190,7 +198,9 @@ class EndpointManager:
                         )
                     except AlreadyAllocatedError as err:  # another writer holds it now: nothing to hand back
                         log.warning("endpoint %s: %s", endpoint_id, err)
+        timing.mark("store: ip")
         if endpoint.identity is not None:
-            self.identities.release_unused(self.endpoints.list())  # last: GC catches up if this fails
+            self.identities.release_unused(self.endpoints.identities())  # last: GC catches up if this fails
+            timing.mark("identity")
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint

@@ -10,6 +10,7 @@ or deleted; `recheck` picks up either.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from pydantic import ValidationError
@@ -56,6 +57,7 @@ class EndpointStore:
         self.check_address = check_address  # raises ValueError for an address no pod may have
         self._cache: dict[str, Endpoint] = {}
         self._by_ifindex: dict[int, Endpoint] = {}  # host veth ifindex -> endpoint (monitor events name it)
+        self._identities: Counter[int] = Counter()  # identity -> endpoints using it (no scan per delete)
 
     def _read(self, entry: Entry) -> Endpoint:
         try:
@@ -76,6 +78,7 @@ class EndpointStore:
     def load(self) -> list[Endpoint]:
         self._cache.clear()
         self._by_ifindex.clear()
+        self._identities.clear()
         found: dict[str, str] = {}
         for entry in self.store.list_prefix(self.prefix):
             try:
@@ -141,12 +144,28 @@ class EndpointStore:
     def remove(self, endpoint_id: str) -> None:
         self.store.delete(keys.endpoint(self.node, endpoint_id))
         gone = self._cache.pop(endpoint_id, None)
-        if gone is not None and self._by_ifindex.get(gone.networking.interface_index) is gone:
-            del self._by_ifindex[gone.networking.interface_index]
+        if gone is not None:
+            self._count(gone, -1)
+            if self._by_ifindex.get(gone.networking.interface_index) is gone:
+                del self._by_ifindex[gone.networking.interface_index]
 
     def _remember(self, endpoint: Endpoint) -> None:
+        previous = self._cache.get(endpoint.id)
+        if previous is not None:
+            self._count(previous, -1)
         self._cache[endpoint.id] = endpoint
+        self._count(endpoint, +1)
         self._by_ifindex[endpoint.networking.interface_index] = endpoint
+
+    def _count(self, endpoint: Endpoint, delta: int) -> None:
+        if endpoint.identity is not None:
+            self._identities[endpoint.identity] += delta
+            if self._identities[endpoint.identity] <= 0:
+                del self._identities[endpoint.identity]
+
+    def identities(self) -> set[int]:
+        """The identities this node's (readable) endpoints use."""
+        return set(self._identities)
 
     def by_interface_index(self, ifindex: int) -> Endpoint | None:
         return self._by_ifindex.get(ifindex)

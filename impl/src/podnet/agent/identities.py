@@ -77,9 +77,11 @@ class IdentityNames:
         ]
 
     # -- references and collection --------------------------------------------------------
-    def release_unused(self, local: builtins.list[Endpoint], *, stored: bool = False) -> None:
-        """Give up the references no endpoint of this node needs any more."""
-        self.allocator.release_unused({e.identity for e in local if e.identity is not None}, stored=stored)
+    def release_unused(self, local: builtins.list[Endpoint] | set[int], *, stored: bool = False) -> None:
+        """Give up the references no endpoint of this node needs any more (`local`: the node's
+        endpoints, or the identities they use)."""
+        in_use = local if isinstance(local, set) else {e.identity for e in local if e.identity is not None}
+        self.allocator.release_unused(in_use, stored=stored)
 
     def restore(self, endpoints: EndpointStore) -> None:
         """After a restart: hold the endpoints' identities again (re-creating a collected one),

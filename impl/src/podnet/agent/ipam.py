@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from podnet import timing
 from podnet.agent.config import AgentConfig
 from podnet.agent.endpoints import EndpointExistsError
 from podnet.agent.errors import BadRequestError
@@ -79,6 +80,7 @@ class NodeIPAM:
         else:
             subnet = parse_cidr(pool, what="pool").network
             allocation = self.allocator.allocate(owner, expires_in=self._expiry(expiration), within=subnet)
+        timing.mark("ipam: allocate")
         return self._response(allocation)
 
     def allocate_ip(self, ip: str, owner: str, *, expiration: bool = False) -> IPAMResponse:

@@ -10,6 +10,7 @@ serialises every other call is stuck (on a locked store, say).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -20,10 +21,11 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from podnet import jsonsafe
+from podnet import jsonsafe, timing
 from podnet.agent.config import describe_validation_error
 from podnet.agent.errors import BadRequestError
 from podnet.agent.health import health_while_busy
+from podnet.agent.local import run_cni_here
 from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.openapi import build as build_openapi
@@ -33,7 +35,13 @@ from podnet.policy.model import PolicyRule
 from podnet.private import bind_socket
 
 log = logging.getLogger("podnet.agent.api")
-RULES = TypeAdapter(list[PolicyRule])
+
+
+@functools.cache
+def rules_adapter() -> TypeAdapter[list[PolicyRule]]:
+    return TypeAdapter(list[PolicyRule])  # built on the first policy import, not at start
+
+
 BODY_TIMEOUT_S = 10.0  # a client on this socket sends its body at once
 HEALTH_WAIT_S = 1.0  # how long healthz waits for the worker before answering without it
 BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
@@ -177,16 +185,18 @@ class AgentAPI:
         return await asyncio.get_running_loop().run_in_executor(self.worker, run)
 
     async def healthz(self, request: web.Request) -> web.Response:
+        return _json(await self.answer_healthz())
+
+    async def answer_healthz(self) -> m.Healthz:
         """From the worker when it answers within `health_wait_s`; else without it, saying why."""
         work = self.health_pending
         if work is None or work.done():  # one at a time on the worker, however often it is polled
             work = self.health_pending = asyncio.ensure_future(self.call(self.agent.healthz))
             work.add_done_callback(self._keep_health)
         try:
-            health = await asyncio.wait_for(asyncio.shield(work), self.health_wait_s)
+            return await asyncio.wait_for(asyncio.shield(work), self.health_wait_s)
         except TimeoutError:
-            return _json(await self._health_while_busy())
-        return _json(health)
+            return await self._health_while_busy()
 
     def _keep_health(self, work: asyncio.Future[m.Healthz]) -> None:
         if not work.cancelled() and work.exception() is None:
@@ -299,14 +309,9 @@ class AgentAPI:
         return _json(await self.call(self.agent.bgp_status))
 
     async def cni(self, request: web.Request) -> web.Response:
-        """The plugin logic runs here, on its own threads (it calls this API like the exec'd
-        plugin would, so it must not hold the worker)."""
-        from podnet.cmd.cni import run as run_cni
-
-        call = await _body(request, m.CNICall)
-        loop = asyncio.get_running_loop()
-        status, output = await loop.run_in_executor(self.cni_pool, run_cni, call.stdin.encode(), call.env)
-        text = json.dumps(output) + "\n" if output is not None else ""
+        """The plugin logic, inside this agent (podnet.agent.local: no HTTP call back into it)."""
+        timed = timing.start("cni", log)
+        status, text = await run_cni_here(self, self.cni_pool, await _body(request, m.CNICall), timed)
         return web.Response(text=text, content_type="application/json", headers={"Podnet-CNI-Exit": str(status)})
 
     async def policy_get(self, request: web.Request) -> web.Response:
@@ -318,7 +323,7 @@ class AgentAPI:
             data = [data]
         if not isinstance(data, list) or not data:
             raise BadRequestError("request body must be a policy rule or a non-empty JSON array of rules")
-        rules = RULES.validate_python(data)
+        rules = rules_adapter().validate_python(data)
         return _json(await self.call(self.agent.policy_put, rules))
 
     async def policy_delete(self, request: web.Request) -> web.Response:

@@ -46,7 +46,7 @@ def waiting_reason(store: KVStore, node: str) -> tuple[str | None, str, Reason]:
 
 
 async def wait_for_pod_cidr(
-    config: AgentConfig, store: KVStore, stop: asyncio.Event, interval_s: float = 0.5
+    config: AgentConfig, store: KVStore, stop: asyncio.Event, interval_s: float = 0.1
 ) -> str | None:
     assert config.node_ip is not None
     started = time.time()

@@ -92,6 +92,10 @@ class AgentClient:
         self.timeout = timeout
         self.deadline = deadline
 
+    def for_cleanup(self, timeout: float) -> AgentClient:
+        """The same agent with a deadline of its own (undoing after a failure, when this one may be spent)."""
+        return AgentClient(self.socket_path, timeout=timeout)
+
     def _budget(self) -> float:
         if self.deadline is None:
             return self.timeout
@@ -193,6 +197,9 @@ class AgentClient:
 
     def endpoint_get(self, endpoint_id: str) -> Any:
         return self.request("GET", path("/v1/endpoint", endpoint_id))
+
+    def endpoint_list(self) -> Any:
+        return self.request("GET", "/v1/endpoint")
 
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any:
         query = {"release-ip": "true"} if release_ip else None

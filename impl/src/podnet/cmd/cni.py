@@ -13,16 +13,37 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
+from podnet import timing
 from podnet.api.client import AgentClient
 from podnet.cni import plugin, spec
+from podnet.cni.plugin import AgentCalls
 from podnet.cni.spec import CNIError, Environment, NetConf
 
 log = logging.getLogger("podnet.cni")
 
+#: (agent socket, timeout, deadline) -> how the plugin reaches the agent.
+Connect = Callable[[str, float, float], AgentCalls]
 
-def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str, object] | None]:
-    """(exit status, what to print): a result, nothing, or a CNI error — never an exception."""
+
+def over_socket(socket_path: str, timeout: float, deadline: float) -> AgentCalls:
+    return AgentClient(socket_path, timeout=timeout, deadline=deadline)
+
+
+def budget_of(conf: NetConf) -> float:
+    """One deadline for every agent call of an operation, a little before the shim's own (agentTimeout
+    too), so that the runtime gets the plugin's error rather than the shim's."""
+    return conf.timeout - min(1.0, conf.timeout / 10)
+
+
+def run(
+    stdin: bytes, env: dict[str, str] | None = None, connect: Connect = over_socket
+) -> tuple[int, dict[str, object] | None]:
+    """(exit status, what to print): a result, nothing, or a CNI error — never an exception.
+
+    `connect` gives the agent to call: over its socket (the Python plugin), or the agent itself
+    (its `POST /v1/cni`, for the C shim)."""
     version = spec.CURRENT_VERSION
     started = time.monotonic()
     try:
@@ -30,11 +51,10 @@ def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str,
         if environment.command == "VERSION":
             return 0, {"cniVersion": version, "supportedVersions": spec.SUPPORTED_VERSIONS}
         conf = NetConf.parse(stdin)
+        timing.mark("plugin: parse")
         version = conf.cni_version
-        # One deadline for every agent call of this operation, a little before the shim's own
-        # (agentTimeout too), so that the runtime gets this error rather than the shim's.
-        budget = conf.timeout - min(1.0, conf.timeout / 10)
-        client = AgentClient(conf.socket, timeout=budget, deadline=started + budget)
+        budget = budget_of(conf)
+        client = connect(conf.socket, budget, started + budget)
         command = environment.command
         if command == "ADD":
             return 0, plugin.add(conf, environment, client)

@@ -10,12 +10,13 @@ endpoint (`PUT /v1/endpoint/{id}`) → result. Any failure releases the IP.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-from podnet.api.client import AgentClient, AgentError, AgentUnreachableError, InvalidRequestError, path
+from podnet.api.client import AgentError, AgentUnreachableError, InvalidRequestError
 from podnet.cni import spec
 from podnet.cni.spec import CNIError, Environment, NetConf
 from podnet.errors import Reason
@@ -34,13 +35,31 @@ CODE_BY_REASON = {
 }
 
 
+class AgentCalls(Protocol):
+    """What the plugin asks of the agent, as the API's JSON: over its socket (`AgentClient`, the
+    pure-Python plugin) or in the agent's own process (`podnet.agent.local`, the C shim's
+    `POST /v1/cni`). Failures are `AgentError` (with the agent's reason), `AgentUnreachableError`
+    or `InvalidRequestError`."""
+
+    def ipam_allocate(self, owner: str, *, expiration: bool = False, pool: str | None = None) -> Any: ...
+    def ipam_release(self, ip: str) -> Any: ...
+    def endpoint_create(self, endpoint_id: str, body: dict[str, Any]) -> Any: ...
+    def endpoint_get(self, endpoint_id: str) -> Any: ...
+    def endpoint_list(self) -> Any: ...
+    def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any: ...
+    def healthz(self) -> Any: ...
+    def for_cleanup(self, timeout: float) -> AgentCalls:
+        """The same agent with a fresh deadline of its own (undoing after a failure)."""
+        ...
+
+
 def _agent_error(err: AgentError, what: str) -> CNIError:
     return CNIError(CODE_BY_REASON.get(err.reason, spec.AGENT_ERROR), str(err), what)
 
 
-def _call(client: AgentClient, what: str, method: str, path: str, **kwargs: Any) -> Any:
+def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
-        return client.request(method, path, **kwargs)
+        return fn(*args, **kwargs)
     except AgentUnreachableError as err:
         raise CNIError(CODE_BY_REASON[err.reason], str(err), what) from None
     except AgentError as err:
@@ -65,15 +84,8 @@ def result(conf: NetConf, env: Environment, endpoint: dict[str, Any]) -> dict[st
     }
 
 
-def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
-    allocation = _call(
-        client,
-        "allocating an IP",
-        "POST",
-        "/v1/ipam",
-        query={"family": "ipv4", "owner": env.owner},
-        headers={"Expiration": "true"},
-    )
+def add(conf: NetConf, env: Environment, client: AgentCalls) -> dict[str, Any]:
+    allocation = _call("allocating an IP", client.ipam_allocate, env.owner, expiration=True)
     ip = allocation["address"]["ipv4"]
     body: dict[str, Any] = {
         "addressing": {"ipv4": ip},
@@ -84,18 +96,16 @@ def add(conf: NetConf, env: Environment, client: AgentClient) -> dict[str, Any]:
         "labels": sorted({*conf.labels, *(f"{k}={v}" for k, v in env.args.items() if k.startswith("K8S_POD_"))}),
     }
     try:
-        endpoint = _call(
-            client, f"creating the endpoint for {ip}", "PUT", path("/v1/endpoint", env.endpoint_id), body=body
-        )
+        endpoint = _call(f"creating the endpoint for {ip}", client.endpoint_create, env.endpoint_id, body)
     except CNIError:
         # Its own short deadline: the call's may be spent. Else the IP expires on its own.
         with contextlib.suppress(AgentError, AgentUnreachableError):
-            AgentClient(client.socket_path, timeout=CLEANUP_TIMEOUT_S).ipam_release(ip)
+            client.for_cleanup(CLEANUP_TIMEOUT_S).ipam_release(ip)
         raise
     return result(conf, env, endpoint)
 
 
-def delete(conf: NetConf, env: Environment, client: AgentClient) -> None:
+def delete(conf: NetConf, env: Environment, client: AgentCalls) -> None:
     try:
         client.endpoint_delete(env.endpoint_id, release_ip=True)
     except InvalidRequestError as err:
@@ -107,9 +117,9 @@ def delete(conf: NetConf, env: Environment, client: AgentClient) -> None:
             raise _agent_error(err, "deleting the endpoint") from None
 
 
-def check(conf: NetConf, env: Environment, client: AgentClient) -> None:
+def check(conf: NetConf, env: Environment, client: AgentCalls) -> None:
     want = _prev_result_ips(conf.raw.get("prevResult"))
-    endpoint = _call(client, "looking up the endpoint", "GET", path("/v1/endpoint", env.endpoint_id))
+    endpoint = _call("looking up the endpoint", client.endpoint_get, env.endpoint_id)
     if endpoint.get("counters") is None:
         raise CNIError(spec.DATAPATH_FAILURE, f"host veth {endpoint['networking']['interface-name']} is missing")
     if endpoint["state"] not in ("ready", "waiting-for-identity"):
@@ -137,7 +147,7 @@ def _prev_result_ips(prev: Any) -> set[str]:
     return out
 
 
-def status(conf: NetConf, client: AgentClient) -> None:
+def status(conf: NetConf, client: AgentCalls) -> None:
     try:
         health = client.healthz()
     except AgentUnreachableError as err:
@@ -153,7 +163,7 @@ def status(conf: NetConf, client: AgentClient) -> None:
         )
 
 
-def gc(conf: NetConf, client: AgentClient) -> list[str]:
+def gc(conf: NetConf, client: AgentCalls) -> list[str]:
     """Delete every podnet CNI endpoint of this network not in cni.dev/valid-attachments."""
     valid = conf.raw.get("cni.dev/valid-attachments")
     if not isinstance(valid, list):
@@ -164,14 +174,8 @@ def gc(conf: NetConf, client: AgentClient) -> list[str]:
         if isinstance(a, dict) and isinstance(a.get("containerID"), str) and isinstance(a.get("ifname"), str)
     }
     removed = []
-    for endpoint in _call(client, "listing endpoints", "GET", "/v1/endpoint"):
+    for endpoint in _call("listing endpoints", client.endpoint_list):
         if endpoint["id"].startswith(PODNET_ENDPOINT_PREFIX) and endpoint["id"] not in keep:
-            _call(
-                client,
-                f"deleting stale endpoint {endpoint['id']}",
-                "DELETE",
-                path("/v1/endpoint", endpoint["id"]),
-                query={"release-ip": "true"},
-            )
+            _call(f"deleting stale endpoint {endpoint['id']}", client.endpoint_delete, endpoint["id"], release_ip=True)
             removed.append(endpoint["id"])
     return removed

@@ -21,8 +21,8 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from pyroute2.netlink.exceptions import NetlinkError
-
+from podnet import timing
+from podnet.datapath import rtnl
 from podnet.datapath.bpf import object_file, tc
 from podnet.datapath.bpf.events import EventReader, EventSink
 from podnet.datapath.bpf.loader import BpfObject
@@ -39,6 +39,7 @@ from podnet.datapath.bpf.maps import (
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.names import host_ifname
 from podnet.datapath.protocol import LinkCounters
+from podnet.datapath.rtnl import Request
 from podnet.datapath.veth import (
     HOST_DEVICE,
     IFF_NOARP,
@@ -55,12 +56,13 @@ log = logging.getLogger("podnet.datapath.bpf")
 class BpfDatapath(VethDatapath):
     mode = "bpf"
 
-    def __init__(self, *, pin_dir: Path, mtu: int = 1500, obj: Path | None = None):
+    def __init__(self, *, pin_dir: Path, mtu: int = 1500, obj: Path | None = None, loaded: BpfObject | None = None):
+        """`loaded`: the object, already loaded and pinned in `pin_dir` (the agent loads it early)."""
         super().__init__(mtu=mtu)
         self.pod_cidr: ipaddress.IPv4Network | None = None
         self.pin_dir = pin_dir
         try:
-            self.obj = BpfObject(obj or object_file(), pin_dir)
+            self.obj = loaded or BpfObject(obj or object_file(), pin_dir)
         except BaseException:
             super().close()
             raise
@@ -105,17 +107,21 @@ class BpfDatapath(VethDatapath):
     def _setup_host_device(self, index: int) -> None:
         assert self.pod_cidr is not None
         try:
-            self.ipr.link("set", index=index, flags=IFF_NOARP, change=IFF_NOARP)
-            self.ipr.route(
-                "replace",
-                dst=str(self.pod_cidr.network_address),
-                dst_len=self.pod_cidr.prefixlen,
-                oif=index,
-                scope=RT_SCOPE_LINK,
-                proto=RTPROT_PODNET,
-                table=254,
+            self.rtnl.run(
+                [
+                    rtnl.set_link(index, HOST_DEVICE, flags=IFF_NOARP, change=IFF_NOARP),
+                    rtnl.route(
+                        str(self.pod_cidr.network_address),
+                        self.pod_cidr.prefixlen,
+                        oif=index,
+                        scope=RT_SCOPE_LINK,
+                        proto=RTPROT_PODNET,
+                        replace=True,
+                        what=f"routing {self.pod_cidr} to {HOST_DEVICE}",
+                    ),
+                ]
             )
-        except NetlinkError as err:
+        except OSError as err:
             raise _err(f"routing {self.pod_cidr} to {HOST_DEVICE}", err) from err
         self._attach(index, "egress", "from_host", HOST_DEVICE)
 
@@ -126,13 +132,39 @@ class BpfDatapath(VethDatapath):
             raise DatapathError(f"attaching {program} to tc {direction} of {ifname}: {err.strerror}") from err
 
     # -- endpoints ----------------------------------------------------------------
-    def _plumb(self, ip: str, index: int, host: str, host_mac: str, peer_mac: str) -> None:
+    def _plumb(self, ip: str, index: int, host: str, host_mac: str, peer_mac: str) -> list[Request]:
+        """The endpoints map entry now; the clsact qdisc and both programs in the batch that sets the
+        device up (same handle and priority as `tc.attach`: `tc.attached` and `tc.detach` find them)."""
         try:
             self.endpoints_map.update(ip_key(ip), EndpointInfo(index, IDENTITY_INIT, peer_mac, host_mac).pack())
         except OSError as err:
             raise DatapathError(f"adding {ip} to the endpoints map: {err.strerror}") from err
-        self._attach(index, "ingress", "from_container", host)
-        self._attach(index, "egress", "to_container", host)
+        timing.mark("plumb: map")
+        return self._programs(index, host)
+
+    def _programs(self, index: int, host: str) -> list[Request]:
+        """clsact (if not there yet) and both programs, each created or replaced in place."""
+        return [
+            rtnl.add_clsact(index, host),
+            rtnl.add_bpf_filter(
+                index,
+                host,
+                "ingress",
+                self._prog("from_container"),
+                "from_container",
+                handle=tc.HANDLE,
+                priority=tc.PRIORITY,
+            ),
+            rtnl.add_bpf_filter(
+                index,
+                host,
+                "egress",
+                self._prog("to_container"),
+                "to_container",
+                handle=tc.HANDLE,
+                priority=tc.PRIORITY,
+            ),
+        ]
 
     def _unplumb(self, ip: str, index: int) -> None:
         current = self.endpoints_map.lookup(ip_key(ip))
@@ -162,8 +194,10 @@ class BpfDatapath(VethDatapath):
             self.endpoints_map.update(ip_key(ip), want.pack())
             repaired = True
         # Always: this agent loaded new program instances; replacing is atomic.
-        self._attach(index, "ingress", "from_container", ifname)
-        self._attach(index, "egress", "to_container", ifname)
+        try:
+            self.rtnl.run(self._programs(index, ifname))
+        except OSError as err:
+            raise _err(f"attaching the programs to {ifname}", err) from err
         return repaired
 
     def counters(self, ifname: str) -> LinkCounters | None:

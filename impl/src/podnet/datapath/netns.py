@@ -25,9 +25,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from podnet.datapath.errors import DatapathError
 from podnet.errors import PodnetError, Reason
@@ -36,6 +34,9 @@ T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), Linux 4.11
 _libc = ctypes.CDLL(None, use_errno=True)
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 #: Where runtimes keep pods' network namespaces (`*` is one path component, `**` any number).
 DEFAULT_NETNS_PATHS = (
@@ -134,6 +135,8 @@ def _setns(fd: int) -> None:
 
 def run_in_netns(path: str | int, work: Callable[[IPRoute], T]) -> T:
     """`work(ipr)` with an IPRoute bound to the network namespace at `path` (or an open descriptor of it)."""
+    from pyroute2 import IPRoute  # the agent never calls this (podnet.datapath.rtnl serves it): tests, the lab
+
     outcome: dict[str, Any] = {}
 
     def target() -> None:

@@ -16,6 +16,7 @@ Every multi-step operation undoes what it did when a later step fails.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -23,14 +24,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from podnet.datapath import firewall, sysctl
+from podnet import timing
+from podnet.datapath import firewall, rtnl, sysctl
 from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
-from podnet.datapath.netns import open_netns, run_in_netns
+from podnet.datapath.netns import open_netns
 from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
+from podnet.datapath.rtnl import Request, Rtnl, RtnlError
 
 log = logging.getLogger("podnet.datapath")
 
@@ -61,12 +61,12 @@ class Rollback:
             return
         for _what, undo in reversed(self._steps):
             # Best effort: the original error is the one to report.
-            with contextlib.suppress(NetlinkError, OSError, DatapathError):
+            with contextlib.suppress(OSError, DatapathError):
                 undo()
 
 
 def _err(step: str, err: BaseException) -> DatapathError:
-    detail = err.args[1] if isinstance(err, NetlinkError) and len(err.args) > 1 else str(err)
+    detail = f"{err.step}: {err.strerror}" if isinstance(err, RtnlError) else str(err)
     return DatapathError(f"{step}: {detail}")
 
 
@@ -75,13 +75,13 @@ class VethDatapath:
 
     def __init__(self, *, mtu: int = 1500):
         self.mtu = mtu
-        self.ipr = IPRoute()
+        self.rtnl = Rtnl()  # one socket, reused; batched requests (podnet.datapath.rtnl)
         self._reaper: Reaper | None = None
 
     def close(self) -> None:
         if self._reaper is not None:
             self._reaper.close()
-        self.ipr.close()
+        self.rtnl.close()
 
     def delete_endpoint_later(self, endpoint_id: str, ip: str | None) -> None:
         """Delete an endpoint's veth and route in the background (see `Reaper`)."""
@@ -95,44 +95,34 @@ class VethDatapath:
     # -- lookups ------------------------------------------------------------
     def index_of(self, ifname: str) -> int | None:
         # A targeted RTM_GETLINK: link_lookup() would dump every link on the node.
-        try:
-            reply = self.ipr.link("get", ifname=ifname)
-        except NetlinkError as err:
-            if err.code == 19:  # ENODEV
-                return None
-            raise
-        return int(reply[0]["index"])
-
-    def _mac_of(self, index: int) -> str:
-        return str(self.ipr.get_links(index)[0].get("address"))
+        return self.rtnl.link_index(ifname)
 
     def host_veths(self) -> list[str]:
         return sorted(
-            name
-            for link in self.ipr.get_links()
-            if (name := str(link.get("ifname"))).startswith("lxc") and link.get("kind", None) in (None, "veth")
+            link.name for link in self.rtnl.links() if link.name.startswith("lxc") and link.kind in (None, "veth")
         )
 
     def counters(self, ifname: str) -> LinkCounters | None:
-        index = self.index_of(ifname)
-        if index is None:
+        link = self.rtnl.link(ifname)
+        if link is None:
             return None
-        stats = self.ipr.get_links(index)[0].get("stats64") or {}
+        stats = (*link.stats, *(0,) * 8)  # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
         return LinkCounters(
-            rx_packets=int(stats.get("rx_packets", 0)),
-            rx_bytes=int(stats.get("rx_bytes", 0)),
-            tx_packets=int(stats.get("tx_packets", 0)),
-            tx_bytes=int(stats.get("tx_bytes", 0)),
-            rx_dropped=int(stats.get("rx_dropped", 0)),
-            tx_dropped=int(stats.get("tx_dropped", 0)),
+            rx_packets=stats[0],
+            rx_bytes=stats[2],
+            tx_packets=stats[1],
+            tx_bytes=stats[3],
+            rx_dropped=stats[6],
+            tx_dropped=stats[7],
         )
 
     def has_route(self, ip: str, ifname: str) -> bool:
+        """A /32 route to `ip` through `ifname` in the main table (the route the kernel matches)."""
         index = self.index_of(ifname)
         if index is None:
             return False
-        routes = self.ipr.get_routes(family=2, dst=ip, dst_len=32, table=254)
-        return any(r.get("oif") == index for r in routes)
+        found = self.rtnl.route_matching(ip)
+        return found is not None and (found.dst, found.dst_len, found.table, found.oif) == (ip, 32, 254, index)
 
     def restore_endpoint(self, ip: str, ifname: str, mac: str, host_mac: str) -> bool:
         """Re-plumb an endpoint whose veth exists (agent restart); True if anything was missing."""
@@ -140,15 +130,18 @@ class VethDatapath:
         if index is None:
             raise DatapathError(f"cannot restore {ip}: {ifname} does not exist")
         # Left over from the eBPF datapath: its programs go with the qdisc.
-        with contextlib.suppress(NetlinkError):
-            self.ipr.tc("del", "clsact", index)
+        self.rtnl.run([rtnl.del_clsact(index, ifname)])
         if self.has_route(ip, ifname):
             return False
         self._route_to(ip, index)
         return True
 
     def _route_to(self, ip: str, index: int) -> None:
-        self.ipr.route("replace", dst=ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK, proto=RTPROT_PODNET, table=254)
+        self.rtnl.run([self._route_request(ip, index)])
+
+    @staticmethod
+    def _route_request(ip: str, index: int) -> Request:
+        return rtnl.route(ip, 32, oif=index, scope=RT_SCOPE_LINK, proto=RTPROT_PODNET, replace=True)
 
     # -- node setup -----------------------------------------------------------
     mode = "routes"
@@ -164,19 +157,20 @@ class VethDatapath:
         index = self.index_of(HOST_DEVICE)
         try:
             if index is None:
-                self.ipr.link("add", ifname=HOST_DEVICE, kind="veth", peer={"ifname": HOST_DEVICE_PEER})
+                self.rtnl.run([rtnl.new_veth(HOST_DEVICE, None, HOST_DEVICE_PEER, None, self.mtu)])
                 index = self.index_of(HOST_DEVICE)
                 assert index is not None
             peer = self.index_of(HOST_DEVICE_PEER)
-            self.ipr.link("set", index=index, state="up", mtu=self.mtu)
+            up = [rtnl.set_link(index, HOST_DEVICE, flags=rtnl.IFF_UP, change=rtnl.IFF_UP, mtu=self.mtu)]
             if peer is not None:
-                self.ipr.link("set", index=peer, state="up", mtu=self.mtu)
-            have = {a.get("IFA_ADDRESS") for a in self.ipr.get_addr(index=index, family=2)}
-            for stale in have - {router_ip}:
-                self.ipr.addr("del", index=index, address=stale, prefixlen=32)
+                up.append(rtnl.set_link(peer, HOST_DEVICE_PEER, flags=rtnl.IFF_UP, change=rtnl.IFF_UP, mtu=self.mtu))
+            self.rtnl.run(up)
+            have = set(self.rtnl.addresses(index))
+            changes = [rtnl.del_address(index, HOST_DEVICE, stale) for stale in sorted(have - {router_ip})]
             if router_ip not in have:
-                self.ipr.addr("add", index=index, address=router_ip, prefixlen=32)
-        except NetlinkError as err:
+                changes.append(rtnl.add_address(index, HOST_DEVICE, router_ip))
+            self.rtnl.run(changes)
+        except OSError as err:
             raise _err(f"setting up host device {HOST_DEVICE} with router IP {router_ip}", err) from err
         sysctl.write("net/ipv4/ip_forward", 1)
         sysctl.write("net/ipv4/conf/all/rp_filter", 0)
@@ -187,13 +181,19 @@ class VethDatapath:
     def _setup_host_device(self, index: int) -> None:
         """Undo what the eBPF datapath did to podnet_host: pod CIDR route, NOARP, program."""
         try:
-            for route in self.ipr.get_routes(family=2, oif=index, table=254):
-                if route.get("proto") == RTPROT_PODNET:
-                    self.ipr.route("del", dst=route.get("RTA_DST"), dst_len=route["dst_len"], oif=index, table=254)
-            self.ipr.link("set", index=index, flags=0, change=IFF_NOARP)
-            with contextlib.suppress(NetlinkError):
-                self.ipr.tc("del", "clsact", index)
-        except NetlinkError as err:
+            ours = [
+                rtnl.del_route(r.dst, r.dst_len, index)
+                for r in self.rtnl.routes()
+                if r.oif == index and r.table == 254 and r.proto == RTPROT_PODNET
+            ]
+            self.rtnl.run(
+                [
+                    *ours,
+                    rtnl.set_link(index, HOST_DEVICE, flags=0, change=IFF_NOARP),
+                    rtnl.del_clsact(index, HOST_DEVICE),
+                ]
+            )
+        except OSError as err:
             raise _err(f"resetting {HOST_DEVICE} for the routes datapath", err) from err
 
     # -- endpoints --------------------------------------------------------------
@@ -211,6 +211,7 @@ class VethDatapath:
         With `netns`, the peer is made and configured in that network namespace,
         through one descriptor of it (`open_netns` checked it is a pod's)."""
         netns_fd = open_netns(netns) if netns else None
+        timing.mark("netns: open")
         try:
             return self._create_endpoint(endpoint_id, ip, router_ip, netns, netns_fd, ifname)
         finally:
@@ -225,15 +226,14 @@ class VethDatapath:
         assert peer is not None
         host_mac, peer_mac = mac_for(endpoint_id, "host"), mac_for(endpoint_id, "container")
         with Rollback() as undo:
-            peer_spec: dict[str, Any] = {"ifname": peer, "address": peer_mac, "mtu": self.mtu}
-            if netns_fd is not None:
-                peer_spec["net_ns_fd"] = netns_fd
+            # Alone in its batch: whatever follows names the new device by its index.
+            create = rtnl.new_veth(
+                host, host_mac, peer, peer_mac, self.mtu, peer_netns_fd=netns_fd, peer_up=netns_fd is not None
+            )
             try:
-                self.ipr.link(
-                    "add", ifname=host, kind="veth", address=host_mac, mtu=self.mtu, state="up", peer=peer_spec
-                )
-            except (NetlinkError, OSError) as err:
-                if isinstance(err, NetlinkError) and err.code == 17:  # EEXIST: the host side or the peer's name
+                replies = self.rtnl.run([create])
+            except RtnlError as err:
+                if err.code == errno.EEXIST:  # the host side or the peer's name
                     if self.index_of(host) is not None:
                         raise InterfaceExistsError(
                             f"host veth {host} for endpoint {endpoint_id} already exists"
@@ -241,58 +241,64 @@ class VethDatapath:
                     where = f"in {netns}" if netns else "on the node"
                     raise InterfaceExistsError(f"interface {peer} already exists {where}") from err
                 where = f" in {netns}" if netns else ""
-                raise _err(f"creating veth {host} <-> {peer}{where}", err) from err
-            index = self.index_of(host)
+                raise DatapathError(f"creating veth {host} <-> {peer}{where}: {err.strerror}") from err
+            link = rtnl.echoed_link(replies[0])  # kernels before 6.3 do not echo: look it up
+            index = link.index if link else self.index_of(host)
             assert index is not None
-            undo.add("delete veth", lambda: self.ipr.link("del", index=index))
-            # Answer ARP for the router IP (and anything on-link) at once.
-            sysctl.set_interface(host, rp_filter=0, forwarding=1, proxy_arp=1)
-            sysctl.write(f"net/ipv4/neigh/{host}/proxy_delay", 0)
-            self._plumb(ip, index, host, host_mac, peer_mac)
+            undo.add("delete veth", lambda: self.rtnl.run([rtnl.del_link_index(index, host)]))
+            timing.mark("veth: create")
+            # Answer ARP for the router IP (and anything on-link) at once: the device's IPv4
+            # settings, its ARP proxy delay and the endpoint's plumbing in one batch.
+            setup = [
+                rtnl.set_ipv4_conf(index, host, rp_filter=0, forwarding=1, proxy_arp=1),
+                rtnl.set_proxy_delay(index, host, 0),
+            ]
             undo.add("unplumb", lambda: self._unplumb(ip, index))
+            try:
+                self.rtnl.run([*setup, *self._plumb(ip, index, host, host_mac, peer_mac)])
+            except RtnlError as err:
+                raise DatapathError(f"setting up {host} for {ip}: {err.step}: {err.strerror}") from err
+            timing.mark("veth: set up, plumb")
             if netns and netns_fd is not None:
                 assert ifname is not None
-                self._configure_peer(netns, netns_fd, ifname, ip, router_ip)
+                self._configure_peer(netns, netns_fd, ifname, link.peer_index if link else None, ip, router_ip)
+                timing.mark("peer: configure")
             undo.commit()
         return EndpointLink(host, index, host_mac, peer, peer_mac, moved=bool(netns))
 
-    def _plumb(self, ip: str, index: int, host: str, host_mac: str, peer_mac: str) -> None:
-        """How traffic for the endpoint's IP reaches its veth: here, a /32 route."""
-        try:
-            self._route_to(ip, index)
-        except NetlinkError as err:
-            raise _err(f"routing {ip}/32 to {host}", err) from err
+    def _plumb(self, ip: str, index: int, host: str, host_mac: str, peer_mac: str) -> list[Request]:
+        """How traffic for the endpoint's IP reaches its veth (here, a /32 route): the requests for
+        the batch that sets the device up, after any work of its own."""
+        return [self._route_request(ip, index)]
 
     def _unplumb(self, ip: str, index: int) -> None:
         self._del_route(ip, index)
 
-    def _configure_peer(self, netns: str, netns_fd: int, ifname: str, ip: str, router_ip: str) -> None:
-        def configure(ns: IPRoute) -> None:
-            lo = ns.link_lookup(ifname="lo")
-            if lo:
-                ns.link("set", index=lo[0], state="up")
-            index = ns.link_lookup(ifname=ifname)[0]
-            ns.addr("add", index=index, address=ip, prefixlen=32)
-            ns.link("set", index=index, state="up")
-            ns.route("add", dst=router_ip, dst_len=32, oif=index, scope=RT_SCOPE_LINK)
-            ns.route("add", dst="0.0.0.0", dst_len=0, gateway=router_ip, oif=index)
-
+    def _configure_peer(
+        self, netns: str, netns_fd: int, ifname: str, peer_index: int | None, ip: str, router_ip: str
+    ) -> None:
+        """Loopback up, the /32, the connected route to the router IP and the default route, in one
+        batch on a socket of the pod's namespace (the peer was created up)."""
         try:
-            run_in_netns(netns_fd, configure)
-        except (NetlinkError, OSError, IndexError) as err:
+            with Rtnl.in_netns(netns_fd) as ns:
+                index = peer_index if peer_index is not None else ns.link_index(ifname)
+                if index is None:
+                    raise DatapathError(f"{ifname} is not in {netns}")
+                ns.run(
+                    [
+                        rtnl.set_up("lo"),
+                        rtnl.add_address(index, ifname, ip),
+                        rtnl.route(router_ip, 32, oif=index, scope=RT_SCOPE_LINK),
+                        rtnl.route("0.0.0.0", 0, oif=index, gateway=router_ip, what="adding the default route"),
+                    ]
+                )
+        except OSError as err:
             raise _err(
                 f"configuring {ifname} with {ip}/32 and a default route via {router_ip} in {netns}", err
             ) from err
 
     def _del_route(self, ip: str, index: int | None = None) -> None:
-        spec: dict[str, Any] = {"dst": ip, "dst_len": 32, "table": 254}
-        if index is not None:
-            spec["oif"] = index
-        try:
-            self.ipr.route("del", **spec)
-        except NetlinkError as err:
-            if err.code not in (3, 19):  # ESRCH, ENODEV: already gone
-                raise
+        self.rtnl.run([rtnl.del_route(ip, 32, index)])  # already gone (ESRCH, ENODEV) is fine
 
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool:
         """Remove an endpoint's veth (both sides) and route; True if anything existed.
@@ -305,12 +311,12 @@ class VethDatapath:
             if ip is not None and index is not None:
                 self._unplumb(ip, index)
             if index is not None:
-                self.ipr.link("del", index=index)
+                self.rtnl.run([rtnl.del_link_index(index, host)])
             temp = self.index_of(temp_ifname(endpoint_id))
             if temp is not None:  # the runtime never took it
-                self.ipr.link("del", index=temp)
+                self.rtnl.run([rtnl.del_link_index(temp, temp_ifname(endpoint_id))])
                 existed = True
-        except NetlinkError as err:
+        except OSError as err:
             raise _err(f"deleting endpoint {endpoint_id} ({host})", err) from err
         return existed
 
@@ -323,9 +329,7 @@ class VethDatapath:
         """Policy needs the eBPF datapath; with plain routes there is nothing to write."""
 
     def delete_link(self, ifname: str) -> None:
-        index = self.index_of(ifname)
-        if index is not None:
-            self.ipr.link("del", index=index)
+        self.rtnl.run([rtnl.del_link(ifname)])  # none there is fine
 
 
 class Reaper:

@@ -82,8 +82,11 @@ struct flow {
 	__u16 ttl_proto_word; /* the IP header's 16-bit word holding ttl and protocol */
 };
 
+/* Per packet, the common case reads and writes the headers in place (direct packet access:
+ * no helper call, no copy); headers not in the skb's linear part take the helpers' way. */
+
 /* 1: IPv4 parsed into f; 0: not IPv4 (the stack's business); -1: malformed. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
+static __always_inline int parse_ipv4_slow(struct __sk_buff *skb, struct flow *f)
 {
 	struct ethhdr eth;
 	struct iphdr ip;
@@ -107,6 +110,39 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 
 		if (bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4, ports, sizeof(ports)) < 0)
 			return -1;
+		f->sport = bpf_ntohs(ports[0]);
+		f->dport = bpf_ntohs(ports[1]);
+	}
+	return 1;
+}
+
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 ihl;
+
+	if ((void *)(ip + 1) > data_end)
+		return parse_ipv4_slow(skb, f);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ihl = ip->ihl;
+	if (ihl < 5)
+		return -1;
+	f->saddr = ip->saddr;
+	f->daddr = ip->daddr;
+	f->proto = ip->protocol;
+	f->ttl = ip->ttl;
+	f->ttl_proto_word = *(__u16 *)&ip->ttl;
+	f->sport = 0;
+	f->dport = 0;
+	if ((f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP) && !(ip->frag_off & bpf_htons(0x1fff))) {
+		__u16 *ports = (void *)ip + ihl * 4;
+
+		if ((void *)(ports + 2) > data_end)
+			return parse_ipv4_slow(skb, f);
 		f->sport = bpf_ntohs(ports[0]);
 		f->dport = bpf_ntohs(ports[1]);
 	}
@@ -232,7 +268,7 @@ static __always_inline __u32 identity_of(__u32 addr)
 }
 
 /* Address the frame to the endpoint as the node would after routing it. */
-static __always_inline int rewrite_for(struct __sk_buff *skb, const struct endpoint_info *dst, struct flow *f)
+static __always_inline int rewrite_for_slow(struct __sk_buff *skb, const struct endpoint_info *dst, struct flow *f)
 {
 	__u16 old = f->ttl_proto_word;
 	__u8 ttl = f->ttl - 1;
@@ -246,6 +282,26 @@ static __always_inline int rewrite_for(struct __sk_buff *skb, const struct endpo
 		return -1;
 	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &ttl, 1, 0) < 0)
 		return -1;
+	return 0;
+}
+
+static __always_inline int rewrite_for(struct __sk_buff *skb, const struct endpoint_info *dst, struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 check;
+
+	if ((void *)(ip + 1) > data_end)
+		return rewrite_for_slow(skb, dst, f);
+	__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, dst->node_mac, ETH_ALEN);
+	/* TTL - 1 and the checksum updated for it, as the kernel's ip_decrease_ttl(). */
+	check = ip->check;
+	check += bpf_htons(0x0100);
+	ip->check = (__u16)(check + (check >= 0xFFFF));
+	ip->ttl--;
 	return 0;
 }
 
@@ -319,9 +375,17 @@ int from_host(struct __sk_buff *skb)
 	if (!dst)
 		return TC_ACT_SHOT; /* no such endpoint on this node */
 	__u32 ifindex = dst->ifindex;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
 
-	if (bpf_skb_store_bytes(skb, 0, dst->mac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, dst->node_mac, 6, 0) < 0)
+	if ((void *)(eth + 1) <= data_end) {
+		__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, dst->node_mac, ETH_ALEN);
+	} else if (bpf_skb_store_bytes(skb, 0, dst->mac, 6, 0) < 0 ||
+		   bpf_skb_store_bytes(skb, 6, dst->node_mac, 6, 0) < 0) {
 		return TC_ACT_SHOT;
+	}
 	/* Out of the endpoint's veth: to_container applies its policy. */
 	return bpf_redirect(ifindex, 0);
 }
