@@ -201,6 +201,22 @@ class Endpoint(Record):
     log: list[EndpointLogEntry] = Field(default_factory=list)
 
 
+class PodRoute(Model):
+    dst: str
+    gateway: str | None = None
+
+
+class PodInterface(Model):
+    """The pod's side of a CNI endpoint, read from the pod's network namespace now (CNI CHECK compares it)."""
+
+    netns: str
+    name: str
+    present: bool
+    mac: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+    routes: list[PodRoute] = Field(default_factory=list)
+
+
 # -- node, health, config ----------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ def run(stdin: bytes, env: dict[str, str] | None = None) -> tuple[int, dict[str,
     try:
         environment = Environment.from_env(env)
         if environment.command == "VERSION":
-            return 0, {"cniVersion": version, "supportedVersions": spec.SUPPORTED_VERSIONS}
+            return 0, spec.version_reply(stdin)
         conf = NetConf.parse(stdin)
         version = conf.cni_version
         # One deadline for every agent call of this operation, a little before the shim's own

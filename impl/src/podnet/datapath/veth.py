@@ -26,11 +26,11 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from podnet.datapath import firewall, sysctl
+from podnet.datapath import firewall, podview, sysctl
 from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
 from podnet.datapath.netns import open_netns, run_in_netns
-from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
+from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters, PodLink
 
 log = logging.getLogger("podnet.datapath")
 
@@ -102,6 +102,9 @@ class VethDatapath:
                 return None
             raise
         return int(reply[0]["index"])
+
+    def pod_interface(self, netns: str, ifname: str) -> PodLink | None:
+        return podview.pod_interface(netns, ifname)
 
     def _mac_of(self, index: int) -> str:
         return str(self.ipr.get_links(index)[0].get("address"))
