@@ -84,6 +84,7 @@ class Rule(Generic[C]):
     until: str = ""  # CNI: the last one
     per_version: bool = False  # CNI: checked at every version tested, not only the highest
     needs: str = ""  # libnetwork: the interface it applies to (NetworkDriver, IpamDriver)
+    always: bool = False  # judged whatever the plugin claims (the rule that judges the claim itself)
 
 
 def run_check(check: Callable[[C], Outcome], ctx: C) -> Outcome:

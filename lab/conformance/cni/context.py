@@ -42,6 +42,7 @@ class Subject:
     max_attachments: int | None = None  # attachments it can hold at once (host-device: 1)
     unavailable: Callable[[], AbstractContextManager[None]] | None = None  # makes it unable to serve ADD
     chain: str = "/usr/lib/cni/tuning"  # the plugin a chain runs after it
+    chain_conf: dict[str, Any] = field(default_factory=dict)  # more of its configuration (tuning's dataDir)
     known: dict[str, str] = field(default_factory=dict)  # rule id -> why it is known to fail
     how: str = ""  # how the suite runs it (its namespaces, an agent it started)
 
@@ -195,9 +196,11 @@ class Context:
                 raise Failed("could not make an attachment to check: ADD failed", "ADD succeeds", a.add.describe())
             yield a
         finally:
-            if a.add.status != -1:
-                self.delete(a)
-            self.kernel.remove_pod(netns)
+            try:
+                if a.add.status != -1:
+                    self.delete(a)
+            finally:
+                self.kernel.remove_pod(netns)
 
     # -- what the IPAM holds -------------------------------------------------------------------
     def held(self) -> dict[str, str]:

@@ -153,16 +153,17 @@ def interface_exists(ctx: Context) -> Outcome:
 def second_add(ctx: Context) -> Outcome:
     with ctx.attached() as a:
         before = ctx.held() if ctx.subject.probe else None
+        was = ctx.kernel.links(a.netns).get(a.ifname)
         again = ctx.add(a.netns, a.container_id, a.ifname)
         described = expect_error(again)
         link = ctx.kernel.links(a.netns).get(a.ifname)
         if link is None:
             raise Failed(f"the second ADD removed the first attachment's {a.ifname}", f"{a.ifname} still there",
                          "gone")  # fmt: skip
-        for ip in a.result.get("ips", []):
-            if isinstance(ip, dict) and not any(same_address(ip.get("address", ""), h) for h in link.addresses):
-                raise Failed(f"the second ADD took {ip.get('address')} off {a.ifname}", ip.get("address", ""),
-                             names(link.addresses))  # fmt: skip
+        lost = [cidr for cidr in (was.addresses if was else ()) if cidr not in link.addresses]
+        if lost:
+            raise Failed(f"the second ADD took {names(lost)} off {a.ifname}", names(was.addresses if was else ()),
+                         names(link.addresses))  # fmt: skip
         if before is not None:
             now = ctx.held()
             lost = [ip for ip in a.ips() if ip in before and ip not in now]
@@ -210,27 +211,44 @@ def _version_of(ctx: Context, plugin: str) -> list[str]:
     return [str(v) for v in listed] if isinstance(listed, list) else []
 
 
+CHAIN_MAC = "02:42:c0:ff:ee:01"  # what the chained plugin changes: the container interface's MAC
+
+
 def chain_consumed(ctx: Context) -> Outcome:
+    """As a runtime runs a conflist [subject, tuning]: tuning takes the subject's result and changes the
+    interface's MAC; the subject then gets the chain's final result in CHECK and DEL."""
     chained = ctx.subject.chain
     name = chained.rsplit("/", 1)[-1]
     if ctx.version not in _version_of(ctx, chained):
         raise CannotCheck(f"{name} ({chained}) does not claim {ctx.version}")
     with ctx.attached() as a:
-        conf = {"cniVersion": ctx.version, "name": ctx.conf()["name"], "type": name, "prevResult": a.result}
+        conf = {"cniVersion": ctx.version, "name": ctx.conf()["name"], "type": name, "mac": CHAIN_MAC,
+                **ctx.subject.chain_conf, "prevResult": a.result}  # fmt: skip
         call = ctx.call("ADD", conf, netns=a.netns, container_id=a.container_id, ifname=a.ifname, plugin=chained)
+        final = call.output if call.ok and isinstance(call.output, dict) else a.result
         try:
             if not call.ok:
                 raise Failed(f"{name}, chained after it, refused its result", "the chain's ADD succeeds",
                              call.describe())  # fmt: skip
-            out = call.output if isinstance(call.output, dict) else {}
-            kept = {bare(str(ip.get("address", ""))) for ip in out.get("ips", []) if isinstance(ip, dict)}
+            kept = {bare(str(ip.get("address", ""))) for ip in final.get("ips", []) if isinstance(ip, dict)}
             if not set(a.ips()) <= kept:
                 raise Failed(f"the chain's result lost {names(sorted(set(a.ips()) - kept))}", names(a.ips()),
                              call.describe())  # fmt: skip
+            if at_least(ctx.version, "0.4.0"):
+                check = ctx.call("CHECK", ctx.conf(prevResult=final), netns=a.netns, container_id=a.container_id,
+                                 ifname=a.ifname)  # fmt: skip
+                if not check.ok:
+                    raise Failed(f"CHECK with the chain's final result (after {name} changed the MAC) failed",
+                                 "CHECK accepts what a later plugin changed", check.describe())  # fmt: skip
         finally:
-            ctx.call("DEL", {**conf, "prevResult": call.output if call.ok else a.result}, netns=a.netns,
-                     container_id=a.container_id, ifname=a.ifname, plugin=chained)  # fmt: skip
-    return Outcome.ok(f"{name} accepted it and passed it on")
+            ctx.call("DEL", {**conf, "prevResult": final}, netns=a.netns, container_id=a.container_id,
+                     ifname=a.ifname, plugin=chained)  # fmt: skip
+        if at_least(ctx.version, "0.4.0"):  # before 0.4.0 DEL carries no prevResult: nothing of the chain's
+            done = ctx.call("DEL", ctx.conf(prevResult=final), netns=a.netns, container_id=a.container_id,
+                            ifname=a.ifname)  # fmt: skip
+            if not done.ok:
+                raise Failed("DEL with the chain's final result failed", "DEL exits 0", done.describe())
+    return Outcome.ok(f"{name} took its result; CHECK and DEL took the chain's")
 
 
 def previous_result(version: str) -> dict[str, Any]:
@@ -303,8 +321,8 @@ RULES: list[Rule[Context]] = [
     Rule("add.ifname-invalid", "a CNI_IFNAME Linux cannot take (16 bytes, '/') is an error that takes nothing",
          cite("§2 Parameters", "parameters", "`CNI_IFNAME`: Name of the interface to create inside the container; if the plugin is unable to use this interface name it must return an error."),
          ifname_invalid),
-    Rule("chain.result-consumed", "a plugin chained after it accepts its result and passes it on",
-         cite("§3 Adding an attachment", "adding-an-attachment", "For all additional plugins, the previous result is the result of the previous plugins."),
+    Rule("chain.with-tuning", "chained before tuning: tuning takes its result; CHECK and DEL take the chain's",
+         cite("§3 Checking an attachment", "checking-an-attachment", "the previous result provided is always the final result of the _add_ operation."),
          chain_consumed, per_version=True),
     Rule("chain.prev-result-kept", "given a prevResult, ADD outputs it with its own changes added",
          cite(SUCCESS, "add-success", "Plugins provided a `prevResult` key as part of their request configuration must output it as their result, with any possible modifications made by that plugin included."),

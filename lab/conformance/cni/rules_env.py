@@ -175,7 +175,7 @@ RULES: list[Rule[Context]] = [
     Rule("version.reply", "VERSION answers cniVersion and supportedVersions",
          cite("§2 VERSION; §5 VERSION Success", "version-success",
               "Plugins must output a JSON object with the following keys upon a `VERSION` operation: `cniVersion` … `supportedVersions`: A list of supported specification versions"),
-         version_reply),
+         version_reply, always=True),
     Rule("version.echo", "VERSION's cniVersion is the one asked for",
          cite("§5 VERSION Success", "version-success", "`cniVersion`: The value of `cniVersion` specified on input"),
          version_echo, since="1.0.0", per_version=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from lab.conformance.cni.checks import bare, expect_error, expect_ok, same_address
+from lab.conformance.cni.checks import bare, expect_error, expect_ok
 from lab.conformance.cni.context import Attachment, Call, Context, names
 from lab.conformance.cni.spec import NOT_AVAILABLE, cite, result_problems
 from lab.conformance.model import CannotCheck, Failed, Outcome, Rule
@@ -42,13 +42,14 @@ def gc_keeps_valid(ctx: Context) -> Outcome:
     if ctx.subject.max_attachments == 1:
         raise CannotCheck("the plugin holds one attachment at a time: GC needs a valid and a stale one")
     with ctx.attached() as keep, ctx.attached():
+        was = ctx.kernel.links(keep.netns).get(keep.ifname)
         expect_ok(_gc(ctx, keep), "GC")
         link = ctx.kernel.links(keep.netns).get(keep.ifname)
         if link is None:
             raise Failed(f"GC removed {keep.ifname} of a valid attachment", f"{keep.ifname} kept", "gone")
-        for cidr in [ip["address"] for ip in keep.result.get("ips", []) if isinstance(ip, dict) and "address" in ip]:
-            if not any(same_address(cidr, h) for h in link.addresses):
-                raise Failed(f"GC took {cidr} off a valid attachment", cidr, names(link.addresses))
+        lost = [cidr for cidr in (was.addresses if was else ()) if cidr not in link.addresses]
+        if lost:
+            raise Failed(f"GC took {names(lost)} off a valid attachment", names(lost), names(link.addresses))
         if ctx.subject.probe is not None:
             lost = [ip for ip in keep.ips() if ip not in ctx.held()]
             if lost:

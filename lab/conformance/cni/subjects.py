@@ -72,6 +72,7 @@ def _reference(name: str, ns: Namespaces, work: Path) -> Subject:
         probe=HostLocalProbe(work / "host-local", NETWORK),
         prepare=prepare,
         max_attachments=1 if name == "host-device" else None,
+        chain_conf={"dataDir": str(work / "tuning")},
         known=KNOWN.get(name, {}),
         how=f"exec'd in namespace {ns.host} (its host namespace), pods in {ns.host}-pN; "
         f"host-local dataDir {work / 'host-local'}"
@@ -110,6 +111,7 @@ def ci_subject(name: str, work: Path, python: Path | None = None) -> Iterator[Pr
                 cni_path=[str(shim.parent), str(REFERENCE)],
                 probe=PodnetProbe(str(agent.socket)),
                 unavailable=agent.stopped,
+                chain_conf={"dataDir": str(work / "tuning")},
                 known=KNOWN.get("podnet", {}),
                 how=f"the suite started podnet-agent (pod CIDR {agent.pod_cidr}) in namespace {ns.host} "
                 f"from {python}; pods in {ns.host}-pN; agent log {agent.log}",
@@ -154,6 +156,9 @@ def user_subject(plugin: Path, conf_file: Path | None, work: Path, cni_path: lis
                 description=f"{plugin} with {conf_file or 'an empty configuration'}",
                 cni_path=cni_path or [str(plugin.parent), str(REFERENCE)],
                 probe=probe,
+                chain=next((str(Path(d, "tuning")) for d in cni_path if Path(d, "tuning").is_file()),
+                           str(REFERENCE / "tuning")),  # fmt: skip
+                chain_conf={"dataDir": str(work / "tuning")},
                 how=f"exec'd in namespace {ns.host}, pods in {ns.host}-pN"
                 + (f"; host-local dataDir {work / 'host-local'}" if ipam.get("type") == "host-local" else ""),
             ),
