@@ -88,10 +88,14 @@ class Rule(Generic[C]):
 
 
 def run_check(check: Callable[[C], Outcome], ctx: C) -> Outcome:
+    """The check's outcome; an exception of the suite's own (or a reply it could not read) is a failure
+    that says so."""
     try:
         return check(ctx)
     except (Failed, CannotCheck) as err:
         return err.outcome
+    except Exception as err:
+        return Outcome.fail(f"the check could not complete: {type(err).__name__}: {err}")
 
 
 @dataclass
@@ -170,3 +174,18 @@ def as_json(result: SuiteResult) -> dict[str, Any]:
         out["ok"] = subject.ok
         out["counts"] = subject.counts()
     return data
+
+
+def judged(
+    rule: Rule[Any], outcome: Outcome, seconds: float, known: dict[str, str], versions: dict[str, Outcome] | None = None
+) -> RuleResult:
+    """A rule's result for a subject: a failure the subject is known for is explained; a known failure
+    that no longer fails is itself a failure (the list of deviations is stale)."""
+    result = RuleResult(rule.id, rule.title, rule.cites, outcome.status, outcome.message, outcome.expected,
+                        outcome.actual, round(seconds, 3), versions or {})  # fmt: skip
+    if result.status == Status.FAIL and rule.id in known:
+        result.explained = known[rule.id]
+    elif rule.id in known:
+        result.message = f"listed as a known failure ({known[rule.id]}), but it is {result.status.value} now"
+        result.status = Status.FAIL
+    return result

@@ -13,7 +13,7 @@ from lab.conformance.cni import rules_add, rules_del, rules_env, rules_more
 from lab.conformance.cni.context import Call, Context, Subject
 from lab.conformance.cni.spec import VERSIONS, key
 from lab.conformance.kernel import Kernel
-from lab.conformance.model import Outcome, Rule, RuleResult, Status, SubjectResult, run_check
+from lab.conformance.model import Outcome, Rule, RuleResult, Status, SubjectResult, judged, run_check
 
 RULES: list[Rule[Context]] = [*rules_env.RULES, *rules_add.RULES, *rules_del.RULES, *rules_more.RULES, *rules_env.LAST]
 Progress = Callable[[RuleResult], None]
@@ -51,13 +51,6 @@ def _aggregate(outcomes: dict[str, Outcome]) -> Outcome:
     return Outcome(Status.CANNOT if Status.CANNOT in statuses else Status.NA, others)
 
 
-def _check(r: Rule[Context], ctx: Context) -> Outcome:
-    try:
-        return run_check(r.check, ctx)
-    except Exception as err:  # the suite's own trouble (or a reply it could not read): say so, as a failure
-        return Outcome.fail(f"the check could not complete: {type(err).__name__}: {err}")
-
-
 def run_subject(
     subject: Subject,
     kernel: Kernel,
@@ -85,16 +78,10 @@ def run_subject(
         else:
             for v in at if r.per_version else at[-1:]:
                 ctx = Context(subject, kernel, v, claimed, tested, run_id, history=list(history))
-                per[v] = _check(r, ctx)
+                per[v] = run_check(r.check, ctx)
                 history += ctx.transcript
             outcome = _aggregate(per) if r.per_version else per[at[-1]]
-        rr = RuleResult(r.id, r.title, r.cites, outcome.status, outcome.message, outcome.expected, outcome.actual,
-                        round(time.perf_counter() - started, 3), per if r.per_version else {})  # fmt: skip
-        if rr.status == Status.FAIL and r.id in subject.known:
-            rr.explained = subject.known[r.id]
-        elif r.id in subject.known:  # listed as a known failure, yet it did not fail: the list is stale
-            rr.message = f"listed as a known failure ({subject.known[r.id]}), but it is {rr.status.value} now"
-            rr.status = Status.FAIL
+        rr = judged(r, outcome, time.perf_counter() - started, subject.known, per if r.per_version else None)
         result.rules.append(rr)
         if progress is not None:
             progress(rr)
