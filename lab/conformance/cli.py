@@ -8,6 +8,7 @@ rule failed unexplained, 2 bad usage, 3 a subject could not be set up.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from lab.conformance.model import RuleResult, Status, SubjectResult, SuiteResult, as_json
-from lab.conformance.report import html_page, write_json, write_junit
+from lab.conformance.report import html_page, write_junit
 
 console = Console(stderr=True, highlight=False)
 MARKS = {Status.PASS: "[green]✓[/]", Status.FAIL: "[red]✗[/]", Status.NA: "[dim]–[/]", Status.CANNOT: "[yellow]?[/]"}
@@ -36,8 +37,10 @@ def _progress(rule: RuleResult) -> None:
 def _summary(s: SubjectResult) -> str:
     c = s.counts()
     explained = sum(1 for r in s.rules if r.status == Status.FAIL and r.explained)
-    return (f"{s.name}: {c['pass']} pass, {c['fail']} fail ({explained} explained), {c['n/a']} n/a, "
-            f"{c['cannot check']} cannot check — wall time {s.seconds:.1f}s")  # fmt: skip
+    return (
+        f"{s.name}: {c['pass']} pass, {c['fail']} fail ({explained} explained), {c['n/a']} n/a, "
+        f"{c['cannot check']} cannot check — wall time {s.seconds:.1f}s"
+    )
 
 
 def _finish(result: SuiteResult, args: argparse.Namespace) -> int:
@@ -83,8 +86,15 @@ def _run_subjects(
                     console.print(f"  [dim]{prepared.subject.how}[/]")
                     result.subjects.append(run(prepared))
             except Exception as err:  # a subject that cannot be set up: said, and the others still run
-                result.subjects.append(SubjectResult(name, name, "", error=f"{type(err).__name__}: {err}",
-                                                     seconds=round(time.perf_counter() - started, 3)))  # fmt: skip
+                result.subjects.append(
+                    SubjectResult(
+                        name,
+                        name,
+                        "",
+                        error=f"{type(err).__name__}: {err}",
+                        seconds=round(time.perf_counter() - started, 3),
+                    )
+                )
     finally:
         result.seconds = round(time.perf_counter() - t0, 3)
         if result.ok and not args.keep:
@@ -109,7 +119,9 @@ def cmd_cni(args: argparse.Namespace) -> int:
         console.print(f"[red]unknown rule(s) {', '.join(sorted(rules - {r.id for r in RULES}))}[/]")
         return 2
     if bool(args.plugin) == bool(args.subject):
-        console.print(f"[red]give --plugin PATH [--conf FILE], or --subject NAME (CI subjects: {', '.join(CI)}, all)[/]")
+        console.print(
+            f"[red]give --plugin PATH [--conf FILE], or --subject NAME (CI subjects: {', '.join(CI)}, all)[/]"
+        )
         return 2
     subjects: list[tuple[str, Callable[[Path], AbstractContextManager[Any]]]] = []
     if args.plugin:
@@ -125,8 +137,7 @@ def cmd_cni(args: argparse.Namespace) -> int:
                 python, built = lab_venv()
             if built:
                 console.print(f"built the lab venv: {python}")
-        for name in names:
-            subjects.append((name, lambda work, n=name: ci_subject(n, work, python)))
+        subjects += [(name, functools.partial(ci_subject, name, python=python)) for name in names]
 
     def run(prepared: Any) -> SubjectResult:
         return run_subject(prepared.subject, prepared.kernel, versions, only=rules, progress=_progress)
@@ -159,9 +170,15 @@ def add_commands(sub: Any) -> None:
     cni = which.add_parser("cni", help="the CNI spec (0.3.0 … 1.1.0): a plugin exec'd as a runtime does")
     cni.add_argument("--plugin", type=Path, help="the plugin executable")
     cni.add_argument("--conf", type=Path, help="its plugin configuration (JSON; the first plugin of a conflist)")
-    cni.add_argument("--cni-path", default="", help="CNI_PATH for delegated plugins (default: the plugin's dir:/usr/lib/cni)")
-    cni.add_argument("--subject", action="append", help="a CI subject instead: podnet, bridge, ptp, macvlan, host-device, all")
-    cni.add_argument("--versions", default="0.3.0,0.3.1,0.4.0,1.0.0,1.1.0", help="spec versions to test (comma-separated)")
+    cni.add_argument(
+        "--cni-path", default="", help="CNI_PATH for delegated plugins (default: the plugin's dir:/usr/lib/cni)"
+    )
+    cni.add_argument(
+        "--subject", action="append", help="a CI subject instead: podnet, bridge, ptp, macvlan, host-device, all"
+    )
+    cni.add_argument(
+        "--versions", default="0.3.0,0.3.1,0.4.0,1.0.0,1.1.0", help="spec versions to test (comma-separated)"
+    )
     cni.add_argument("--rule", action="append", help="only this rule (repeat)")
     _outputs(cni)
     cni.set_defaults(handler=cmd_cni)
@@ -173,4 +190,3 @@ def add_commands(sub: Any) -> None:
     lnw.add_argument("--rule", action="append", help="only this rule (repeat)")
     _outputs(lnw)
     lnw.set_defaults(handler=cmd_libnetwork)
-

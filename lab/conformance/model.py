@@ -181,8 +181,17 @@ def judged(
 ) -> RuleResult:
     """A rule's result for a subject: a failure the subject is known for is explained; a known failure
     that no longer fails is itself a failure (the list of deviations is stale)."""
-    result = RuleResult(rule.id, rule.title, rule.cites, outcome.status, outcome.message, outcome.expected,
-                        outcome.actual, round(seconds, 3), versions or {})  # fmt: skip
+    result = RuleResult(
+        rule.id,
+        rule.title,
+        rule.cites,
+        outcome.status,
+        outcome.message,
+        outcome.expected,
+        outcome.actual,
+        round(seconds, 3),
+        versions or {},
+    )
     if result.status == Status.FAIL and rule.id in known:
         result.explained = known[rule.id]
     elif rule.id in known:

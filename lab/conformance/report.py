@@ -40,7 +40,11 @@ def html_page(result: SuiteResult) -> str:
         EXTRA_CSS,
         f"<h1>{esc(title)}</h1>",
         f"<p>{esc(result.started)} · {len(subjects)} subject(s) · {result.seconds:.1f}s · "
-        + ("<span class='pass'>every failure explained</span>" if result.ok else "<span class='fail'>unexplained failures</span>")
+        + (
+            "<span class='pass'>every failure explained</span>"
+            if result.ok
+            else "<span class='fail'>unexplained failures</span>"
+        )
         + "</p>",
         "<table><tr><th>subject</th><th>claims</th><th>tested</th><th>pass</th><th>fail (explained)</th>"
         "<th>n/a</th><th>cannot check</th><th>wall time</th><th>how it ran</th></tr>",
@@ -99,8 +103,10 @@ def _subject_details(s: SubjectResult) -> list[str]:
     others = [r for r in s.rules if r.status in (Status.NA, Status.CANNOT)]
     if others:
         out.append("<details><summary>n/a and cannot check, and why</summary><table>")
-        out += [f"<tr><td class='rule'>{esc(r.id)}</td><td>{esc(r.status.value)}</td><td>{esc(r.message)}</td></tr>"
-                for r in others]  # fmt: skip
+        out += [
+            f"<tr><td class='rule'>{esc(r.id)}</td><td>{esc(r.status.value)}</td><td>{esc(r.message)}</td></tr>"
+            for r in others
+        ]
         out.append("</table></details>")
     return out
 
@@ -120,18 +126,24 @@ def write_junit(result: SuiteResult, path: Path) -> None:
             time=f"{s.seconds:.3f}",
         )
         for r in s.rules:
-            case = ET.SubElement(suite, "testcase", classname=f"conformance.{result.suite}.{s.name}", name=r.id,
-                                 time=f"{r.seconds:.3f}")  # fmt: skip
+            case = ET.SubElement(
+                suite, "testcase", classname=f"conformance.{result.suite}.{s.name}", name=r.id, time=f"{r.seconds:.3f}"
+            )
             if r.status == Status.FAIL and not r.explained:
                 failure = ET.SubElement(case, "failure", message=r.message[:500])
-                failure.text = f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}\ncites {r.cites.section}: {r.cites.text}"
+                failure.text = (
+                    f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}\ncites {r.cites.section}: {r.cites.text}"
+                )
             elif r.status == Status.FAIL:
                 ET.SubElement(case, "skipped", message=f"known deviation: {r.explained}"[:500])
             elif r.status in (Status.NA, Status.CANNOT):
                 ET.SubElement(case, "skipped", message=f"{r.status.value}: {r.message}"[:500])
         if s.error:
-            ET.SubElement(ET.SubElement(suite, "testcase", classname=f"conformance.{result.suite}", name=s.name),
-                          "error", message=s.error[:500])  # fmt: skip
+            ET.SubElement(
+                ET.SubElement(suite, "testcase", classname=f"conformance.{result.suite}", name=s.name),
+                "error",
+                message=s.error[:500],
+            )
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
 
 

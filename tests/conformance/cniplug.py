@@ -134,7 +134,11 @@ class CNIPlug:
         except (ValueError, AttributeError):
             asked = None
         answer = asked if asked in VERSIONS and not self.bug("version.echo") else "1.1.0"
-        return {"cniVersion": answer} if self.bug("version.reply") else {"cniVersion": answer, "supportedVersions": VERSIONS}
+        return (
+            {"cniVersion": answer}
+            if self.bug("version.reply")
+            else {"cniVersion": answer, "supportedVersions": VERSIONS}
+        )
 
     def conf(self, stdin: bytes) -> dict[str, Any]:
         try:
@@ -263,8 +267,10 @@ class CNIPlug:
             ip["interface"] = 1
         own = {
             "cniVersion": conf["cniVersion"],
-            "interfaces": [{"name": host, "mac": outside.mac if outside else ""},
-                           {"name": ifname, "mac": mac, "sandbox": sandbox}],  # fmt: skip
+            "interfaces": [
+                {"name": host, "mac": outside.mac if outside else ""},
+                {"name": ifname, "mac": mac, "sandbox": sandbox},
+            ],
             "ips": [ip],
             "routes": [{"dst": "0.0.0.0/0", "gw": gateway}],
             "dns": {},
@@ -316,7 +322,10 @@ class CNIPlug:
                 raise CNIError(7, "prevResult is not the result ADD returned")
         link = self.kernel.link(netns, ifname)
         if link is None:
-            raise CNIError(101, "an interface is missing" if self.bug("check.interface-gone") else f"{ifname} is missing in {netns}")
+            raise CNIError(
+                101,
+                "an interface is missing" if self.bug("check.interface-gone") else f"{ifname} is missing in {netns}",
+            )
         if not (self.bug("check.address-gone") or self.bug("add.addresses-present")):
             interfaces = prev.get("interfaces", [])
             for ip in prev.get("ips", []):
@@ -354,8 +363,13 @@ def merged(prev: Any, own: dict[str, Any]) -> dict[str, Any]:
     for ip in own["ips"]:
         ips.append({**ip, "interface": ip["interface"] + shift} if "interface" in ip else dict(ip))
     dns = dict(prev.get("dns") or {})
-    return {**own, "interfaces": [*prev.get("interfaces", []), *own["interfaces"]], "ips": ips,
-            "routes": [*prev.get("routes", []), *own["routes"]], "dns": dns}  # fmt: skip
+    return {
+        **own,
+        "interfaces": [*prev.get("interfaces", []), *own["interfaces"]],
+        "ips": ips,
+        "routes": [*prev.get("routes", []), *own["routes"]],
+        "dns": dns,
+    }
 
 
 def shaped(result: dict[str, Any], version: str) -> dict[str, Any]:

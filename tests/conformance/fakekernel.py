@@ -54,7 +54,10 @@ class FakeKernel:
 
     def links(self, netns: str | None) -> dict[str, Link]:
         with self.lock:
-            return {n: Link(n, x.mac, tuple(x.addresses), "veth" if x.peer else "") for n, x in self.namespaces[netns].items()}
+            return {
+                n: Link(n, x.mac, tuple(x.addresses), "veth" if x.peer else "")
+                for n, x in self.namespaces[netns].items()
+            }
 
     def routes(self, netns: str | None) -> list[Route]:
         with self.lock:
@@ -127,14 +130,14 @@ class FakeKernel:
 class FakeTuning:
     """tuning as the suite chains it: claims 0.3.0–1.0.0, needs prevResult, sets `mac`, passes the rest on."""
 
-    VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
+    VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0")
 
     def __init__(self, kernel: FakeKernel):
         self.kernel = kernel
 
     def main(self, env: dict[str, str], stdin: bytes) -> tuple[int, str]:
         if env.get("CNI_COMMAND") == "VERSION":
-            return 0, json.dumps({"cniVersion": "1.0.0", "supportedVersions": self.VERSIONS})
+            return 0, json.dumps({"cniVersion": "1.0.0", "supportedVersions": list(self.VERSIONS)})
         conf: dict[str, Any] = json.loads(stdin)
         if conf.get("cniVersion") not in self.VERSIONS:
             return 1, json.dumps({"code": 1, "msg": "incompatible CNI versions"})

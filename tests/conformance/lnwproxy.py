@@ -88,9 +88,9 @@ class Mutant:
             return _json(200, {})
         if rule == "docker.network-rm-releases" and path == "/NetworkDriver.DeleteNetwork":
             return _json(200, {})
-        if rule == "docker.network-create" and path == "/NetworkDriver.CreateNetwork":
-            if "com.docker.network.enable_ipv6" in (request.get("Options") or {}):
-                return _json(500, {"Err": "unexpected option com.docker.network.enable_ipv6"})
+        dockerd_options = "com.docker.network.enable_ipv6" in (request.get("Options") or {})
+        if rule == "docker.network-create" and path == "/NetworkDriver.CreateNetwork" and dockerd_options:
+            return _json(500, {"Err": "unexpected option com.docker.network.enable_ipv6"})
         if rule == "docker.plugin-restart" and self.restarted and path == "/NetworkDriver.CreateEndpoint":
             return _json(500, {"Err": f"unknown network {request.get('NetworkID', '')[:12]}"})
         if rule == "ipam.pool-refcounted":
@@ -105,7 +105,9 @@ class Mutant:
             request = {**request, "Pool": "", "SubPool": ""}
         if rule == "docker.ip-honoured" and path == "/IpamDriver.RequestAddress":
             with self.lock:
-                if request.get("PoolID") in self.asked_pools and not (request.get("Options") or {}).get("RequestAddressType"):
+                if request.get("PoolID") in self.asked_pools and not (request.get("Options") or {}).get(
+                    "RequestAddressType"
+                ):
                     request = {**request, "Address": ""}
         status, raw = self.forward(path, json.dumps(request).encode() if body.strip() else body)
         # -- what comes back ---------------------------------------------------------------------
@@ -162,7 +164,7 @@ def serve(listen: str, mutant: Mutant) -> _Server:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, reply = mutant.handle(self.path, body)
             self.send_response(status)

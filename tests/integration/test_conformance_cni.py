@@ -51,21 +51,29 @@ def real_subject(tmp: Path, mutant: str | None = None) -> Iterator[tuple[Subject
 
     ns = Namespaces("cfplug").create()
     try:
-        yield Subject(
-            name=f"cfplug-{mutant or 'good'}",
-            plugin=str(cfplug(tmp, mutant)),
-            conf={"type": "cfplug", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.92.0.0/24"}]],
-                                             "dataDir": str(data)}},  # fmt: skip
-            description="the suite's own test plugin",
-            cni_path=["/usr/lib/cni"],
-            probe=HostLocalProbe(data, NETWORK),
-            unavailable=unavailable,
-            chain_conf={"dataDir": str(tmp / "tuning")},
-        ), ns
+        yield (
+            Subject(
+                name=f"cfplug-{mutant or 'good'}",
+                plugin=str(cfplug(tmp, mutant)),
+                conf={
+                    "type": "cfplug",
+                    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.92.0.0/24"}]], "dataDir": str(data)},
+                },
+                description="the suite's own test plugin",
+                cni_path=["/usr/lib/cni"],
+                probe=HostLocalProbe(data, NETWORK),
+                unavailable=unavailable,
+                chain_conf={"dataDir": str(tmp / "tuning")},
+            ),
+            ns,
+        )
     finally:
         ns.close()
-    assert not [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-                if n.startswith(ns.host)], "the suite left namespaces"  # fmt: skip
+    assert not [
+        n
+        for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        if n.startswith(ns.host)
+    ], "the suite left namespaces"
 
 
 def test_cfplug_passes_every_rule_on_real_namespaces(tmp_path: Path) -> None:
@@ -87,17 +95,49 @@ def test_each_mutant_fails_its_rule_on_real_namespaces(tmp_path: Path, rule: str
 
 def test_lab_conformance_cni_judges_a_plugin_given_by_path(tmp_path: Path) -> None:
     conf = tmp_path / "cfplug.conflist"
-    conf.write_text(json.dumps({"cniVersion": "1.0.0", "name": "mine", "plugins": [
-        {"type": "cfplug", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.93.0.0/24"}]],
-                                    "dataDir": "/var/lib/cni/must-not-be-used"}}]}))  # fmt: skip
+    conf.write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": "mine",
+                "plugins": [
+                    {
+                        "type": "cfplug",
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": "10.93.0.0/24"}]],
+                            "dataDir": "/var/lib/cni/must-not-be-used",
+                        },
+                    }
+                ],
+            }
+        )
+    )
     out = tmp_path / "report"
     lab = Path(sys.executable).parent / "lab"
     proc = subprocess.run(
-        [str(lab), "conformance", "cni", "--plugin", str(cfplug(tmp_path, "del.releases")), "--conf", str(conf),
-         "--rule", "del.releases", "--rule", "add.result-schema", "--json", "--html", str(out / "cni.html"),
-         "--junit", str(out / "junit.xml")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(lab),
+            "conformance",
+            "cni",
+            "--plugin",
+            str(cfplug(tmp_path, "del.releases")),
+            "--conf",
+            str(conf),
+            "--rule",
+            "del.releases",
+            "--rule",
+            "add.result-schema",
+            "--json",
+            "--html",
+            str(out / "cni.html"),
+            "--junit",
+            str(out / "junit.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr  # the mutant's failure is nobody's known deviation
     data = json.loads(proc.stdout)
     rules = {r["id"]: r for r in data["subjects"][0]["rules"]}

@@ -49,8 +49,8 @@ def test_add_keeps_a_chains_prev_result_and_moves_its_own_indexes(env: RunningAg
     status, result = cni(env, "ADD", version, prevResult=prev)
     assert status == 0, result
     assert result_problems(result, version) == []
-    assert [i["name"] for i in result["interfaces"]][0] == "cfprev0" and result["interfaces"][2]["name"] == "eth0"
-    assert [(ip["address"], ip["interface"]) for ip in result["ips"]][0] == ("192.0.2.10/32", 0)
+    assert result["interfaces"][0]["name"] == "cfprev0" and result["interfaces"][2]["name"] == "eth0"
+    assert (result["ips"][0]["address"], result["ips"][0]["interface"]) == ("192.0.2.10/32", 0)
     assert result["ips"][1]["interface"] == 2 and result["ips"][1]["address"].startswith("10.44.0.")
     assert result["routes"][0] == {"dst": "198.51.100.0/24"} and result["dns"]["nameservers"] == ["192.0.2.53"]
     if version >= "0.4.0":  # CHECK judges only what podnet made: the chain's 192.0.2.10 on cfprev0 is not its
@@ -80,7 +80,7 @@ def test_check_without_prev_result_is_an_error(env: RunningAgent) -> None:
 def test_check_names_the_address_removed_from_the_pod(env: RunningAgent) -> None:
     _, result = cni(env, "ADD")
     assert cni(env, "CHECK", prevResult=result) == (0, None)
-    (key, link), = env.datapath.pods.items()
+    ((key, link),) = env.datapath.pods.items()
     env.datapath.pods[key] = PodLink(link.mac, (), link.routes)  # `ip addr del` in the pod
     status, error = cni(env, "CHECK", prevResult=result)
     assert status == 1 and error["code"] == 101, error
@@ -103,8 +103,13 @@ def test_the_agent_reads_the_pod_side_of_an_endpoint(env: RunningAgent) -> None:
 
 
 def test_shaped_and_merged_keep_every_field_of_the_version() -> None:
-    own = {"cniVersion": "1.1.0", "interfaces": [{"name": "eth0", "mtu": 1500}], "ips": [{"address": "10.0.0.2/32", "interface": 0}],
-           "routes": [{"dst": "0.0.0.0/0", "table": 100}], "dns": {"nameservers": ["10.0.0.1"]}}  # fmt: skip
+    own = {
+        "cniVersion": "1.1.0",
+        "interfaces": [{"name": "eth0", "mtu": 1500}],
+        "ips": [{"address": "10.0.0.2/32", "interface": 0}],
+        "routes": [{"dst": "0.0.0.0/0", "table": 100}],
+        "dns": {"nameservers": ["10.0.0.1"]},
+    }
     assert shaped(own, "1.1.0")["routes"] == [{"dst": "0.0.0.0/0", "table": 100}]
     old = shaped(own, "0.4.0")
     assert old["ips"] == [{"address": "10.0.0.2/32", "interface": 0, "version": "4"}]

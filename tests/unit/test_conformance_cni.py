@@ -42,7 +42,10 @@ def subject(tmp: Path, kernel: FakeKernel, mutant: str | None = None, **changes:
     fields: dict[str, Any] = {
         "name": f"cfplug{'-' + mutant if mutant else ''}",
         "plugin": PLUGIN,
-        "conf": {"type": "cfplug", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.91.0.0/24"}]], "dataDir": str(data)}},
+        "conf": {
+            "type": "cfplug",
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.91.0.0/24"}]], "dataDir": str(data)},
+        },
         "description": "the suite's own test plugin",
         "probe": HostLocalProbe(data, NETWORK),
         "unavailable": unavailable,
@@ -100,7 +103,10 @@ def test_a_known_deviation_is_explained_and_a_stale_one_fails(tmp_path: Path) ->
     results = judged(tmp_path, "env.command-missing", known={"env.command-missing": "does it on purpose"})
     assert results["env.command-missing"].status == Status.FAIL and results["env.command-missing"].explained
     results = judged(tmp_path / "2", known={"del.idempotent": "used to fail"})
-    assert results["del.idempotent"].status == Status.FAIL and "listed as a known failure" in results["del.idempotent"].message
+    assert (
+        results["del.idempotent"].status == Status.FAIL
+        and "listed as a known failure" in results["del.idempotent"].message
+    )
 
 
 def test_reports_show_rules_by_subject_with_expected_actual_and_the_cited_text(tmp_path: Path) -> None:
@@ -118,7 +124,10 @@ def test_reports_show_rules_by_subject_with_expected_actual_and_the_cited_text(t
     junit = tmp_path / "junit.xml"
     write_junit(suite, junit)
     suites = ET.parse(junit).getroot().findall("testsuite")
-    assert [(s.get("name"), s.get("failures")) for s in suites] == [("cni: cfplug", "0"), ("cni: cfplug-check.address-gone", "1")]
+    assert [(s.get("name"), s.get("failures")) for s in suites] == [
+        ("cni: cfplug", "0"),
+        ("cni: cfplug-check.address-gone", "1"),
+    ]
     data = json.loads(json.dumps(as_json(suite)))
     assert data["ok"] is False and data["subjects"][1]["counts"]["fail"] == 1
     assert [r["status"] for r in data["subjects"][1]["rules"] if r["id"] == "check.address-gone"] == ["fail"]

@@ -25,7 +25,10 @@ NETWORK = "cfnet"
 class Probe(Protocol):
     """The IPs an IPAM holds now: ip -> who holds it (as the IPAM records it)."""
 
-    what: str  # for people: "host-local's dataDir /tmp/…"
+    @property
+    def what(self) -> str:
+        """For people: "host-local's dataDir /tmp/…"."""
+        ...
 
     def held(self) -> dict[str, str]: ...
 
@@ -138,8 +141,16 @@ class Context:
         executable = plugin or self.subject.plugin
         done = self.kernel.run([executable], env, data, timeout)
         out = done.stdout.decode(errors="replace")
-        call = Call(env.get("CNI_COMMAND", "(no CNI_COMMAND)"), dict(env), data.decode(errors="replace"), done.status,
-                    out, done.stderr.decode(errors="replace"), done.seconds, plugin=executable)  # fmt: skip
+        call = Call(
+            env.get("CNI_COMMAND", "(no CNI_COMMAND)"),
+            dict(env),
+            data.decode(errors="replace"),
+            done.status,
+            out,
+            done.stderr.decode(errors="replace"),
+            done.seconds,
+            plugin=executable,
+        )
         if out.strip():
             try:
                 call.output = json.loads(out)
@@ -159,7 +170,9 @@ class Context:
         plugin: str | None = None,
     ) -> Call:
         return self.run(
-            self.env(command, netns, container_id, ifname), json.dumps(conf if conf is not None else self.conf()), plugin
+            self.env(command, netns, container_id, ifname),
+            json.dumps(conf if conf is not None else self.conf()),
+            plugin,
         )
 
     def add(
@@ -173,8 +186,9 @@ class Context:
         conf = self.conf(a.version)
         if prev and a.add.ok and _has_prev_result(a.version):
             conf["prevResult"] = a.result
-        return self.call("DEL", conf, netns=a.netns if netns is None else netns, container_id=a.container_id,
-                         ifname=a.ifname)  # fmt: skip
+        return self.call(
+            "DEL", conf, netns=a.netns if netns is None else netns, container_id=a.container_id, ifname=a.ifname
+        )
 
     def check(self, a: Attachment, *, prev: bool = True) -> Call:
         conf = self.conf(a.version)
@@ -205,7 +219,11 @@ class Context:
     # -- what the IPAM holds -------------------------------------------------------------------
     def held(self) -> dict[str, str]:
         if self.subject.probe is None:
-            ipam = self.subject.conf.get("ipam", {}).get("type") if isinstance(self.subject.conf.get("ipam"), dict) else None
+            ipam = (
+                self.subject.conf.get("ipam", {}).get("type")
+                if isinstance(self.subject.conf.get("ipam"), dict)
+                else None
+            )
             raise CannotCheck(
                 f"the suite has no probe for {'IPAM ' + repr(ipam) if ipam else 'this plugin’s IPAM'} "
                 "(it knows host-local's dataDir and podnet's agent)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lab.conformance.cni.checks import bare, expect_error, same_address, same_network
@@ -18,8 +19,11 @@ def result_schema(ctx: Context) -> Outcome:
     with ctx.attached() as a:
         problems = result_problems(a.add.output, ctx.version)
         if problems:
-            raise Failed("; ".join(problems[:6]) + (" …" if len(problems) > 6 else ""),
-                         f"an ADD result of spec {ctx.version}", a.add.describe())  # fmt: skip
+            raise Failed(
+                "; ".join(problems[:6]) + (" …" if len(problems) > 6 else ""),
+                f"an ADD result of spec {ctx.version}",
+                a.add.describe(),
+            )
     return Outcome.ok()
 
 
@@ -32,16 +36,22 @@ def _container_interface(a: Attachment) -> dict[str, Any]:
     for item in _interfaces(a):
         if item.get("name") == a.ifname:
             return item
-    raise Failed(f"the result lists no interface named {a.ifname} (CNI_IFNAME)",
-                 f'interfaces: [{{"name": "{a.ifname}", "sandbox": "{a.netns}"}}]', a.add.describe())  # fmt: skip
+    raise Failed(
+        f"the result lists no interface named {a.ifname} (CNI_IFNAME)",
+        f'interfaces: [{{"name": "{a.ifname}", "sandbox": "{a.netns}"}}]',
+        a.add.describe(),
+    )
 
 
 def interface_in_result(ctx: Context) -> Outcome:
     with ctx.attached() as a:
         item = _container_interface(a)
         if item.get("sandbox") != a.netns:
-            raise Failed(f"interface {a.ifname} has sandbox {item.get('sandbox')!r}, not CNI_NETNS",
-                         f'"sandbox": "{a.netns}"', a.add.describe())  # fmt: skip
+            raise Failed(
+                f"interface {a.ifname} has sandbox {item.get('sandbox')!r}, not CNI_NETNS",
+                f'"sandbox": "{a.netns}"',
+                a.add.describe(),
+            )
     return Outcome.ok()
 
 
@@ -54,15 +64,24 @@ def ip_interface_index(ctx: Context) -> Outcome:
         for i, ip in enumerate(ips):
             index = ip.get("interface")
             if not isinstance(index, int) or isinstance(index, bool):
-                raise Failed(f"ips[{i}] ({ip.get('address')}) has no interface index",
-                             "every IP says which interface it is on", a.add.describe())  # fmt: skip
+                raise Failed(
+                    f"ips[{i}] ({ip.get('address')}) has no interface index",
+                    "every IP says which interface it is on",
+                    a.add.describe(),
+                )
             if not 0 <= index < len(interfaces):
-                raise Failed(f"ips[{i}].interface is {index}, but there are {len(interfaces)} interfaces",
-                             f"an index below {len(interfaces)}", a.add.describe())  # fmt: skip
+                raise Failed(
+                    f"ips[{i}].interface is {index}, but there are {len(interfaces)} interfaces",
+                    f"an index below {len(interfaces)}",
+                    a.add.describe(),
+                )
         on_container = [ip for ip in ips if interfaces[ip["interface"]].get("name") == a.ifname]
         if not on_container:
-            raise Failed(f"no IP points to the container's interface {a.ifname}",
-                         f"an IP with the index of {a.ifname}", a.add.describe())  # fmt: skip
+            raise Failed(
+                f"no IP points to the container's interface {a.ifname}",
+                f"an IP with the index of {a.ifname}",
+                a.add.describe(),
+            )
     return Outcome.ok()
 
 
@@ -71,8 +90,11 @@ def interface_present(ctx: Context) -> Outcome:
         item = _container_interface(a)
         pod = ctx.kernel.links(a.netns)
         if a.ifname not in pod:
-            raise Failed(f"{a.ifname} is not in the pod's namespace", f"{a.ifname} in {a.netns}",
-                         f"links there: {names(sorted(pod))}")  # fmt: skip
+            raise Failed(
+                f"{a.ifname} is not in the pod's namespace",
+                f"{a.ifname} in {a.netns}",
+                f"links there: {names(sorted(pod))}",
+            )
         mac = str(item.get("mac", ""))
         if mac and mac.lower() != pod[a.ifname].mac.lower():
             raise Failed(f"{a.ifname} has MAC {pod[a.ifname].mac}, the result says {mac}", mac, pod[a.ifname].mac)
@@ -83,8 +105,11 @@ def interface_present(ctx: Context) -> Outcome:
             if sandbox and sandbox != a.netns:
                 continue  # another sandbox: nothing the suite can look into
             if name not in links:
-                raise Failed(f"the result's interface {name} is not in {where}", f"{name} in {where}",
-                             f"links there: {names(sorted(links))}")  # fmt: skip
+                raise Failed(
+                    f"the result's interface {name} is not in {where}",
+                    f"{name} in {where}",
+                    f"links there: {names(sorted(links))}",
+                )
     return Outcome.ok()
 
 
@@ -103,8 +128,11 @@ def addresses_present(ctx: Context) -> Outcome:
             link = pod.get(str(target.get("name")))
             have = link.addresses if link else ()
             if not any(same_address(ip["address"], h) for h in have):
-                raise Failed(f"{ip['address']} is not on {target.get('name')} in the pod",
-                             f"{ip['address']} on {target.get('name')}", f"addresses: {names(have)}")  # fmt: skip
+                raise Failed(
+                    f"{ip['address']} is not on {target.get('name')} in the pod",
+                    f"{ip['address']} on {target.get('name')}",
+                    f"addresses: {names(have)}",
+                )
             checked += 1
         if not checked:
             raise CannotCheck("the result assigns no IP to an interface in the pod")
@@ -122,8 +150,11 @@ def routes_present(ctx: Context) -> Outcome:
             found = [r for r in table if same_network(r.dst, dst) and (not gw or r.gateway == gw)]
             if not found:
                 shown = "; ".join(f"{r.dst} via {r.gateway or '-'} dev {r.dev}" for r in table)
-                raise Failed(f"route {dst}{' via ' + gw if gw else ''} is not in the pod's table",
-                             f"{dst}{' via ' + gw if gw else ''}", shown or "no routes")  # fmt: skip
+                raise Failed(
+                    f"route {dst}{' via ' + gw if gw else ''} is not in the pod's table",
+                    f"{dst}{' via ' + gw if gw else ''}",
+                    shown or "no routes",
+                )
     return Outcome.ok(f"{len(routes)} route(s) present")
 
 
@@ -141,8 +172,11 @@ def interface_exists(ctx: Context) -> Outcome:
             if before is not None:
                 leaked = sorted(set(ctx.held()) - set(before))
                 if leaked:
-                    raise Failed(f"the failed ADD left {names(leaked)} allocated", "nothing allocated",
-                                 f"held now: {names(leaked)}")  # fmt: skip
+                    raise Failed(
+                        f"the failed ADD left {names(leaked)} allocated",
+                        "nothing allocated",
+                        f"held now: {names(leaked)}",
+                    )
         finally:
             ctx.call("DEL", ctx.conf(), netns=netns, container_id=cid)
     finally:
@@ -158,19 +192,24 @@ def second_add(ctx: Context) -> Outcome:
         described = expect_error(again)
         link = ctx.kernel.links(a.netns).get(a.ifname)
         if link is None:
-            raise Failed(f"the second ADD removed the first attachment's {a.ifname}", f"{a.ifname} still there",
-                         "gone")  # fmt: skip
+            raise Failed(f"the second ADD removed the first attachment's {a.ifname}", f"{a.ifname} still there", "gone")
         lost = [cidr for cidr in (was.addresses if was else ()) if cidr not in link.addresses]
         if lost:
-            raise Failed(f"the second ADD took {names(lost)} off {a.ifname}", names(was.addresses if was else ()),
-                         names(link.addresses))  # fmt: skip
+            raise Failed(
+                f"the second ADD took {names(lost)} off {a.ifname}",
+                names(was.addresses if was else ()),
+                names(link.addresses),
+            )
         if before is not None:
             now = ctx.held()
             lost = [ip for ip in a.ips() if ip in before and ip not in now]
             extra = sorted(set(now) - set(before))
             if lost or extra:
-                raise Failed(f"after the failed second ADD: released {names(lost)}, newly held {names(extra)}",
-                             "the first attachment's IPs held, nothing more", names(sorted(now)))  # fmt: skip
+                raise Failed(
+                    f"after the failed second ADD: released {names(lost)}, newly held {names(extra)}",
+                    "the first attachment's IPs held, nothing more",
+                    names(sorted(now)),
+                )
     return Outcome.ok(described)
 
 
@@ -178,8 +217,11 @@ def ifname_max(ctx: Context) -> Outcome:
     name = "cfifname15chars"
     with ctx.attached(ifname=name) as a:
         if name not in ctx.kernel.links(a.netns):
-            raise Failed(f"no interface {name} in the pod", f"{name} (15 bytes, the longest Linux allows)",
-                         names(sorted(ctx.kernel.links(a.netns))))  # fmt: skip
+            raise Failed(
+                f"no interface {name} in the pod",
+                f"{name} (15 bytes, the longest Linux allows)",
+                names(sorted(ctx.kernel.links(a.netns))),
+            )
     return Outcome.ok()
 
 
@@ -196,8 +238,11 @@ def ifname_invalid(ctx: Context) -> Outcome:
             try:
                 out.append(f"{name!r}: {expect_error(call)}")
                 if before is not None and set(ctx.held()) - set(before):
-                    raise Failed(f"ADD with CNI_IFNAME {name!r} failed but left an IP allocated", "nothing allocated",
-                                 names(sorted(set(ctx.held()) - set(before))))  # fmt: skip
+                    raise Failed(
+                        f"ADD with CNI_IFNAME {name!r} failed but left an IP allocated",
+                        "nothing allocated",
+                        names(sorted(set(ctx.held()) - set(before))),
+                    )
             finally:
                 ctx.call("DEL", ctx.conf(), netns=netns, container_id=cid, ifname=name)
         finally:
@@ -206,7 +251,7 @@ def ifname_invalid(ctx: Context) -> Outcome:
 
 
 def _version_of(ctx: Context, plugin: str) -> list[str]:
-    call = ctx.run({"CNI_COMMAND": "VERSION"}, '{"cniVersion": "%s"}' % ctx.version, plugin=plugin)
+    call = ctx.run({"CNI_COMMAND": "VERSION"}, json.dumps({"cniVersion": ctx.version}), plugin=plugin)
     listed = call.output.get("supportedVersions") if isinstance(call.output, dict) else None
     return [str(v) for v in listed] if isinstance(listed, list) else []
 
@@ -222,30 +267,49 @@ def chain_consumed(ctx: Context) -> Outcome:
     if ctx.version not in _version_of(ctx, chained):
         raise CannotCheck(f"{name} ({chained}) does not claim {ctx.version}")
     with ctx.attached() as a:
-        conf = {"cniVersion": ctx.version, "name": ctx.conf()["name"], "type": name, "mac": CHAIN_MAC,
-                **ctx.subject.chain_conf, "prevResult": a.result}  # fmt: skip
+        conf = {
+            "cniVersion": ctx.version,
+            "name": ctx.conf()["name"],
+            "type": name,
+            "mac": CHAIN_MAC,
+            **ctx.subject.chain_conf,
+            "prevResult": a.result,
+        }
         call = ctx.call("ADD", conf, netns=a.netns, container_id=a.container_id, ifname=a.ifname, plugin=chained)
         final = call.output if call.ok and isinstance(call.output, dict) else a.result
         try:
             if not call.ok:
-                raise Failed(f"{name}, chained after it, refused its result", "the chain's ADD succeeds",
-                             call.describe())  # fmt: skip
+                raise Failed(
+                    f"{name}, chained after it, refused its result", "the chain's ADD succeeds", call.describe()
+                )
             kept = {bare(str(ip.get("address", ""))) for ip in final.get("ips", []) if isinstance(ip, dict)}
             if not set(a.ips()) <= kept:
-                raise Failed(f"the chain's result lost {names(sorted(set(a.ips()) - kept))}", names(a.ips()),
-                             call.describe())  # fmt: skip
+                raise Failed(
+                    f"the chain's result lost {names(sorted(set(a.ips()) - kept))}", names(a.ips()), call.describe()
+                )
             if at_least(ctx.version, "0.4.0"):
-                check = ctx.call("CHECK", ctx.conf(prevResult=final), netns=a.netns, container_id=a.container_id,
-                                 ifname=a.ifname)  # fmt: skip
+                check = ctx.call(
+                    "CHECK", ctx.conf(prevResult=final), netns=a.netns, container_id=a.container_id, ifname=a.ifname
+                )
                 if not check.ok:
-                    raise Failed(f"CHECK with the chain's final result (after {name} changed the MAC) failed",
-                                 "CHECK accepts what a later plugin changed", check.describe())  # fmt: skip
+                    raise Failed(
+                        f"CHECK with the chain's final result (after {name} changed the MAC) failed",
+                        "CHECK accepts what a later plugin changed",
+                        check.describe(),
+                    )
         finally:
-            ctx.call("DEL", {**conf, "prevResult": final}, netns=a.netns, container_id=a.container_id,
-                     ifname=a.ifname, plugin=chained)  # fmt: skip
+            ctx.call(
+                "DEL",
+                {**conf, "prevResult": final},
+                netns=a.netns,
+                container_id=a.container_id,
+                ifname=a.ifname,
+                plugin=chained,
+            )
         if at_least(ctx.version, "0.4.0"):  # before 0.4.0 DEL carries no prevResult: nothing of the chain's
-            done = ctx.call("DEL", ctx.conf(prevResult=final), netns=a.netns, container_id=a.container_id,
-                            ifname=a.ifname)  # fmt: skip
+            done = ctx.call(
+                "DEL", ctx.conf(prevResult=final), netns=a.netns, container_id=a.container_id, ifname=a.ifname
+            )
             if not done.ok:
                 raise Failed("DEL with the chain's final result failed", "DEL exits 0", done.describe())
     return Outcome.ok(f"{name} took its result; CHECK and DEL took the chain's")
@@ -276,7 +340,11 @@ def chain_kept(ctx: Context) -> Outcome:
         for ip in out.get("ips", []) if isinstance(out.get("ips"), list) else []:
             index = ip.get("interface") if isinstance(ip, dict) else None
             if bare(str(ip.get("address", ""))) == "192.0.2.10":
-                if not isinstance(index, int) or not 0 <= index < len(interfaces) or interfaces[index].get("name") != "cfprev0":
+                if (
+                    not isinstance(index, int)
+                    or not 0 <= index < len(interfaces)
+                    or interfaces[index].get("name") != "cfprev0"
+                ):
                     missing.append("192.0.2.10's interface index (it must still point to cfprev0)")
                 break
         else:
@@ -286,9 +354,11 @@ def chain_kept(ctx: Context) -> Outcome:
         if "192.0.2.53" not in ((out.get("dns") or {}).get("nameservers") or []):
             missing.append("nameserver 192.0.2.53")
         if missing:
-            raise Failed(f"the result dropped what prevResult held: {', '.join(missing)}",
-                         "prevResult's interface, IP, route and DNS passed through with its own added",
-                         a.add.describe())  # fmt: skip
+            raise Failed(
+                f"the result dropped what prevResult held: {', '.join(missing)}",
+                "prevResult's interface, IP, route and DNS passed through with its own added",
+                a.add.describe(),
+            )
     return Outcome.ok()
 
 

@@ -28,18 +28,25 @@ def netns_gone(ctx: Context) -> Outcome:
         if held is not None:
             left = [ip for ip in a.ips() if ip in held and ip in ctx.held()]
             if left:
-                raise Failed(f"DEL without the namespace left {names(left)} allocated",
-                             "the attachment's IPs released", f"still held: {names(left)}")  # fmt: skip
+                raise Failed(
+                    f"DEL without the namespace left {names(left)} allocated",
+                    "the attachment's IPs released",
+                    f"still held: {names(left)}",
+                )
     return Outcome.ok("" if held is not None else "released IPs not checked: no IPAM probe")
 
 
 def never_added(ctx: Context) -> Outcome:
     netns = ctx.kernel.new_pod()
     try:
-        expect_ok(ctx.call("DEL", ctx.conf(), netns=netns, container_id=ctx.container_id()),
-                  "DEL of an attachment never added")  # fmt: skip
-        expect_ok(ctx.call("DEL", ctx.conf(), container_id=ctx.container_id()),
-                  "DEL of an attachment never added, without CNI_NETNS")  # fmt: skip
+        expect_ok(
+            ctx.call("DEL", ctx.conf(), netns=netns, container_id=ctx.container_id()),
+            "DEL of an attachment never added",
+        )
+        expect_ok(
+            ctx.call("DEL", ctx.conf(), container_id=ctx.container_id()),
+            "DEL of an attachment never added, without CNI_NETNS",
+        )
     finally:
         ctx.kernel.remove_pod(netns)
     return Outcome.ok()
@@ -57,14 +64,19 @@ def releases(ctx: Context) -> Outcome:
         before = ctx.held()
         missing = [ip for ip in ips if ip not in before]
         if missing:
-            raise CannotCheck(f"{ctx.subject.probe.what if ctx.subject.probe else 'the probe'} does not show "
-                              f"{names(missing)} as held after ADD")  # fmt: skip
+            raise CannotCheck(
+                f"{ctx.subject.probe.what if ctx.subject.probe else 'the probe'} does not show "
+                f"{names(missing)} as held after ADD"
+            )
         expect_ok(ctx.delete(a), "DEL")
         left = [ip for ip in ips if ip in ctx.held()]
         if left:
             now = ctx.held()
-            raise Failed(f"DEL left {names(left)} allocated", "every IP of the attachment released",
-                         "still held: " + ", ".join(f"{ip} ({now.get(ip, '')})" for ip in left))  # fmt: skip
+            raise Failed(
+                f"DEL left {names(left)} allocated",
+                "every IP of the attachment released",
+                "still held: " + ", ".join(f"{ip} ({now.get(ip, '')})" for ip in left),
+            )
     return Outcome.ok(f"released {names(ips)}")
 
 
@@ -102,8 +114,11 @@ def check_address_gone(ctx: Context) -> Outcome:
         call = ctx.check(a)
         described = expect_error(call)
         if bare(on_link[0]) not in call.text:
-            raise Failed(f"CHECK failed but does not name the missing address {bare(on_link[0])}",
-                         f"an error naming {bare(on_link[0])}", call.describe())  # fmt: skip
+            raise Failed(
+                f"CHECK failed but does not name the missing address {bare(on_link[0])}",
+                f"an error naming {bare(on_link[0])}",
+                call.describe(),
+            )
         return Outcome.ok(described)
 
 
@@ -144,4 +159,3 @@ RULES: list[Rule[Context]] = [
          cite(CHECK, CHECK_ANCHOR, "The plugin must consult the `prevResult` to determine the expected interfaces and addresses."),
          check_no_prev_result, since="0.4.0"),
 ]  # fmt: skip
-

@@ -48,8 +48,9 @@ def ifname_missing(ctx: Context) -> Outcome:
     return _missing(ctx, "CNI_IFNAME")
 
 
-def _error_of(ctx: Context, stdin: str, code: int, names: list[str], *, container_id: str | None = None,
-              command: str = "ADD") -> Outcome:  # fmt: skip
+def _error_of(
+    ctx: Context, stdin: str, code: int, names: list[str], *, container_id: str | None = None, command: str = "ADD"
+) -> Outcome:
     netns = ctx.kernel.new_pod()
     try:
         call = ctx.run(ctx.env(command, netns, container_id or ctx.container_id()), stdin)
@@ -100,7 +101,7 @@ def version_reply(ctx: Context) -> Outcome:
         problems.append(f"supportedVersions {listed!r} holds something that is not a version")
     if problems:
         raise Failed("; ".join(problems), '{"cniVersion": "X.Y.Z", "supportedVersions": ["X.Y.Z", …]}', call.describe())
-    return Outcome.ok(f"claims {', '.join(listed)}")
+    return Outcome.ok(f"claims {', '.join(str(v) for v in listed or [])}")
 
 
 def version_echo(ctx: Context) -> Outcome:
@@ -108,8 +109,11 @@ def version_echo(ctx: Context) -> Outcome:
     expect_ok(call, "VERSION")
     got = call.output.get("cniVersion") if isinstance(call.output, dict) else None
     if got != ctx.version:
-        raise Failed(f"VERSION asked with cniVersion {ctx.version} answered {got!r}", f'"cniVersion": "{ctx.version}"',
-                     call.describe())  # fmt: skip
+        raise Failed(
+            f"VERSION asked with cniVersion {ctx.version} answered {got!r}",
+            f'"cniVersion": "{ctx.version}"',
+            call.describe(),
+        )
     return Outcome.ok()
 
 
@@ -117,8 +121,9 @@ def version_accepted(ctx: Context) -> Outcome:
     with ctx.attached() as a:
         got = a.result.get("cniVersion")
         if got != ctx.version:
-            raise Failed(f"ADD at {ctx.version} answered a {got!r} result", f'"cniVersion": "{ctx.version}"',
-                         a.add.describe())  # fmt: skip
+            raise Failed(
+                f"ADD at {ctx.version} answered a {got!r} result", f'"cniVersion": "{ctx.version}"', a.add.describe()
+            )
         expect_ok(ctx.delete(a), f"DEL at {ctx.version}")
     return Outcome.ok()
 
@@ -131,13 +136,17 @@ def error_form(ctx: Context) -> Outcome:
         if call.status < 0:
             raise Failed(f"{call.command} did not answer", "every call answers", call.describe())
         if call.status == 0 and isinstance(call.output, dict) and "code" in call.output and "msg" in call.output:
-            raise Failed(f"{call.command} printed an error but exited 0", "a non-zero exit status with an error",
-                         call.describe())  # fmt: skip
+            raise Failed(
+                f"{call.command} printed an error but exited 0", "a non-zero exit status with an error", call.describe()
+            )
         if call.status != 0:
             problems = error_problems(call.output) if call.output is not None else ["no JSON on stdout"]
             if problems:
-                raise Failed(f"{call.command} failed without the error structure: {'; '.join(problems)}",
-                             '{"cniVersion", "code", "msg", "details"} on stdout', call.describe())  # fmt: skip
+                raise Failed(
+                    f"{call.command} failed without the error structure: {'; '.join(problems)}",
+                    '{"cniVersion", "code", "msg", "details"} on stdout',
+                    call.describe(),
+                )
     if not failures:
         return Outcome.cannot("no call of the run failed, so no error output was seen")
     return Outcome.ok(f"{len(failures)} error replies, all in form; {len(calls)} calls answered")
@@ -152,11 +161,15 @@ def error_version(ctx: Context) -> Outcome:
         asked = _asked_version(call.stdin)
         got = call.output.get("cniVersion")
         if not isinstance(got, str) or not SEMVER.fullmatch(got):
-            raise Failed(f"an error reply has no cniVersion ({got!r})", '{"cniVersion": "<the version in use>", …}',
-                         call.describe())  # fmt: skip
+            raise Failed(
+                f"an error reply has no cniVersion ({got!r})",
+                '{"cniVersion": "<the version in use>", …}',
+                call.describe(),
+            )
         if asked and asked in ctx.claimed and got != asked:
-            raise Failed(f"an error to a {asked} request says cniVersion {got}", f'"cniVersion": "{asked}"',
-                         call.describe())  # fmt: skip
+            raise Failed(
+                f"an error to a {asked} request says cniVersion {got}", f'"cniVersion": "{asked}"', call.describe()
+            )
     return Outcome.ok(f"{len(errors)} error replies")
 
 

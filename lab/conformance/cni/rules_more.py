@@ -18,7 +18,8 @@ CONCURRENT = 6
 
 
 def _gc(ctx: Context, keep: Attachment) -> Call:
-    conf = ctx.conf(**{"cni.dev/valid-attachments": [{"containerID": keep.container_id, "ifname": keep.ifname}]})
+    conf = ctx.conf()
+    conf["cni.dev/valid-attachments"] = [{"containerID": keep.container_id, "ifname": keep.ifname}]
     env = {"CNI_COMMAND": "GC", "CNI_PATH": ":".join(ctx.subject.cni_path)}
     return ctx.run({k: v for k, v in env.items() if v}, json.dumps(conf))
 
@@ -32,9 +33,11 @@ def gc_removes_stale(ctx: Context) -> Outcome:
         expect_ok(_gc(ctx, keep), "GC")
         left = [ip for ip in stale.ips() if ip in ctx.held()]
         if left:
-            raise Failed(f"GC left the stale attachment's {names(left)} allocated",
-                         f"{names(stale.ips())} released ({stale.container_id} is not in cni.dev/valid-attachments)",
-                         f"still held: {names(left)}")  # fmt: skip
+            raise Failed(
+                f"GC left the stale attachment's {names(left)} allocated",
+                f"{names(stale.ips())} released ({stale.container_id} is not in cni.dev/valid-attachments)",
+                f"still held: {names(left)}",
+            )
     return Outcome.ok(f"released {names(stale.ips())}")
 
 
@@ -101,8 +104,9 @@ def concurrent(ctx: Context) -> Outcome:
         want = min(CONCURRENT, ctx.subject.max_attachments or CONCURRENT)
         if len(done) < want:
             failed = next(c for c in calls if not c.ok)
-            raise Failed(f"{CONCURRENT - len(done)} of {CONCURRENT} concurrent ADDs failed",
-                         f"{want} succeed", failed.describe())  # fmt: skip
+            raise Failed(
+                f"{CONCURRENT - len(done)} of {CONCURRENT} concurrent ADDs failed", f"{want} succeed", failed.describe()
+            )
     finally:
         for netns, cid in pods:
             ctx.call("DEL", ctx.conf(), netns=netns, container_id=cid)

@@ -43,14 +43,30 @@ def cite(section: str, anchor: str, text: str, version: str = "1.1.0") -> Citati
 # field -> (JSON type, required). Types: "str", "int", "list[str]", "dict".
 Fields = dict[str, tuple[str, bool]]
 
-_IP_OLD: Fields = {"version": ("str", True), "address": ("str", True), "gateway": ("str", False), "interface": ("int", False)}
+_IP_OLD: Fields = {
+    "version": ("str", True),
+    "address": ("str", True),
+    "gateway": ("str", False),
+    "interface": ("int", False),
+}
 _IP_NEW: Fields = {"address": ("str", True), "gateway": ("str", False), "interface": ("int", False)}
 _IFACE: Fields = {"name": ("str", True), "mac": ("str", False), "sandbox": ("str", False)}
 _IFACE_11: Fields = {**_IFACE, "mtu": ("int", False), "socketPath": ("str", False), "pciID": ("str", False)}
 _ROUTE: Fields = {"dst": ("str", True), "gw": ("str", False)}
 _ROUTE_11: Fields = {**_ROUTE, **{k: ("int", False) for k in ("mtu", "advmss", "priority", "table", "scope")}}
-_DNS: Fields = {"nameservers": ("list[str]", False), "domain": ("str", False), "search": ("list[str]", False), "options": ("list[str]", False)}
-_TOP: Fields = {"cniVersion": ("str", True), "interfaces": ("list", False), "ips": ("list", False), "routes": ("list", False), "dns": ("dict", False)}
+_DNS: Fields = {
+    "nameservers": ("list[str]", False),
+    "domain": ("str", False),
+    "search": ("list[str]", False),
+    "options": ("list[str]", False),
+}
+_TOP: Fields = {
+    "cniVersion": ("str", True),
+    "interfaces": ("list", False),
+    "ips": ("list", False),
+    "routes": ("list", False),
+    "dns": ("dict", False),
+}
 
 
 def result_fields(version: str) -> dict[str, Fields]:
@@ -108,6 +124,10 @@ def _cidr(text: Any) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None
         return None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def result_problems(result: Any, version: str) -> list[str]:
     """Every way `result` departs from an ADD result of `version` (empty: it conforms)."""
     parts = result_fields(version)
@@ -116,12 +136,11 @@ def result_problems(result: Any, version: str) -> list[str]:
         return problems
     if result.get("cniVersion") != version:
         problems.append(f"result.cniVersion: {result.get('cniVersion')!r}, asked for {version!r}")
-    interfaces = result.get("interfaces") if isinstance(result.get("interfaces"), list) else []
+    interfaces = _list(result.get("interfaces"))
     for part in ("interfaces", "ips", "routes"):
-        items = result.get(part)
-        for i, item in enumerate(items if isinstance(items, list) else []):
+        for i, item in enumerate(_list(result.get(part))):
             problems += _fields(f"{part}[{i}]", item, parts[part], version)
-    for i, ip in enumerate(result.get("ips") if isinstance(result.get("ips"), list) else []):
+    for i, ip in enumerate(_list(result.get("ips"))):
         if not isinstance(ip, dict):
             continue
         address = _cidr(ip.get("address"))
@@ -134,7 +153,7 @@ def result_problems(result: Any, version: str) -> list[str]:
         index = ip.get("interface")
         if isinstance(index, int) and not 0 <= index < len(interfaces):
             problems.append(f"ips[{i}].interface: {index} points past the {len(interfaces)} interfaces")
-    for i, route in enumerate(result.get("routes") if isinstance(result.get("routes"), list) else []):
+    for i, route in enumerate(_list(result.get("routes"))):
         if not isinstance(route, dict):
             continue
         if _cidr(route.get("dst")) is None:

@@ -39,18 +39,27 @@ class Prepared:
 
 
 def _host_local(work: Path, subnet: str) -> dict[str, Any]:
-    return {"type": "host-local", "ranges": [[{"subnet": subnet}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": str(work / "host-local")}  # fmt: skip
+    return {
+        "type": "host-local",
+        "ranges": [[{"subnet": subnet}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": str(work / "host-local"),
+    }
 
 
 def _reference(name: str, ns: Namespaces, work: Path) -> Subject:
     confs: dict[str, dict[str, Any]] = {
-        "bridge": {"type": "bridge", "bridge": "cfbr0", "isGateway": True, "ipMasq": False,
-                   "ipam": _host_local(work, "10.78.1.0/24")},
+        "bridge": {
+            "type": "bridge",
+            "bridge": "cfbr0",
+            "isGateway": True,
+            "ipMasq": False,
+            "ipam": _host_local(work, "10.78.1.0/24"),
+        },
         "ptp": {"type": "ptp", "ipMasq": False, "ipam": _host_local(work, "10.78.2.0/24")},
         "macvlan": {"type": "macvlan", "master": "cfmv0", "mode": "bridge", "ipam": _host_local(work, "10.78.3.0/24")},
         "host-device": {"type": "host-device", "device": "cfhd0", "ipam": _host_local(work, "10.78.4.0/24")},
-    }  # fmt: skip
+    }
     conf = confs[name]
     prepare: Callable[[Kernel], None] | None = None
     if name == "macvlan":
@@ -142,7 +151,7 @@ def user_subject(plugin: Path, conf_file: Path | None, work: Path, cni_path: lis
         ns.create()
         stack.callback(ns.close)
         probe: Any = None
-        ipam = conf.get("ipam") if isinstance(conf.get("ipam"), dict) else {}
+        ipam: dict[str, Any] = conf["ipam"] if isinstance(conf.get("ipam"), dict) else {}
         if ipam.get("type") == "host-local":
             conf["ipam"] = {**ipam, "dataDir": str(work / "host-local")}
             probe = HostLocalProbe(work / "host-local", NETWORK)
@@ -156,8 +165,9 @@ def user_subject(plugin: Path, conf_file: Path | None, work: Path, cni_path: lis
                 description=f"{plugin} with {conf_file or 'an empty configuration'}",
                 cni_path=cni_path or [str(plugin.parent), str(REFERENCE)],
                 probe=probe,
-                chain=next((str(Path(d, "tuning")) for d in cni_path if Path(d, "tuning").is_file()),
-                           str(REFERENCE / "tuning")),  # fmt: skip
+                chain=next(
+                    (str(Path(d, "tuning")) for d in cni_path if Path(d, "tuning").is_file()), str(REFERENCE / "tuning")
+                ),
                 chain_conf={"dataDir": str(work / "tuning")},
                 how=f"exec'd in namespace {ns.host}, pods in {ns.host}-pN"
                 + (f"; host-local dataDir {work / 'host-local'}" if ipam.get("type") == "host-local" else ""),

@@ -72,7 +72,9 @@ def run_subject(
         at = [v for v in tested if applies(r, v)] or ([versions[-1]] if r.always and versions else [])
         per: dict[str, Outcome] = {}
         if not at and not tested:
-            outcome = Outcome.na(f"the plugin claims {', '.join(claimed) or 'no version'}; asked: {', '.join(versions)}")
+            outcome = Outcome.na(
+                f"the plugin claims {', '.join(claimed) or 'no version'}; asked: {', '.join(versions)}"
+            )
         elif not at:
             outcome = Outcome.na(f"applies to spec {r.since or '…'}–{r.until or '…'}; tested at {', '.join(tested)}")
         else:

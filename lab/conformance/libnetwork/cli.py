@@ -14,14 +14,17 @@ from lab.conformance.libnetwork.suite import RULES, run_subject
 from lab.conformance.model import SubjectResult
 
 
-def run_libnetwork(args: argparse.Namespace, run_subjects: Callable[..., int], progress: Callable[..., None],
-                   console: Console) -> int:  # fmt: skip
+def run_libnetwork(
+    args: argparse.Namespace, run_subjects: Callable[..., int], progress: Callable[..., None], console: Console
+) -> int:
     rules = set(args.rule) if args.rule else None
     if rules and rules - {r.id for r in RULES}:
         console.print(f"[red]unknown rule(s) {', '.join(sorted(rules - {r.id for r in RULES}))}[/]")
         return 2
     if bool(args.plugin) == bool(args.subject):
-        console.print(f"[red]give --plugin SOCKET [--start COMMAND], or --subject NAME (CI subjects: {', '.join(CI)})[/]")
+        console.print(
+            f"[red]give --plugin SOCKET [--start COMMAND], or --subject NAME (CI subjects: {', '.join(CI)})[/]"
+        )
         return 2
     subjects: list[tuple[str, Callable[[Path], Any]]] = []
     if args.plugin:

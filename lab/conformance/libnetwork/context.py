@@ -22,7 +22,12 @@ from lab.conformance.model import CannotCheck, Failed
 GATEWAY = "com.docker.network.gateway"
 NETWORK_DRIVER, IPAM_DRIVER = "NetworkDriver", "IpamDriver"
 # The addressing dockerd's own IPAM would give a network when the plugin is no IPAM driver.
-DEFAULT_IPAM = {"AddressSpace": "LocalDefault", "Pool": "172.31.250.0/24", "Gateway": "172.31.250.1/24", "AuxAddresses": {}}
+DEFAULT_IPAM = {
+    "AddressSpace": "LocalDefault",
+    "Pool": "172.31.250.0/24",
+    "Gateway": "172.31.250.1/24",
+    "AuxAddresses": {},
+}
 DEFAULT_ADDRESS = "172.31.250.10/24"
 
 
@@ -133,23 +138,35 @@ class Context:
             if IPAM_DRIVER in self.implements:
                 spaces = self.must("/IpamDriver.GetDefaultAddressSpaces")
                 space = spaces.get("LocalDefaultAddressSpace", "")
-                pool = self.must("/IpamDriver.RequestPool", {"AddressSpace": space, "Pool": "", "SubPool": "",
-                                                            "Options": {}, "V6": False})  # fmt: skip
+                pool = self.must(
+                    "/IpamDriver.RequestPool",
+                    {"AddressSpace": space, "Pool": "", "SubPool": "", "Options": {}, "V6": False},
+                )
                 net["pool_id"], net["pool"] = pool.get("PoolID", ""), pool.get("Pool", "")
                 gateway = (pool.get("Data") or {}).get(GATEWAY)
                 if not gateway:
-                    gateway = self.must("/IpamDriver.RequestAddress", {"PoolID": net["pool_id"], "Address": "",
-                                                                       "Options": {"RequestAddressType": GATEWAY}}).get("Address", "")  # fmt: skip
+                    gateway = self.must(
+                        "/IpamDriver.RequestAddress",
+                        {"PoolID": net["pool_id"], "Address": "", "Options": {"RequestAddressType": GATEWAY}},
+                    ).get("Address", "")
                     net["gateway_requested"] = True
                 net["gateway"] = gateway
-                net["address"] = self.must("/IpamDriver.RequestAddress", {"PoolID": net["pool_id"], "Address": "",
-                                                                          "Options": {}}).get("Address", "")  # fmt: skip
+                net["address"] = self.must(
+                    "/IpamDriver.RequestAddress", {"PoolID": net["pool_id"], "Address": "", "Options": {}}
+                ).get("Address", "")
                 ipv4 = {"AddressSpace": space, "Pool": net["pool"], "Gateway": gateway, "AuxAddresses": {}}
             else:
                 net.update(pool=DEFAULT_IPAM["Pool"], gateway=DEFAULT_IPAM["Gateway"], address=DEFAULT_ADDRESS)
             if NETWORK_DRIVER in self.implements:
-                self.must("/NetworkDriver.CreateNetwork", {"NetworkID": net["network_id"], "IPv4Data": [ipv4],
-                                                           "IPv6Data": [], "Options": {"com.docker.network.generic": {}}})  # fmt: skip
+                self.must(
+                    "/NetworkDriver.CreateNetwork",
+                    {
+                        "NetworkID": net["network_id"],
+                        "IPv4Data": [ipv4],
+                        "IPv6Data": [],
+                        "Options": {"com.docker.network.generic": {}},
+                    },
+                )
                 net["created"] = True
             yield net
         finally:
@@ -169,12 +186,15 @@ class Context:
         ep: dict[str, Any] = {"endpoint_id": self.ident("ep")}
         ids = {"NetworkID": net["network_id"], "EndpointID": ep["endpoint_id"]}
         try:
-            ep["create"] = self.post("/NetworkDriver.CreateEndpoint", {**ids, "Interface": {
-                "Address": net["address"], "AddressIPv6": "", "MacAddress": ""}, "Options": {}})  # fmt: skip
+            ep["create"] = self.post(
+                "/NetworkDriver.CreateEndpoint",
+                {**ids, "Interface": {"Address": net["address"], "AddressIPv6": "", "MacAddress": ""}, "Options": {}},
+            )
             if not ep["create"].ok:
                 raise Failed("CreateEndpoint failed", "HTTP 200", ep["create"].describe())
-            ep["join"] = self.post("/NetworkDriver.Join", {**ids, "SandboxKey": f"/var/run/docker/netns/{self.run_id}",
-                                                            "Options": {}})  # fmt: skip
+            ep["join"] = self.post(
+                "/NetworkDriver.Join", {**ids, "SandboxKey": f"/var/run/docker/netns/{self.run_id}", "Options": {}}
+            )
             if not ep["join"].ok:
                 raise Failed("Join failed", "HTTP 200", ep["join"].describe())
             yield ep

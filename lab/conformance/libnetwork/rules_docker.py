@@ -47,7 +47,9 @@ def run(ctx: Context, net: str, *extra: str) -> tuple[str, str]:
 
 
 def ip_of(ctx: Context, container: str) -> str:
-    return ctx.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container).stdout.strip()
+    return ctx.docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container
+    ).stdout.strip()
 
 
 def network_create(ctx: Context) -> Outcome:
@@ -68,7 +70,9 @@ def run_join(ctx: Context) -> Outcome:
         addresses = ctx.docker("exec", name, "ip", "-o", "-4", "addr", "show").stdout
         routes = ctx.docker("exec", name, "ip", "-4", "route").stdout
         if not ip or f" {ip}/" not in addresses:
-            raise Failed(f"the container lacks the address docker reports ({ip or 'none'})", ip or "an address", addresses)
+            raise Failed(
+                f"the container lacks the address docker reports ({ip or 'none'})", ip or "an address", addresses
+            )
         if "default via" not in routes:
             raise Failed("the container has no default route", "default via …", routes)
     return Outcome.ok(f"{ip}; {routes.splitlines()[0] if routes else ''}")
@@ -98,7 +102,9 @@ def subnet_honoured(ctx: Context) -> Outcome:
             return Outcome.ok(f"a container on --subnet {subnet} refused: {why}")
         ip = ip_of(ctx, name)
         if ipaddress.ip_address(ip) not in ipaddress.ip_network(subnet):
-            raise Failed(f"the network was created with --subnet {subnet}, its container got {ip}", f"an address in {subnet}", ip)
+            raise Failed(
+                f"the network was created with --subnet {subnet}, its container got {ip}", f"an address in {subnet}", ip
+            )
     return Outcome.ok(f"{ip} in {subnet}")
 
 

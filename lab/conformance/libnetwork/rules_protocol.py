@@ -39,8 +39,12 @@ def ipam_capabilities(ctx: Context) -> Outcome:
     if r.status == 404:
         return Outcome.ok("not implemented (404): registered with no capabilities")
     if not r.ok or not isinstance(r.body, dict):
-        raise Failed("GetCapabilities failed", "200 with {RequiresMACAddress, RequiresRequestReplay}, or 404", r.describe())
-    wrong = [k for k in ("RequiresMACAddress", "RequiresRequestReplay") if k in r.body and not isinstance(r.body[k], bool)]
+        raise Failed(
+            "GetCapabilities failed", "200 with {RequiresMACAddress, RequiresRequestReplay}, or 404", r.describe()
+        )
+    wrong = [
+        k for k in ("RequiresMACAddress", "RequiresRequestReplay") if k in r.body and not isinstance(r.body[k], bool)
+    ]
     if wrong:
         raise Failed(f"{', '.join(wrong)} not a boolean", "booleans", r.describe())
     return Outcome.ok(f"RequiresMACAddress {bool(r.body.get('RequiresMACAddress'))}")
@@ -48,7 +52,11 @@ def ipam_capabilities(ctx: Context) -> Outcome:
 
 def address_spaces(ctx: Context) -> Outcome:
     body = ctx.must("/IpamDriver.GetDefaultAddressSpaces")
-    empty = [k for k in ("LocalDefaultAddressSpace", "GlobalDefaultAddressSpace") if not isinstance(body.get(k), str) or not body[k]]
+    empty = [
+        k
+        for k in ("LocalDefaultAddressSpace", "GlobalDefaultAddressSpace")
+        if not isinstance(body.get(k), str) or not body[k]
+    ]
     if empty:
         raise Failed(f"{', '.join(empty)} missing or empty", "two address space names", str(body))
     return Outcome.ok(f"{body['LocalDefaultAddressSpace']}, {body['GlobalDefaultAddressSpace']}")
@@ -66,7 +74,8 @@ def _failure_problem(r: Reply) -> str:
         return ""
     if not isinstance(body.get("Err"), str) or not body["Err"]:
         return f"HTTP {r.status} without an Err message (dockerd shows the body as it is)" + (
-            "; it says Error, dockerd reads Err" if body.get("Error") else "")
+            "; it says Error, dockerd reads Err" if body.get("Error") else ""
+        )
     return ""
 
 
@@ -76,8 +85,10 @@ def err_field(ctx: Context) -> Outcome:
     if IPAM_DRIVER in ctx.implements:
         ctx.post("/IpamDriver.RequestAddress", {"PoolID": "conformance-unknown-pool", "Address": "", "Options": {}})
     if NETWORK_DRIVER in ctx.implements:
-        ctx.post("/NetworkDriver.CreateEndpoint", {"NetworkID": ctx.ident("nonet"), "EndpointID": ctx.ident("ep"),
-                                                   "Interface": None, "Options": {}})  # fmt: skip
+        ctx.post(
+            "/NetworkDriver.CreateEndpoint",
+            {"NetworkID": ctx.ident("nonet"), "EndpointID": ctx.ident("ep"), "Interface": None, "Options": {}},
+        )
         ctx.post("/NetworkDriver.DeleteEndpoint", {"NetworkID": "", "EndpointID": ""})
     failures = [r for r in [*ctx.history, *ctx.transcript] if not r.ok and r.status != 404]
     if not failures:
@@ -118,8 +129,11 @@ def optional_methods(ctx: Context) -> Outcome:
         for method in OPTIONAL:
             r = ctx.post(f"/NetworkDriver.{method}", bodies[method])
             if not (r.status == 404 or r.ok):
-                raise Failed(f"{method} failed: an optional method it does not implement must be a 404",
-                             "success, or HTTP 404", r.describe())  # fmt: skip
+                raise Failed(
+                    f"{method} failed: an optional method it does not implement must be a 404",
+                    "success, or HTTP 404",
+                    r.describe(),
+                )
             seen.append(f"{method} {'404' if r.status == 404 else 'ok'}")
     return Outcome.ok(", ".join(seen))
 
@@ -129,8 +143,11 @@ def interface_reply(ctx: Context) -> Outcome:
         body = ep["create"].body if isinstance(ep["create"].body, dict) else {}
         interface = body.get("Interface")
         if interface and any(v for v in interface.values()):
-            raise Failed("CreateEndpoint got an Interface and answered a non-empty one: dockerd rolls the endpoint back",
-                         '"Interface": {} (or null)', ep["create"].describe())  # fmt: skip
+            raise Failed(
+                "CreateEndpoint got an Interface and answered a non-empty one: dockerd rolls the endpoint back",
+                '"Interface": {} (or null)',
+                ep["create"].describe(),
+            )
     return Outcome.ok()
 
 
@@ -140,17 +157,32 @@ def join_reply(ctx: Context) -> Outcome:
         name = body.get("InterfaceName") or {}
         src, prefix = name.get("SrcName"), name.get("DstPrefix")
         if not src or not prefix:
-            raise Failed("InterfaceName lacks SrcName or DstPrefix", '{"SrcName": "…", "DstPrefix": "eth"}', ep["join"].describe())
+            raise Failed(
+                "InterfaceName lacks SrcName or DstPrefix",
+                '{"SrcName": "…", "DstPrefix": "eth"}',
+                ep["join"].describe(),
+            )
         if src not in ctx.side.links():
-            raise Failed(f"SrcName {src} is not an interface where dockerd runs: dockerd cannot move it",
-                         f"{src} among the interfaces", ", ".join(sorted(ctx.side.links())))  # fmt: skip
+            raise Failed(
+                f"SrcName {src} is not an interface where dockerd runs: dockerd cannot move it",
+                f"{src} among the interfaces",
+                ", ".join(sorted(ctx.side.links())),
+            )
         if body.get("Gateway") and not is_ip(body["Gateway"]):
             raise Failed(f"Gateway {body['Gateway']!r} is not an IP address", "an IP address", ep["join"].describe())
         for route in body.get("StaticRoutes") or []:
             kind, hop = route.get("RouteType"), route.get("NextHop")
-            if not is_cidr(route.get("Destination")) or kind not in (0, 1) or (kind == 0) != bool(hop) or (hop and not is_ip(hop)):
-                raise Failed(f"static route {route} is malformed",
-                             "Destination in CIDR; RouteType 0 with NextHop, or 1 (connected) without", ep["join"].describe())  # fmt: skip
+            if (
+                not is_cidr(route.get("Destination"))
+                or kind not in (0, 1)
+                or (kind == 0) != bool(hop)
+                or (hop and not is_ip(hop))
+            ):
+                raise Failed(
+                    f"static route {route} is malformed",
+                    "Destination in CIDR; RouteType 0 with NextHop, or 1 (connected) without",
+                    ep["join"].describe(),
+                )
         if "DisableGatewayService" in body and not isinstance(body["DisableGatewayService"], bool):
             raise Failed("DisableGatewayService is not a boolean", "true or false", ep["join"].describe())
     return Outcome.ok(f"{src} -> {prefix}N")
@@ -158,7 +190,9 @@ def join_reply(ctx: Context) -> Outcome:
 
 def oper_info(ctx: Context) -> Outcome:
     with ctx.network() as net, ctx.endpoint(net) as ep:
-        r = ctx.post("/NetworkDriver.EndpointOperInfo", {"NetworkID": net["network_id"], "EndpointID": ep["endpoint_id"]})
+        r = ctx.post(
+            "/NetworkDriver.EndpointOperInfo", {"NetworkID": net["network_id"], "EndpointID": ep["endpoint_id"]}
+        )
         if not r.ok or not isinstance(r.body, dict) or not isinstance(r.body.get("Value", {}), dict):
             raise Failed("EndpointOperInfo did not answer a Value map", '{"Value": {…}}', r.describe())
     return Outcome.ok()
@@ -178,7 +212,9 @@ def delete_cleans(ctx: Context) -> Outcome:
         while src and src in ctx.side.links() and time.monotonic() < deadline:
             time.sleep(0.1)
         if src and src in ctx.side.links():
-            raise Failed(f"{src} is still there {ctx.subject.settle_s:g} s after DeleteEndpoint", f"no {src}", f"{src} present")
+            raise Failed(
+                f"{src} is still there {ctx.subject.settle_s:g} s after DeleteEndpoint", f"no {src}", f"{src} present"
+            )
         r = ctx.post("/NetworkDriver.DeleteNetwork", {"NetworkID": net["network_id"]})
         if not r.ok:
             raise Failed("DeleteNetwork failed", "HTTP 200", r.describe())
@@ -200,7 +236,9 @@ def pool_idempotent(ctx: Context) -> Outcome:
             if first.get(key) != second.get(key):
                 raise Failed(f"two identical RequestPool calls answered different {key}", str(first), str(second))
         if not first.get("PoolID") or not is_cidr(first.get("Pool")):
-            raise Failed("RequestPool's answer lacks a PoolID or a Pool in CIDR form", "{PoolID, Pool, Data}", str(first))
+            raise Failed(
+                "RequestPool's answer lacks a PoolID or a Pool in CIDR form", "{PoolID, Pool, Data}", str(first)
+            )
     finally:
         for _ in range(2):
             ctx.post("/IpamDriver.ReleasePool", {"PoolID": first.get("PoolID", "")})
@@ -215,8 +253,11 @@ def pool_refcounted(ctx: Context) -> Outcome:
     r = ctx.post("/IpamDriver.RequestAddress", {"PoolID": pool, "Address": "", "Options": {}})
     try:
         if not r.ok or not isinstance(r.body, dict) or not r.body.get("Address"):
-            raise Failed("after two RequestPool and one ReleasePool the pool is gone", "the pool still serves addresses",
-                         r.describe())  # fmt: skip
+            raise Failed(
+                "after two RequestPool and one ReleasePool the pool is gone",
+                "the pool still serves addresses",
+                r.describe(),
+            )
     finally:
         if r.ok and isinstance(r.body, dict) and r.body.get("Address"):
             ctx.post("/IpamDriver.ReleaseAddress", {"PoolID": pool, "Address": r.body["Address"]})
@@ -227,14 +268,22 @@ def pool_refcounted(ctx: Context) -> Outcome:
 def gateway_request(ctx: Context) -> Outcome:
     pool = ctx.must("/IpamDriver.RequestPool", _pool_request(ctx))
     try:
-        r = ctx.post("/IpamDriver.RequestAddress", {"PoolID": pool["PoolID"], "Address": "",
-                                                    "Options": {"RequestAddressType": GATEWAY}})  # fmt: skip
+        r = ctx.post(
+            "/IpamDriver.RequestAddress",
+            {"PoolID": pool["PoolID"], "Address": "", "Options": {"RequestAddressType": GATEWAY}},
+        )
         address = r.body.get("Address") if isinstance(r.body, dict) else None
         if not r.ok or not is_cidr(address):
-            raise Failed("the gateway request did not answer an address in CIDR form", '{"Address": "A.B.C.D/M"}', r.describe())
+            raise Failed(
+                "the gateway request did not answer an address in CIDR form", '{"Address": "A.B.C.D/M"}', r.describe()
+            )
         announced = (pool.get("Data") or {}).get(GATEWAY)
-        if announced and ipaddress.ip_interface(announced).ip != ipaddress.ip_interface(address).ip:
-            raise Failed(f"RequestPool announced gateway {announced}, the gateway request answered {address}", announced, address)
+        if announced and ipaddress.ip_interface(announced).ip != ipaddress.ip_interface(str(address)).ip:
+            raise Failed(
+                f"RequestPool announced gateway {announced}, the gateway request answered {address}",
+                announced,
+                str(address),
+            )
         ctx.post("/IpamDriver.ReleaseAddress", {"PoolID": pool["PoolID"], "Address": address})
     finally:
         ctx.post("/IpamDriver.ReleasePool", {"PoolID": pool["PoolID"]})
@@ -249,7 +298,9 @@ def request_address(ctx: Context) -> Outcome:
             r = ctx.post("/IpamDriver.RequestAddress", {"PoolID": pool["PoolID"], "Address": "", "Options": {}})
             address = r.body.get("Address") if isinstance(r.body, dict) else None
             if not r.ok or not is_cidr(address):
-                raise Failed("RequestAddress did not answer an address in CIDR form", '{"Address": "A.B.C.D/MM"}', r.describe())
+                raise Failed(
+                    "RequestAddress did not answer an address in CIDR form", '{"Address": "A.B.C.D/MM"}', r.describe()
+                )
             got.append(str(address))
         network = ipaddress.ip_network(pool["Pool"], strict=False)
         outside = [a for a in got if ipaddress.ip_interface(a).ip not in network]
@@ -267,7 +318,9 @@ def request_address(ctx: Context) -> Outcome:
 def release_address(ctx: Context) -> Outcome:
     pool = ctx.must("/IpamDriver.RequestPool", _pool_request(ctx))
     try:
-        first = ctx.must("/IpamDriver.RequestAddress", {"PoolID": pool["PoolID"], "Address": "", "Options": {}})["Address"]
+        first = ctx.must("/IpamDriver.RequestAddress", {"PoolID": pool["PoolID"], "Address": "", "Options": {}})[
+            "Address"
+        ]
         ctx.must("/IpamDriver.ReleaseAddress", {"PoolID": pool["PoolID"], "Address": first})
         bare = str(ipaddress.ip_interface(first).ip)
         r = ctx.post("/IpamDriver.RequestAddress", {"PoolID": pool["PoolID"], "Address": bare, "Options": {}})

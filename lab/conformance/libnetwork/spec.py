@@ -7,7 +7,9 @@ import ipaddress
 
 from lab.conformance.model import Citation
 
-BASE = "https://github.com/moby/libnetwork/blob/3797618f9a38372e8107d8c06f6ae199e1133ae8/docs"  # its last commit (20.10)
+BASE = (
+    "https://github.com/moby/libnetwork/blob/3797618f9a38372e8107d8c06f6ae199e1133ae8/docs"  # its last commit (20.10)
+)
 
 
 def remote(section: str, anchor: str, text: str) -> Citation:

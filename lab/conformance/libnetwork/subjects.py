@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +72,14 @@ def _docker_host(
     if factory is None:
         raise SubjectError(f"the {registry.DEFAULT} backend cannot run a single dockerd node")
     agent_args = ("--pod-cidr", POD_CIDR) if podnet is not None else ()
-    return factory(name, plugins=plugins, podnet=str(podnet) if podnet else None, agent_args=agent_args,
-                   plugin_args=plugin_args, keep_logs=work)  # fmt: skip
+    return factory(
+        name,
+        plugins=plugins,
+        podnet=str(podnet) if podnet else None,
+        agent_args=agent_args,
+        plugin_args=plugin_args,
+        keep_logs=work,
+    )
 
 
 @contextmanager
@@ -113,7 +119,8 @@ def podnet_subject(work: Path, python: Path) -> Iterator[Prepared]:
 
 
 class Started:
-    """A plugin the suite starts (and restarts) with a shell command in dockerd's namespace."""
+    """A plugin the suite starts (and restarts) with a shell command in dockerd's namespace, with
+    DOCKER_HOST naming that dockerd (a plugin may ask it about containers)."""
 
     def __init__(self, host: DockerHost, command: str, socket: Path, log: Path):
         self.host, self.command, self.socket, self.log = host, command, socket, log
@@ -122,8 +129,14 @@ class Started:
     def start(self, timeout_s: float = 30.0) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.host.node.argv_for(["sh", "-c", self.command]), stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.host.node.argv_for(["sh", "-c", self.command]),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "DOCKER_HOST": f"unix://{self.host.node.docker_sock}"},
+            )
         post = post_to(str(self.socket))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -153,10 +166,18 @@ class Started:
 
 
 @contextmanager
-def user_subject(work: Path, socket: Path, start: str | None, driver: str, *, podnet: Path | None = None,
-                 plugin_args: tuple[str, ...] = ()) -> Iterator[Prepared]:  # fmt: skip
+def user_subject(
+    work: Path,
+    socket: Path,
+    start: str | Callable[[DockerHost], str] | None,
+    driver: str,
+    *,
+    podnet: Path | None = None,
+    plugin_args: tuple[str, ...] = (),
+) -> Iterator[Prepared]:
     """A plugin by its socket; with `start`, the command the suite runs (in dockerd's namespace) to start
-    it. `podnet` also runs podnet's agent and plugin there (the suite's own tests put mutants in front)."""
+    it (or a function of the host giving it). `podnet` also runs podnet's agent and plugin there (the
+    suite's own tests put mutants in front of it)."""
     if not start and not socket.is_socket():
         raise SubjectError(f"{socket}: no unix socket there (give --start COMMAND to have the suite start the plugin)")
     with ExitStack() as stack:
@@ -165,15 +186,18 @@ def user_subject(work: Path, socket: Path, start: str | None, driver: str, *, po
         )
         started = None
         if start:
-            started = Started(host, start, socket, work / "plugin.log")
+            command = start if isinstance(start, str) else start(host)
+            started = Started(host, command, socket, work / "plugin.log")
             stack.callback(started.stop)
             started.start()
         yield Prepared(
             Subject(
                 name=driver,
-                description=f"the plugin at {socket}" + (f", started with `{start}`" if start else ""),
+                description=f"the plugin at {socket}" + (f", started with `{started.command}`" if started else ""),
                 how=f"dockerd 20.10 in {host.node.where} finds it as driver {driver!r} by a spec file"
-                + (f"; the suite started it there (log {work / 'plugin.log'})" if start else "; it was already running"),
+                + (
+                    f"; the suite started it there (log {work / 'plugin.log'})" if start else "; it was already running"
+                ),
                 post=post_to(str(socket)),
                 driver=driver,
                 restart=started.restart if started else None,

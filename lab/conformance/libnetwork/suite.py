@@ -21,7 +21,9 @@ def implemented(subject: Subject, side: Side) -> list[str]:
     return [str(i) for i in found] if isinstance(found, list) else []
 
 
-def run_subject(subject: Subject, side: Side, *, only: set[str] | None = None, progress: Progress | None = None) -> SubjectResult:
+def run_subject(
+    subject: Subject, side: Side, *, only: set[str] | None = None, progress: Progress | None = None
+) -> SubjectResult:
     t0 = time.perf_counter()
     implements = implemented(subject, side)
     result = SubjectResult(subject.name, subject.description, subject.how, implements, implements)
@@ -31,7 +33,9 @@ def run_subject(subject: Subject, side: Side, *, only: set[str] | None = None, p
             continue
         started = time.perf_counter()
         if r.needs and r.needs not in implements and not r.always:
-            outcome = Outcome.na(f"the plugin does not implement {r.needs} (it implements {', '.join(implements) or 'nothing'})")
+            outcome = Outcome.na(
+                f"the plugin does not implement {r.needs} (it implements {', '.join(implements) or 'nothing'})"
+            )
         else:
             ctx = Context(subject, side, implements, history=list(history))
             outcome = run_check(r.check, ctx)

@@ -139,8 +139,9 @@ def check(conf: NetConf, env: Environment, client: AgentClient) -> None:
 
 def _own_addresses(prev: dict[str, Any], env: Environment) -> list[str]:
     """The addresses prevResult puts on CNI_IFNAME in CNI_NETNS: podnet's (a chain may list others)."""
-    interfaces = prev.get("interfaces") if isinstance(prev.get("interfaces"), list) else []
-    ips = [ip for ip in prev.get("ips", []) if isinstance(ip, dict)] if isinstance(prev.get("ips"), list) else []
+    interfaces: list[Any] = prev["interfaces"] if isinstance(prev.get("interfaces"), list) else []
+    listed: list[Any] = prev["ips"] if isinstance(prev.get("ips"), list) else []
+    ips = [ip for ip in listed if isinstance(ip, dict)]
     ours = {
         i
         for i, item in enumerate(interfaces)

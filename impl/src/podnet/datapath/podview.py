@@ -30,7 +30,9 @@ def pod_interface(netns: str, ifname: str) -> PodLink | None:
             if route.get_attr("RTA_OIF") != index:
                 continue
             dst = route.get_attr("RTA_DST")
-            routes.append((f"{dst}/{route['dst_len']}" if dst else "0.0.0.0/0", str(route.get_attr("RTA_GATEWAY") or "")))
+            routes.append(
+                (f"{dst}/{route['dst_len']}" if dst else "0.0.0.0/0", str(route.get_attr("RTA_GATEWAY") or ""))
+            )
         return PodLink(mac, addresses, tuple(routes))
 
     if not os.path.lexists(netns):
