@@ -5,7 +5,7 @@ CNI_NETNS), gives the pod side an address from `ipam.ranges` (stored the way
 host-local stores it, so the suite's host-local probe reads it) and a default
 route, and speaks spec 0.3.0 … 1.1.0. `MUTANTS` names, per rule, the one
 behaviour a mutant breaks; `CNIPlug(kernel, mutant=rule_id)` is that mutant.
-The kernel is `RealKernel` (ip commands; run as `python -m tests.conformance.cniplug`)
+The kernel is `realkernel.RealKernel` (ip commands; run as `python -m tests.conformance.cniplug`)
 or the fake one of the unit tests.
 """
 
@@ -18,14 +18,13 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from lab.conformance.kernel import Link, parse_links, parse_routes
+from lab.conformance.kernel import Link
 
 VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
@@ -382,53 +381,10 @@ def shaped(result: dict[str, Any], version: str) -> dict[str, Any]:
     return {**result, "cniVersion": version, "ips": ips}
 
 
-class RealKernel:
-    """The host namespace this runs in, and pod namespaces under /run/netns, through `ip`."""
-
-    def _ip(self, *args: str) -> str:
-        proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise OSError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
-
-    @staticmethod
-    def _ns(netns: str) -> str:
-        if not netns.startswith("/run/netns/"):
-            raise OSError(f"{netns}: cfplug handles namespaces under /run/netns only")
-        return netns.removeprefix("/run/netns/")
-
-    def exists(self, netns: str) -> bool:
-        return os.path.exists(netns)
-
-    def veth(self, host: str, netns: str, ifname: str) -> None:
-        ns = self._ns(netns)
-        self._ip("link", "add", host, "type", "veth", "peer", "name", ifname, "netns", ns)
-        self._ip("link", "set", host, "up")
-        self._ip("-n", ns, "link", "set", ifname, "up")
-
-    def link(self, netns: str | None, name: str) -> Link | None:
-        args = ["-n", self._ns(netns)] if netns else []
-        if netns and not self.exists(netns):
-            return None
-        proc = subprocess.run(["ip", *args, "-j", "-d", "addr", "show", "dev", name], capture_output=True, text=True)
-        return parse_links(json.loads(proc.stdout)).get(name) if proc.returncode == 0 and proc.stdout.strip() else None
-
-    def add_address(self, netns: str, name: str, cidr: str) -> None:
-        self._ip("-n", self._ns(netns), "addr", "add", cidr, "dev", name)
-
-    def add_route(self, netns: str, dst: str, gateway: str, name: str) -> None:
-        self._ip("-n", self._ns(netns), "route", "add", dst, "via", gateway, "dev", name, "onlink")
-
-    def delete_link(self, netns: str | None, name: str) -> None:
-        args = ["-n", self._ns(netns)] if netns else []
-        subprocess.run(["ip", *args, "link", "del", name], capture_output=True, check=False)
-
-    def routes(self, netns: str) -> Any:
-        return parse_routes(json.loads(self._ip("-n", self._ns(netns), "-j", "route", "show") or "[]"))
-
-
 def main() -> int:
     mutant = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else None
+    from tests.conformance.realkernel import RealKernel
+
     status, out = CNIPlug(RealKernel(), mutant).main(dict(os.environ), sys.stdin.buffer.read())
     if out:
         print(out)

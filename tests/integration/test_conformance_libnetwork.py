@@ -4,6 +4,7 @@ each mutant (tests/conformance/lnwproxy.py, a proxy in front of podnet-docker) f
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from lab.backends.netns.node import NetnsNode
 from lab.backends.netns.standalone import docker_node
 from lab.backends.node import DockerHost
 from lab.conformance.libnetwork.context import Subject
-from lab.conformance.libnetwork.subjects import NodeSide, Started, podnet_subject, post_to
+from lab.conformance.libnetwork.subjects import NodeSide, Started, podnet_probe, podnet_subject, post_to
 from lab.conformance.libnetwork.suite import run_subject
 from lab.conformance.model import Status
 from lab.image import IMAGE
@@ -70,7 +71,13 @@ def test_each_mutant_fails_its_rule_through_a_real_dockerd(node: NetnsNode, shor
     proxy.start()
     try:
         subject = Subject(
-            rule, MUTANTS[rule], "a proxy in front of podnet-docker", post_to(str(sock)), driver, restart=proxy.restart
+            rule,
+            MUTANTS[rule],
+            "a proxy in front of podnet-docker",
+            post_to(str(sock)),
+            driver,
+            restart=proxy.restart,
+            probe=functools.partial(podnet_probe, str(node.agent_sock)),
         )
         result = run_subject(subject, NodeSide(host), only={rule})
     finally:

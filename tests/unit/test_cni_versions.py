@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lab.conformance.cni.rules_add import previous_result
+from lab.conformance.cni.rules_chain import previous_result
 from lab.conformance.cni.spec import result_problems
 from podnet.cmd.cni import run
 from podnet.cni.result import merged, shaped

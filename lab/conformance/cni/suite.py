@@ -9,13 +9,20 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 
-from lab.conformance.cni import rules_add, rules_del, rules_env, rules_more
+from lab.conformance.cni import rules_add, rules_chain, rules_del, rules_env, rules_more
 from lab.conformance.cni.context import Call, Context, Subject
 from lab.conformance.cni.spec import VERSIONS, key
 from lab.conformance.kernel import Kernel
 from lab.conformance.model import Outcome, Rule, RuleResult, Status, SubjectResult, judged, run_check
 
-RULES: list[Rule[Context]] = [*rules_env.RULES, *rules_add.RULES, *rules_del.RULES, *rules_more.RULES, *rules_env.LAST]
+RULES: list[Rule[Context]] = [
+    *rules_env.RULES,
+    *rules_add.RULES,
+    *rules_chain.RULES,
+    *rules_del.RULES,
+    *rules_more.RULES,
+    *rules_env.LAST,
+]
 Progress = Callable[[RuleResult], None]
 
 

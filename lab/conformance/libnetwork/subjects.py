@@ -4,6 +4,7 @@ plugin given by its socket, started there by the suite (`--start`) or already ru
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -82,10 +83,20 @@ def _docker_host(
     )
 
 
-@contextmanager
-def podnet_subject(work: Path, python: Path) -> Iterator[Prepared]:
+def podnet_probe(agent_socket: str) -> dict[str, list[str]]:
+    """What podnet's agent holds for docker: pod IPs (but the router's) and network records."""
     from podnet.api.client import AgentClient
 
+    agent = AgentClient(agent_socket, timeout=10)
+    held = agent.request("GET", "/v1/ipam")["allocations"]
+    return {
+        "allocations": [f"{a['ip']} ({a['owner']})" for a in held if a["owner"] != "router"],
+        "networks": [n["id"] for n in agent.request("GET", "/v1/docker/network")],
+    }
+
+
+@contextmanager
+def podnet_subject(work: Path, python: Path) -> Iterator[Prepared]:
     with _docker_host("cfpodnet", work, podnet=python) as host:
         assert host.plugin_sock is not None
         node = host.node
@@ -93,14 +104,6 @@ def podnet_subject(work: Path, python: Path) -> Iterator[Prepared]:
         def restart() -> None:
             node.stop_process("podnet-docker")
             node.start_process("podnet-docker")
-
-        def probe() -> dict[str, list[str]]:
-            agent = AgentClient(str(node.agent_sock), timeout=10)
-            held = agent.request("GET", "/v1/ipam")["allocations"]
-            return {
-                "allocations": [f"{a['ip']} ({a['owner']})" for a in held if a["owner"] != "router"],
-                "networks": [n["id"] for n in agent.request("GET", "/v1/docker/network")],
-            }
 
         yield Prepared(
             Subject(
@@ -111,7 +114,7 @@ def podnet_subject(work: Path, python: Path) -> Iterator[Prepared]:
                 post=post_to(str(host.plugin_sock)),
                 driver="podnet",
                 restart=restart,
-                probe=probe,
+                probe=functools.partial(podnet_probe, str(node.agent_sock)),
                 known=KNOWN.get("podnet", {}),
             ),
             NodeSide(host),
