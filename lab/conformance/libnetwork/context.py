@@ -193,7 +193,8 @@ class Context:
             if not ep["create"].ok:
                 raise Failed("CreateEndpoint failed", "HTTP 200", ep["create"].describe())
             ep["join"] = self.post(
-                "/NetworkDriver.Join", {**ids, "SandboxKey": f"/var/run/docker/netns/{self.run_id}", "Options": {}}
+                "/NetworkDriver.Join",
+                {**ids, "SandboxKey": f"/var/run/docker/netns/{ep['endpoint_id'][:12]}", "Options": {}},
             )
             if not ep["join"].ok:
                 raise Failed("Join failed", "HTTP 200", ep["join"].describe())
