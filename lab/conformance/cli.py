@@ -106,7 +106,7 @@ def _run_subjects(
 
 def cmd_cni(args: argparse.Namespace) -> int:
     from lab.conformance.cni.spec import VERSIONS
-    from lab.conformance.cni.subjects import CI, SubjectError, ci_subject, user_subject
+    from lab.conformance.cni.subjects import CI, ci_subject, user_subject
     from lab.conformance.cni.suite import RULES, run_subject
 
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
@@ -124,6 +124,12 @@ def cmd_cni(args: argparse.Namespace) -> int:
         )
         return 2
     subjects: list[tuple[str, Callable[[Path], AbstractContextManager[Any]]]] = []
+    if args.plugin and not (args.plugin.is_file() and os.access(args.plugin, os.X_OK)):
+        console.print(f"[red]lab conformance cni: {args.plugin} is not an executable file[/]")
+        return 2
+    if args.conf and not args.conf.is_file():
+        console.print(f"[red]lab conformance cni: {args.conf}: no such file[/]")
+        return 2
     if args.plugin:
         cni_path = [p for p in args.cni_path.split(":") if p]
         subjects.append((args.plugin.name, lambda work: user_subject(args.plugin, args.conf, work, cni_path)))
@@ -142,11 +148,7 @@ def cmd_cni(args: argparse.Namespace) -> int:
     def run(prepared: Any) -> SubjectResult:
         return run_subject(prepared.subject, prepared.kernel, versions, only=rules, progress=_progress)
 
-    try:
-        return _run_subjects("cni", subjects, run, args)
-    except SubjectError as err:
-        console.print(f"[red]lab conformance cni: {err}[/]")
-        return 2
+    return _run_subjects("cni", subjects, run, args)
 
 
 def cmd_libnetwork(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lab.conformance.libnetwork.subjects import CI, SubjectError, podnet_subject, user_subject
+from lab.conformance.libnetwork.subjects import CI, podnet_subject, user_subject
 from lab.conformance.libnetwork.suite import RULES, run_subject
 from lab.conformance.model import SubjectResult
 
@@ -27,6 +27,11 @@ def run_libnetwork(
         )
         return 2
     subjects: list[tuple[str, Callable[[Path], Any]]] = []
+    if args.plugin and not args.start and not Path(args.plugin).is_socket():
+        console.print(
+            f"[red]lab conformance libnetwork: {args.plugin}: no unix socket there (or give --start COMMAND)[/]"
+        )
+        return 2
     if args.plugin:
         driver = args.driver or Path(args.plugin).stem
         subjects.append((driver, lambda work: user_subject(work, Path(args.plugin), args.start, driver)))
@@ -44,8 +49,4 @@ def run_libnetwork(
     def run(prepared: Any) -> SubjectResult:
         return run_subject(prepared.subject, prepared.side, only=rules, progress=progress)
 
-    try:
-        return run_subjects("libnetwork", subjects, run, args)
-    except SubjectError as err:
-        console.print(f"[red]lab conformance libnetwork: {err}[/]")
-        return 2
+    return run_subjects("libnetwork", subjects, run, args)
