@@ -66,7 +66,8 @@ def html_page(result: SuiteResult) -> str:
         first = next(m[rule_id] for m in by_subject if rule_id in m)
         body.append(
             f"<tr><td><span class='rule'>{esc(rule_id)}</span><br>{esc(first.title)}</td>"
-            f"<td><a href='{esc(first.cites.url)}'>{esc(first.cites.section)}</a></td>"
+            f"<td><a href='{esc(first.cites.url)}'>{esc(first.cites.section)}</a>"
+            f"<br><span class='muted'>{esc(first.cites.document)}</span></td>"
         )
         for s, m in zip(subjects, by_subject, strict=True):
             body.append(_cell(s.name, m.get(rule_id)))

@@ -84,8 +84,8 @@ def test_each_mutant_fails_its_rule_through_a_real_dockerd(node: NetnsNode, shor
 def test_lab_conformance_libnetwork_judges_a_plugin_it_starts(tmp_path: Path, short: Path) -> None:
     work = short
     pins = Path("/sys/fs/bpf/podnet/cfcli-test")
-    start = (
-        f"{PYTHON} -m podnet.cmd.agent --node-name cfcli --socket {work}/agent.sock --store sqlite://{work}/state.db "
+    start = (  # (the agent's socket of a previous start must not pass for the new agent's)
+        f"rm -f {work}/agent.sock; {PYTHON} -m podnet.cmd.agent --node-name cfcli --socket {work}/agent.sock --store sqlite://{work}/state.db "
         f"--pod-cidr 10.83.0.0/24 --bpf-pin-dir {pins} & "
         f"while [ ! -S {work}/agent.sock ]; do sleep 0.1; done; "
         f"exec {PYTHON} -m podnet.cmd.docker --socket {work}/mine.sock --agent-socket {work}/agent.sock "
