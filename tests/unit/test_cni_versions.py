@@ -99,7 +99,7 @@ def test_the_agent_reads_the_pod_side_of_an_endpoint(env: RunningAgent) -> None:
     pod = env.client.request("GET", "/v1/endpoint/cni-c1-eth0/interface")
     assert pod["present"] and pod["name"] == "eth0" and pod["netns"] == NETNS
     assert pod["addresses"] == [result["ips"][0]["address"]]
-    assert {"dst": "0.0.0.0/0", "gateway": result["ips"][0]["gateway"]} in pod["routes"]
+    assert f"0.0.0.0/0 via {result['ips'][0]['gateway']}" in pod["routes"]
 
 
 def test_shaped_and_merged_keep_every_field_of_the_version() -> None:

@@ -19,7 +19,6 @@ from podnet.api.models import (
     EndpointNetworking,
     EndpointState,
     PodInterface,
-    PodRoute,
 )
 from podnet.datapath.names import host_ifname
 from podnet.datapath.netns import check_netns_path
@@ -82,7 +81,7 @@ class EndpointManager:
             present=True,
             mac=link.mac,
             addresses=list(link.addresses),
-            routes=[PodRoute(dst=dst, gateway=gw or None) for dst, gw in link.routes],
+            routes=[f"{dst} via {gw}" if gw else dst for dst, gw in link.routes],
         )
 
     def create(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
