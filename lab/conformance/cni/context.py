@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -131,7 +132,7 @@ class Context:
             "CNI_NETNS": netns,
             "CNI_IFNAME": ifname,
             "CNI_PATH": ":".join(self.subject.cni_path),
-            "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=conformance;K8S_POD_NAME={container_id or 'none'}",
+            "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=conformance;K8S_POD_NAME={_pod_name(container_id)}",
         }
         return {k: v for k, v in env.items() if v}
 
@@ -229,6 +230,12 @@ class Context:
                 "(it knows host-local's dataDir and podnet's agent)"
             )
         return self.subject.probe.held()
+
+
+def _pod_name(container_id: str) -> str:
+    """The pod a runtime would name beside the container: a Kubernetes name even when the container id
+    is deliberately malformed (so that a rule about CNI_CONTAINERID judges only that)."""
+    return container_id if re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", container_id) else "cfpod"
 
 
 def _has_prev_result(version: str) -> bool:
