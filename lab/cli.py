@@ -22,6 +22,7 @@ from rich.table import Table
 from lab import paths
 from lab.backends import registry
 from lab.backends.base import PROCESSES, LabError, NodeError, Progress
+from lab.conformance.cli import add_commands as add_conformance_commands
 from lab.model.status import LabStatus
 from lab.model.topology import Topology, TopologyError, load_topology
 from lab.scenario.model import Scenario, ScenarioBase, ScenarioError, load_scenario
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("what", choices=tuple(SCHEMAS))
     schema.set_defaults(handler=cmd_schema)
+    add_conformance_commands(sub)  # lab conformance cni|libnetwork
     for name in registry.BACKENDS:  # a backend's own commands (e.g. vagrant: box build, wheelhouse)
         registry.backend(name).add_commands(sub)
     return p

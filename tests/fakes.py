@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
-from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
+from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters, PodLink
 
 
 class FakeDatapath:
@@ -19,6 +19,8 @@ class FakeDatapath:
         self.policy_endpoints: dict[str, tuple[int, bool]] = {}
         self.policy_entries: set[tuple[int, int, int, int]] = set()
         self.ipcache: dict[str, int] = {}
+        self.pods: dict[tuple[str, str], PodLink] = {}  # (netns, ifname) -> the pod side, as CNI made it
+        self._pod_of: dict[str, tuple[str, str]] = {}  # endpoint id -> its (netns, ifname)
 
     def _add(self, name: str) -> int:
         self._next_index += 1
@@ -51,6 +53,11 @@ class FakeDatapath:
         assert peer is not None
         if not netns:
             self._add(peer)
+        else:
+            mac = mac_for(endpoint_id, "container")
+            routes = (("0.0.0.0/0", router_ip), (f"{router_ip}/32", ""))
+            self.pods[(netns, peer)] = PodLink(mac, (f"{ip}/32",), routes)
+            self._pod_of[endpoint_id] = (netns, peer)
         self.routes[ip] = host
         return EndpointLink(
             host, index, mac_for(endpoint_id, "host"), peer, mac_for(endpoint_id, "container"), bool(netns)
@@ -59,6 +66,7 @@ class FakeDatapath:
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool:
         existed = self.links.pop(host_ifname(endpoint_id), None) is not None
         self.links.pop(temp_ifname(endpoint_id), None)
+        self.pods.pop(self._pod_of.pop(endpoint_id, ("", "")), None)
         if ip:
             self.routes.pop(ip, None)
         return existed
@@ -96,6 +104,9 @@ class FakeDatapath:
 
     def index_of(self, ifname: str) -> int | None:
         return self.links.get(ifname)
+
+    def pod_interface(self, netns: str, ifname: str) -> PodLink | None:
+        return self.pods.get((netns, ifname))
 
     def delete_link(self, ifname: str) -> None:
         self.links.pop(ifname, None)

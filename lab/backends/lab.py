@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from lab.backends.base import CURRENT, LABS, LabError, NodeError, Progress, Timing, wait_for
-from lab.backends.node import LabNode, PodRuntime
+from lab.backends.node import DockerHostFactory, LabNode, PodRuntime
 from lab.model.status import AgentStatus, LabStatus, NodeStatus, ProcessStatus
 from lab.model.topology import Topology
 
@@ -306,3 +306,4 @@ class Backend:
     make: Callable[[Topology], BaseLab[Any]]  # a new lab of a topology (usually the same class)
     clean: Cleaner
     add_commands: Callable[[Any], None] = lambda sub: None  # its own `lab` subcommands, if any
+    docker_host: DockerHostFactory | None = None  # a single dockerd node outside a lab (conformance suites)

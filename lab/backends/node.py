@@ -14,7 +14,8 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -220,3 +221,29 @@ class PodRuntime(Protocol):
         prev_result: Any = None,
     ) -> tuple[int, Any]:
         """One CNI call for the pod (ADD makes its namespace, DEL removes it): (exit status, output)."""
+
+
+@dataclass(frozen=True)
+class DockerHost:
+    """A single node with its own dockerd, outside any lab: where the conformance suites drive a plugin."""
+
+    node: LabNode
+    image: str  # an image its dockerd has (the lab's busybox)
+    plugin_sock: Path | None  # podnet-docker's socket, when podnet runs there
+
+
+class DockerHostFactory(Protocol):
+    """`Backend.docker_host`: a DockerHost for the duration of a `with` (then removed). dockerd finds each
+    of `plugins` (driver name -> unix socket); with `podnet` (a python where podnet is installed) its
+    agent and libnetwork plugin run there."""
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        plugins: Mapping[str, Path] | None = None,
+        podnet: str | None = None,
+        agent_args: Sequence[str] = (),
+        plugin_args: Sequence[str] = (),
+        keep_logs: Path | None = None,
+    ) -> AbstractContextManager[DockerHost]: ...

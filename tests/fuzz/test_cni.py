@@ -32,6 +32,19 @@ def deadline_of(stdin: bytes) -> float:
     return min(float(timeout), 30.0) if valid else 30.0  # type: ignore[arg-type]
 
 
+def own_ip(output: object, env: dict[str, str]) -> str:
+    """The IP an ADD result puts on CNI_IFNAME in CNI_NETNS: podnet's (a chain's prevResult comes first)."""
+    result = output if isinstance(output, dict) else {}
+    interfaces, ips = result.get("interfaces") or [], result.get("ips") or []
+    for ip in ips if isinstance(ips, list) else []:
+        index = ip.get("interface") if isinstance(ip, dict) else None
+        if isinstance(index, int) and 0 <= index < len(interfaces):
+            target = interfaces[index]
+            if target.get("name") == env.get("CNI_IFNAME") and target.get("sandbox") == env.get("CNI_NETNS"):
+                return str(ip.get("address", "")).split("/")[0]
+    return ""
+
+
 def semantics(agent: Agent, case: CNICase, output: object) -> str:
     """What an accepted ADD or DEL must have done: '' or what it did not."""
     command = case.env.get("CNI_COMMAND")
@@ -40,8 +53,7 @@ def semantics(agent: Agent, case: CNICase, output: object) -> str:
     endpoint = endpoint_id(case.env.get("CNI_CONTAINERID", ""), case.env.get("CNI_IFNAME", ""))
     held = {str(a.ip): a.owner for a in agent.ipam.allocations()}
     if command == "ADD":
-        ips = output.get("ips") if isinstance(output, dict) else None
-        ip = str(ips[0].get("address", "")).split("/")[0] if isinstance(ips, list) and ips else ""
+        ip = own_ip(output, case.env)
         if held.get(ip) != f"endpoint:{endpoint}":
             return f"ADD answered {ip or output!r}, held by {held.get(ip)!r}, not by endpoint {endpoint}"
     elif endpoint in {e.id for e in agent.endpoints.list()} or f"endpoint:{endpoint}" in held.values():

@@ -163,7 +163,7 @@ def test_check(env: RunningAgent) -> None:
     env.datapath.links.pop(host_ifname(f"cni-{CID}-eth0"))
     status, error = cni(env, "CHECK", stdin=with_prev)
     assert status == 1 and error is not None and error["code"] == 101 and "is missing" in error["msg"]
-    status, error = cni(env, "CHECK", cid="unknown")
+    status, error = cni(env, "CHECK", cid="unknown", stdin=with_prev)
     assert status == 1 and error is not None and "not found" in error["msg"]
 
 

@@ -251,8 +251,8 @@ def test_hostile_configs_get_cni_answers(shim: Path, agent: RunningAgent) -> Non
             code = result.output["code"] if result.status else 0
             seen[code] = seen.get(code, 0) + 1
     assert_store_invariants(agent.agent)
-    # what they got: decoding errors, config errors, the agent unreachable at the default socket
-    assert set(seen) <= {0, 1, 4, 6, 7, 11}, seen
+    # what they got: decoding errors, config errors, the agent unreachable at the default socket (for STATUS: 50)
+    assert set(seen) <= {0, 1, 4, 6, 7, 11, 50}, seen
     assert seen.get(6, 0) > 0 and seen.get(7, 0) > 0
 
 
@@ -333,3 +333,38 @@ def test_a_misbehaving_agent_gets_no_sanitizer_finding(shim: Path, tmp_path: Pat
     if result.status not in (0, 3):
         assert_cni_error(result.status, result.output)
         assert result.output["code"] in (7, 11)
+
+
+# -- what `lab conformance cni` found (spec 1.1 §2 STATUS, §5 VERSION Success, §5 Error code 6) ------------
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_version_answers_the_cni_version_asked_for(shim: Path, version: str) -> None:
+    result = run(shim, json.dumps({"cniVersion": version}).encode(), {"CNI_COMMAND": "VERSION"})
+    assert result.status == 0 and result.output == {
+        "cniVersion": version,
+        "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    }
+    for unknown in (b"", b'{"cniVersion": "9.9.9"}', b"not json"):  # nothing it speaks asked: its current version
+        assert run(shim, unknown, {"CNI_COMMAND": "VERSION"}).output["cniVersion"] == "1.1.0"
+
+
+def test_status_with_the_agent_unreachable_is_50_not_available(shim: Path, tmp_path: Path) -> None:
+    result = run(shim, conf_text(agentSocket=str(tmp_path / "none.sock")), cni_env("STATUS"))
+    assert_cni_error(result.status, result.output, 50)
+    assert "unreachable" in result.output["msg"]
+    result = run(shim, conf_text(agentSocket=str(tmp_path / "none.sock")), cni_env("ADD"))
+    assert_cni_error(result.status, result.output, 11)  # other commands: try again later
+
+
+@pytest.mark.parametrize(
+    ("stdin", "code"),
+    [(b'{"cniVersion": "1.0.0", "name": ', 6), (b"\x01 not json", 6), (b"[" * 300 + b"]" * 300, 6), (b"[1, 2]", 7)],
+)
+def test_a_configuration_that_is_not_a_json_object_is_answered_without_an_agent(
+    shim: Path, stdin: bytes, code: int
+) -> None:
+    """Not JSON, it cannot say which agent it meant: 6 here (JSON but not an object: 7), not 11 from the
+    default socket."""
+    result = run(shim, stdin, cni_env("ADD"))
+    assert_cni_error(result.status, result.output, code)

@@ -1,15 +1,17 @@
-"""Single netns nodes outside a lab, for integration tests and benchmarks (removed on exit)."""
+"""Single netns nodes outside a lab, for integration tests, benchmarks and the conformance suites
+(removed on exit)."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from lab.backends.lab import new_run_id
 from lab.backends.netns.host import remove_tree
 from lab.backends.netns.node import NetnsNode
+from lab.backends.node import DockerHost
 from lab.image import IMAGE, build_rootfs_tar
 
 
@@ -34,16 +36,39 @@ def bare_node(name: str, *, keep_logs: Path | None = None) -> Iterator[NetnsNode
 @contextmanager
 def docker_node(
     name: str,
-    python: str,
+    python: str | None,
     *,
     agent_args: Sequence[str] = (),
     plugin_args: Sequence[str] = (),
     keep_logs: Path | None = None,
+    plugins: Mapping[str, Path] | None = None,
 ) -> Iterator[NetnsNode]:
-    """One node with its own dockerd, the lab image, podnet's agent and plugin."""
+    """One node with its own dockerd and the lab image, and (with `python`, where podnet is installed)
+    podnet's agent and plugin; dockerd finds each of `plugins` (driver name -> socket) by a spec file."""
     with bare_node(name, keep_logs=keep_logs) as node:
+        specs = node.path("etc-docker", "plugins")
+        specs.mkdir(parents=True, exist_ok=True)
+        for driver, sock in (plugins or {}).items():
+            (specs / f"{driver}.spec").write_text(f"unix://{sock}\n")
         node.start_dockerd()
         node.import_image(build_rootfs_tar(node.root / "busybox.tar"), IMAGE)
-        node.start_agent(python, *agent_args)
-        node.start_plugin(python, *plugin_args)
+        if python is not None:
+            node.start_agent(python, *agent_args)
+            node.start_plugin(python, *plugin_args)
         yield node
+
+
+@contextmanager
+def docker_host(
+    name: str,
+    *,
+    plugins: Mapping[str, Path] | None = None,
+    podnet: str | None = None,
+    agent_args: Sequence[str] = (),
+    plugin_args: Sequence[str] = (),
+    keep_logs: Path | None = None,
+) -> Iterator[DockerHost]:
+    """`docker_node` as the registry hands it out (`Backend.docker_host`): for the conformance suites."""
+    with docker_node(name, podnet, agent_args=agent_args, plugin_args=plugin_args, keep_logs=keep_logs,
+                     plugins=plugins) as node:  # fmt: skip
+        yield DockerHost(node, IMAGE, node.plugin_sock if podnet is not None else None)

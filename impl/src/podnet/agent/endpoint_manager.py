@@ -19,6 +19,7 @@ from podnet.api.models import (
     EndpointCounters,
     EndpointNetworking,
     EndpointState,
+    PodInterface,
 )
 from podnet.datapath.names import host_ifname
 from podnet.datapath.netns import check_netns_path
@@ -65,6 +66,24 @@ class EndpointManager:
 
     def get(self, endpoint_id: str) -> Endpoint:
         return self._with_counters(self.endpoints.get(endpoint_id))
+
+    def pod_interface(self, endpoint_id: str) -> PodInterface:
+        """The pod side of a CNI endpoint as its namespace has it now."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if not endpoint.sandbox_key:
+            raise BadRequestError(f"endpoint {endpoint_id} has no pod network namespace")
+        name = endpoint.networking.container_interface_name
+        link = self.datapath.pod_interface(endpoint.sandbox_key, name)
+        if link is None:
+            return PodInterface(netns=endpoint.sandbox_key, name=name, present=False)
+        return PodInterface(
+            netns=endpoint.sandbox_key,
+            name=name,
+            present=True,
+            mac=link.mac,
+            addresses=list(link.addresses),
+            routes=[f"{dst} via {gw}" if gw else dst for dst, gw in link.routes],
+        )
 
     def create(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
         if self.endpoints.find(endpoint_id) is not None:

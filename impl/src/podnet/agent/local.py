@@ -246,6 +246,13 @@ class LocalAgentCalls:
         endpoint_id = self._endpoint_id(endpoint_id)
         return self._run(f"GET /v1/endpoint/{endpoint_id}", lambda: self.agent.endpoint_get(endpoint_id).wire())
 
+    def endpoint_interface(self, endpoint_id: str) -> Any:
+        endpoint_id = self._endpoint_id(endpoint_id)
+        return self._run(
+            f"GET /v1/endpoint/{endpoint_id}/interface",
+            lambda: self.agent.endpoint_interface(endpoint_id).wire(),
+        )
+
     def endpoint_list(self) -> Any:
         return self._run("GET /v1/endpoint", lambda: [e.wire() for e in self.agent.endpoint_list()])
 

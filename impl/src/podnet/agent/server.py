@@ -276,6 +276,9 @@ class AgentAPI:
     async def endpoint_get(self, request: web.Request) -> web.Response:
         return _json(await self.call(self.agent.endpoint_get, _endpoint_id(request)))
 
+    async def endpoint_interface(self, request: web.Request) -> web.Response:
+        return _json(await self.call(self.agent.endpoint_interface, _endpoint_id(request)))
+
     async def endpoint_create(self, request: web.Request) -> web.Response:
         endpoint_id = _endpoint_id(request)
         body = await _body(request, m.EndpointChangeRequest)

@@ -44,6 +44,7 @@ from podnet.api.models import (
     IPAMResponse,
     IPAMState,
     NodeInfo,
+    PodInterface,
     PolicyDeleted,
     PolicyState,
 )
@@ -196,6 +197,9 @@ class Agent:
 
     def endpoint_get(self, endpoint_id: str) -> Endpoint:
         return self.endpoint_manager.get(endpoint_id)
+
+    def endpoint_interface(self, endpoint_id: str) -> PodInterface:
+        return self.endpoint_manager.pod_interface(endpoint_id)
 
     def endpoint_create(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
         return self.endpoint_manager.create(endpoint_id, request)

@@ -198,6 +198,9 @@ class AgentClient:
     def endpoint_get(self, endpoint_id: str) -> Any:
         return self.request("GET", path("/v1/endpoint", endpoint_id))
 
+    def endpoint_interface(self, endpoint_id: str) -> Any:
+        return self.request("GET", path("/v1/endpoint", endpoint_id, "interface"))
+
     def endpoint_list(self) -> Any:
         return self.request("GET", "/v1/endpoint")
 

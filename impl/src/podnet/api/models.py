@@ -203,6 +203,17 @@ class Endpoint(Record):
     log: list[EndpointLogEntry] = Field(default_factory=list)
 
 
+class PodInterface(Model):
+    """The pod's side of a CNI endpoint, read from the pod's network namespace now (CNI CHECK compares it)."""
+
+    netns: str
+    name: str
+    present: bool
+    mac: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+    routes: list[str] = Field(default_factory=list)  # through it, as `ip route` says them: "0.0.0.0/0 via 10.0.0.1"
+
+
 # -- node, health, config ----------------------------------------------------------
 
 

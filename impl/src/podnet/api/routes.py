@@ -68,6 +68,14 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/endpoint", "endpoint_list", "every endpoint of this node", m.Endpoint, list_response=True),
     Route("GET", "/v1/endpoint/{id}", "endpoint_get", "one endpoint", m.Endpoint, errors=(400, 404)),
     Route(
+        "GET",
+        "/v1/endpoint/{id}/interface",
+        "endpoint_interface",
+        "the pod side of a CNI endpoint, read from the pod's network namespace (MAC, addresses, routes)",
+        m.PodInterface,
+        errors=(400, 404, 500),
+    ),
+    Route(
         "PUT",
         "/v1/endpoint/{id}",
         "endpoint_create",

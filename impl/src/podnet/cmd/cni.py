@@ -49,7 +49,7 @@ def run(
     try:
         environment = Environment.from_env(env)
         if environment.command == "VERSION":
-            return 0, {"cniVersion": version, "supportedVersions": spec.SUPPORTED_VERSIONS}
+            return 0, spec.version_reply(stdin)
         conf = NetConf.parse(stdin)
         timing.mark("plugin: parse")
         version = conf.cni_version

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from podnet.api.client import AgentError, AgentUnreachableError, InvalidRequestError
+from podnet.cni import result as cni_result
 from podnet.cni import spec
 from podnet.cni.spec import CNIError, Environment, NetConf
 from podnet.errors import Reason
@@ -45,6 +46,7 @@ class AgentCalls(Protocol):
     def ipam_release(self, ip: str) -> Any: ...
     def endpoint_create(self, endpoint_id: str, body: dict[str, Any]) -> Any: ...
     def endpoint_get(self, endpoint_id: str) -> Any: ...
+    def endpoint_interface(self, endpoint_id: str) -> Any: ...
     def endpoint_list(self) -> Any: ...
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any: ...
     def healthz(self) -> Any: ...
@@ -72,7 +74,7 @@ def result(conf: NetConf, env: Environment, endpoint: dict[str, Any]) -> dict[st
     net = endpoint["networking"]
     ip = net["addressing"][0]["ipv4"]
     router = net["router-ip"]
-    return {
+    own = {
         "cniVersion": conf.cni_version,
         "interfaces": [
             {"name": net["interface-name"], "mac": net["host-mac"]},
@@ -82,6 +84,8 @@ def result(conf: NetConf, env: Environment, endpoint: dict[str, Any]) -> dict[st
         "routes": [{"dst": "0.0.0.0/0", "gw": router}, {"dst": f"{router}/32"}],
         "dns": {},
     }
+    # In a chain, what the plugins before podnet returned comes first; then the version's shape.
+    return cni_result.shaped(cni_result.merged(conf.raw.get("prevResult"), own), conf.cni_version)
 
 
 def add(conf: NetConf, env: Environment, client: AgentCalls) -> dict[str, Any]:
@@ -118,15 +122,43 @@ def delete(conf: NetConf, env: Environment, client: AgentCalls) -> None:
 
 
 def check(conf: NetConf, env: Environment, client: AgentCalls) -> None:
-    want = _prev_result_ips(conf.raw.get("prevResult"))
+    """The endpoint as prevResult says ADD left it: its interface in the pod with its addresses, the
+    host veth, the endpoint usable. (Routes and the MAC a later plugin in a chain may change.)"""
+    prev = conf.raw.get("prevResult")
+    if prev is None:
+        raise CNIError(spec.INVALID_CONFIG, "CHECK needs prevResult: the result of the ADD it checks")
+    _prev_result_ips(prev)  # its shape, or code 7 saying what is wrong with it
     endpoint = _call("looking up the endpoint", client.endpoint_get, env.endpoint_id)
+    pod = _call("reading the pod's interface", client.endpoint_interface, env.endpoint_id)
+    if not pod["present"]:
+        raise CNIError(spec.DATAPATH_FAILURE, f"interface {env.ifname} is missing in {env.netns}")
     if endpoint.get("counters") is None:
         raise CNIError(spec.DATAPATH_FAILURE, f"host veth {endpoint['networking']['interface-name']} is missing")
     if endpoint["state"] not in ("ready", "waiting-for-identity"):
         raise CNIError(spec.DATAPATH_FAILURE, f"endpoint {env.endpoint_id} is {endpoint['state']}")
     have = {a.get("ipv4") for a in endpoint["networking"]["addressing"]}
-    if want and not want <= have:
-        raise CNIError(spec.INVALID_CONFIG, f"prevResult IPs {sorted(want)} differ from the endpoint's {sorted(have)}")
+    for cidr in _own_addresses(prev, env):
+        ip = cidr.split("/")[0]
+        if ip not in have:
+            raise CNIError(spec.INVALID_CONFIG, f"prevResult IP {ip} differs from the endpoint's {sorted(have)}")
+        if cidr not in pod["addresses"]:
+            raise CNIError(
+                spec.DATAPATH_FAILURE,
+                f"interface {env.ifname} in {env.netns} lacks {cidr} (it has: {', '.join(pod['addresses']) or 'none'})",
+            )
+
+
+def _own_addresses(prev: dict[str, Any], env: Environment) -> list[str]:
+    """The addresses prevResult puts on CNI_IFNAME in CNI_NETNS: podnet's (a chain may list others)."""
+    interfaces: list[Any] = prev["interfaces"] if isinstance(prev.get("interfaces"), list) else []
+    listed: list[Any] = prev["ips"] if isinstance(prev.get("ips"), list) else []
+    ips = [ip for ip in listed if isinstance(ip, dict)]
+    ours = {
+        i
+        for i, item in enumerate(interfaces)
+        if isinstance(item, dict) and item.get("name") == env.ifname and item.get("sandbox") == env.netns
+    }
+    return [str(ip.get("address", "")) for ip in ips if ip.get("interface") in ours]
 
 
 def _prev_result_ips(prev: Any) -> set[str]:

@@ -36,6 +36,7 @@ MAX_ENDPOINT_ID = 128  # the agent's limit
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the NUL
 _CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # spec 1.0 on: the network name's characters
 
 INCOMPATIBLE_VERSION = 1
 INVALID_ENVIRONMENT = 4
@@ -240,6 +241,12 @@ class NetConf:
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             raise CNIError(INVALID_CONFIG, "network configuration lacks name")
+        if not version.startswith("0.") and not _NETWORK_NAME.fullmatch(name):
+            raise CNIError(
+                INVALID_CONFIG,
+                f"network name {name!r} is invalid: it must start with a letter or digit, "
+                "followed by letters, digits, '_', '.' or '-'",
+            )
         socket = raw.get("agentSocket", DEFAULT_AGENT_SOCKET)
         if not isinstance(socket, str) or not socket.startswith("/"):
             raise CNIError(INVALID_CONFIG, f"agentSocket {socket!r} must be an absolute path")
@@ -273,3 +280,13 @@ def _labels(raw: dict[str, Any]) -> list[str]:
             raise CNIError(INVALID_CONFIG, f"args.cni.labels: invalid label {item!r} (want {{key, value}} strings)")
         out.append(f"{key}={value}")
     return out
+
+
+def version_reply(stdin: bytes) -> dict[str, Any]:
+    """VERSION's answer: `cniVersion` is the one asked for on stdin (spec 1.0 on), when podnet speaks it."""
+    try:
+        asked = jsonsafe.loads(stdin or b"{}").get("cniVersion")
+    except (jsonsafe.JSONInputError, AttributeError):
+        asked = None
+    version = asked if asked in SUPPORTED_VERSIONS else CURRENT_VERSION
+    return {"cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS}

@@ -39,6 +39,15 @@ class LinkCounters:
     tx_dropped: int
 
 
+@dataclass(frozen=True)
+class PodLink:
+    """A pod's interface as its network namespace has it now (what CNI CHECK compares)."""
+
+    mac: str
+    addresses: tuple[str, ...]  # CIDRs
+    routes: tuple[tuple[str, str], ...]  # (destination CIDR, gateway or "") of routes through it
+
+
 class BpfAccess(Protocol):
     """The maps, counters and event stream of a BPF datapath."""
 
@@ -78,5 +87,9 @@ class Datapath(Protocol):
         ipcache: dict[str, int] | None,
     ) -> None: ...
     def index_of(self, ifname: str) -> int | None: ...
+    def pod_interface(self, netns: str, ifname: str) -> PodLink | None:
+        """The interface `ifname` in the pod's namespace, or None when it is not there."""
+        ...
+
     def delete_link(self, ifname: str) -> None: ...
     def pending_deletions(self) -> int: ...

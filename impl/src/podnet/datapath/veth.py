@@ -29,7 +29,7 @@ from podnet.datapath import firewall, rtnl, sysctl
 from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
 from podnet.datapath.netns import open_netns
-from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters
+from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters, PodLink
 from podnet.datapath.rtnl import Request, Rtnl, RtnlError
 
 log = logging.getLogger("podnet.datapath")
@@ -96,6 +96,11 @@ class VethDatapath:
     def index_of(self, ifname: str) -> int | None:
         # A targeted RTM_GETLINK: link_lookup() would dump every link on the node.
         return self.rtnl.link_index(ifname)
+
+    def pod_interface(self, netns: str, ifname: str) -> PodLink | None:
+        from podnet.datapath import podview  # CHECK only: keeps pyroute2 off the agent's start
+
+        return podview.pod_interface(netns, ifname)
 
     def host_veths(self) -> list[str]:
         return sorted(

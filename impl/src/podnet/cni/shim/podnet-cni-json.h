@@ -374,4 +374,15 @@ bad:
 	return -1;
 }
 
+/* 1 if `text` is one JSON value (of any kind). */
+static int is_json(const char *text, size_t n)
+{
+	struct json j = {text, text + n};
+	ws(&j);
+	if (value(&j, 1) < 0)
+		return 0;
+	ws(&j);
+	return j.p == j.end;
+}
+
 #endif

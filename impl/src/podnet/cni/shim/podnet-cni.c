@@ -15,9 +15,11 @@
  *   agentTimeout  seconds for the whole call - connecting (a full listen
  *                 queue is retried, not waited on), sending, every read -
  *                 default 30, more than 0 and at most 3600, else code 7.
- * Errors it meets itself are printed in the CNI error form: code 11 (the
- * agent is unreachable, or did not answer within agentTimeout), 4 (an
- * environment value that is not UTF-8), 6 (stdin that is not UTF-8), 7.
+ * VERSION it answers itself, with the cniVersion asked for on stdin when it
+ * speaks it. Errors it meets itself are printed in the CNI error form: code
+ * 11 (the agent is unreachable, or did not answer within agentTimeout; for
+ * STATUS that is 50, not available), 4 (an environment value that is not
+ * UTF-8), 6 (stdin that is not UTF-8, or not JSON), 7 (JSON but not an object).
  */
 #include <errno.h>
 #include <math.h>
@@ -52,6 +54,7 @@ static struct buf conf, body, request, reply, sock_path, version;
 /* -- output -------------------------------------------------------------------------------- */
 
 static const char *cni_version = CURRENT_VERSION;
+static int status_call; /* CNI_COMMAND=STATUS: an unreachable agent means "not available" (50) */
 
 static int fail(int code, const char *msg)
 {
@@ -66,6 +69,16 @@ static int fail(int code, const char *msg)
 	fwrite(out.data, 1, out.len, stdout);
 	free(out.data);
 	return 1;
+}
+
+/* The agent cannot be reached or did not answer: try again later (11); for STATUS, not available (50). */
+static int agent_fail(const char *msg) { return fail(status_call ? 50 : 11, msg); }
+
+/* 1 if `v` is one of SUPPORTED_VERSIONS. */
+static int supported(const char *v)
+{
+	char quoted[40];
+	return strlen(v) < 32 && snprintf(quoted, sizeof quoted, "\"%s\"", v) > 0 && strstr(SUPPORTED_VERSIONS, quoted);
 }
 
 /* -- the exchange, all of it before the deadline -------------------------------------------- */
@@ -107,15 +120,16 @@ static void pause_until(double deadline, double seconds)
 int main(void)
 {
 	const char *command = getenv("CNI_COMMAND");
-	if (command && strcmp(command, "VERSION") == 0) {
-		printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", CURRENT_VERSION, SUPPORTED_VERSIONS);
-		return 0;
-	}
+	int version_call = command && strcmp(command, "VERSION") == 0;
+	status_call = command && strcmp(command, "STATUS") == 0;
 	char chunk[65536];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-		if (conf.len + n > MAX_STDIN)
+		if (conf.len + n > MAX_STDIN) {
+			if (version_call)
+				break; /* VERSION needs no configuration: answered with the current version */
 			return fail(7, "the network configuration on stdin is larger than 4 MiB");
+		}
 		put(&conf, chunk, n);
 	}
 	puts_(&conf, "");
@@ -123,12 +137,21 @@ int main(void)
 	char msg[640];
 	struct settings s = {ABSENT, ABSENT, ABSENT, DEFAULT_TIMEOUT_S, &sock_path, &version};
 	int parsed = read_settings(conf.data, conf.len, &s) == 0;
-	/* Not JSON: the agent says so (code 6); only what it needs to be reached is defaulted. */
 	if (parsed && s.version_kind == STRING && version.len < 32 && !memchr(version.data, 0, version.len) &&
 	    valid_utf8((const unsigned char *)version.data, version.len))
 		cni_version = version.data;
+	if (version_call) {
+		const char *answer = supported(cni_version) ? cni_version : CURRENT_VERSION;
+		printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", answer, SUPPORTED_VERSIONS);
+		return 0;
+	}
 	if (!valid_utf8((const unsigned char *)conf.data, conf.len))
 		return fail(6, "the network configuration on stdin is not UTF-8");
+	/* Undecodable, the configuration cannot say which agent it meant: answered here. */
+	if (!parsed && !is_json(conf.data, conf.len))
+		return fail(6, "the network configuration on stdin is not JSON (or nests deeper than 256 levels)");
+	if (!parsed)
+		return fail(7, "the network configuration must be a JSON object");
 	for (const char *const *var = CNI_VARS; *var; var++) {
 		const char *v = getenv(*var);
 		if (v && !valid_utf8((const unsigned char *)v, strlen(v))) {
@@ -182,7 +205,7 @@ int main(void)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		snprintf(msg, sizeof msg, "podnet-cni: socket: %s", strerror(errno));
-		return fail(11, msg);
+		return agent_fail(msg);
 	}
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	memcpy(addr.sun_path, path, strlen(path)); /* bounded above by sun_path's size */
@@ -197,7 +220,7 @@ int main(void)
 				snprintf(msg, sizeof msg,
 					 "podnet agent at unix://%s did not answer within %g s (connecting: its listen queue is full)",
 					 path, timeout);
-				return fail(11, msg);
+				return agent_fail(msg);
 			}
 			pause_until(deadline, pause);
 			pause = pause < 0.2 ? pause * 2 : 0.25;
@@ -205,7 +228,7 @@ int main(void)
 		}
 		snprintf(msg, sizeof msg, "podnet agent is unreachable at unix://%s (%s); is podnet-agent running?", path,
 			 strerror(errno));
-		return fail(11, msg);
+		return agent_fail(msg);
 	}
 
 	char head[256];
@@ -225,11 +248,11 @@ int main(void)
 		if (ready == 0) {
 			snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer within %g s (sending the request)",
 				 path, timeout);
-			return fail(11, msg);
+			return agent_fail(msg);
 		}
 		if (ready < 0) {
 			snprintf(msg, sizeof msg, "podnet agent at unix://%s: sending the request: %s", path, strerror(errno));
-			return fail(11, msg);
+			return agent_fail(msg);
 		}
 	}
 	for (;;) {
@@ -237,7 +260,7 @@ int main(void)
 		if (r > 0) {
 			if (reply.len + (size_t)r > MAX_REPLY) {
 				snprintf(msg, sizeof msg, "podnet agent at unix://%s sent more than 16 MiB", path);
-				return fail(11, msg);
+				return agent_fail(msg);
 			}
 			put(&reply, chunk, (size_t)r);
 			continue;
@@ -247,24 +270,24 @@ int main(void)
 		int ready = (errno == EAGAIN || errno == EINTR) ? wait_fd(fd, POLLIN, deadline) : -1;
 		if (ready == 0) {
 			snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer within %g s", path, timeout);
-			return fail(11, msg);
+			return agent_fail(msg);
 		}
 		if (ready < 0) {
 			snprintf(msg, sizeof msg, "podnet agent at unix://%s: reading the reply: %s", path, strerror(errno));
-			return fail(11, msg);
+			return agent_fail(msg);
 		}
 	}
 	close(fd);
 	if (reply.len == 0) {
 		snprintf(msg, sizeof msg, "podnet agent at unix://%s did not answer: connection closed", path);
-		return fail(11, msg);
+		return agent_fail(msg);
 	}
 	puts_(&reply, "");
 	int status = 0;
 	char *end = memmem(reply.data, reply.len, "\r\n\r\n", 4);
 	if (!end || sscanf(reply.data, "HTTP/1.%*d %d", &status) != 1) {
 		snprintf(msg, sizeof msg, "podnet agent at unix://%s sent a malformed reply", path);
-		return fail(11, msg);
+		return agent_fail(msg);
 	}
 	*end = '\0';
 	const char *payload = end + 4;
@@ -279,7 +302,7 @@ int main(void)
 	long code = strtol(exit_header + strlen(EXIT_HEADER), &rest, 10);
 	if (rest == exit_header + strlen(EXIT_HEADER) || code < 0 || code > 255) {
 		snprintf(msg, sizeof msg, "podnet agent at unix://%s sent a malformed reply (exit status)", path);
-		return fail(11, msg);
+		return agent_fail(msg);
 	}
 	fwrite(payload, 1, payload_len, stdout);
 	return (int)code;
