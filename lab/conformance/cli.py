@@ -22,6 +22,7 @@ from rich.console import Console
 
 from lab.conformance.model import RuleResult, Status, SubjectResult, SuiteResult, as_json
 from lab.conformance.report import html_page, write_junit
+from lab.conformance.usage import usage_problem
 
 console = Console(stderr=True, highlight=False)
 MARKS = {Status.PASS: "[green]✓[/]", Status.FAIL: "[red]✗[/]", Status.NA: "[dim]–[/]", Status.CANNOT: "[yellow]?[/]"}
@@ -115,13 +116,9 @@ def cmd_cni(args: argparse.Namespace) -> int:
         console.print(f"[red]unknown version(s) {', '.join(unknown)} (the suite knows {', '.join(VERSIONS)})[/]")
         return 2
     rules = set(args.rule) if args.rule else None
-    if rules and rules - {r.id for r in RULES}:
-        console.print(f"[red]unknown rule(s) {', '.join(sorted(rules - {r.id for r in RULES}))}[/]")
-        return 2
-    if bool(args.plugin) == bool(args.subject):
-        console.print(
-            f"[red]give --plugin PATH [--conf FILE], or --subject NAME (CI subjects: {', '.join(CI)}, all)[/]"
-        )
+    problem = usage_problem(args, (r.id for r in RULES), "PATH [--conf FILE]", [*CI, "all"])
+    if problem:
+        console.print(f"[red]{problem}[/]")
         return 2
     subjects: list[tuple[str, Callable[[Path], AbstractContextManager[Any]]]] = []
     if args.plugin and not (args.plugin.is_file() and os.access(args.plugin, os.X_OK)):

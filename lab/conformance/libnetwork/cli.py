@@ -12,19 +12,16 @@ from rich.console import Console
 from lab.conformance.libnetwork.subjects import CI, podnet_subject, user_subject
 from lab.conformance.libnetwork.suite import RULES, run_subject
 from lab.conformance.model import SubjectResult
+from lab.conformance.usage import usage_problem
 
 
 def run_libnetwork(
     args: argparse.Namespace, run_subjects: Callable[..., int], progress: Callable[..., None], console: Console
 ) -> int:
     rules = set(args.rule) if args.rule else None
-    if rules and rules - {r.id for r in RULES}:
-        console.print(f"[red]unknown rule(s) {', '.join(sorted(rules - {r.id for r in RULES}))}[/]")
-        return 2
-    if bool(args.plugin) == bool(args.subject):
-        console.print(
-            f"[red]give --plugin SOCKET [--start COMMAND], or --subject NAME (CI subjects: {', '.join(CI)})[/]"
-        )
+    problem = usage_problem(args, (r.id for r in RULES), "SOCKET [--start COMMAND]", CI)
+    if problem:
+        console.print(f"[red]{problem}[/]")
         return 2
     subjects: list[tuple[str, Callable[[Path], Any]]] = []
     if args.plugin and not args.start and not Path(args.plugin).is_socket():
