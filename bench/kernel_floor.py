@@ -56,7 +56,7 @@ class Floor:
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
             replies = self.node.run(
-                [rtnl.new_veth(host, host_mac, "eth0", peer_mac, MTU, peer_netns_fd=fd, peer_up=True)]
+                [rtnl.new_veth(host, host_mac, "eth0", peer_mac, MTU, peer_netns_fd=fd)]
             )
             link = rtnl.echoed_link(replies[0])
             assert link is not None and link.peer_index is not None
@@ -73,6 +73,7 @@ class Floor:
             with Rtnl.in_netns(fd) as pod:
                 pod.run(
                     [
+                        rtnl.set_link(link.peer_index, "eth0", flags=rtnl.IFF_UP, change=rtnl.IFF_UP),
                         rtnl.set_up("lo"),
                         rtnl.add_address(link.peer_index, "eth0", ip),
                         rtnl.route(ROUTER, 32, oif=link.peer_index, scope=RT_SCOPE_LINK),

@@ -83,6 +83,8 @@ def test_processes_can_be_killed_and_started_by_a_later_command() -> None:
         )
         with pytest.raises(NodeError, match="the agent starts it by itself"):
             node.start_process("bird")
+        # the new speaker's session comes up again (its connect retry): then the agent is ok again
+        wait_for(lambda: node.agent().healthz()["state"] == "ok", 30, "node1's agent to be ok again")
         status = registry.load_lab().status()
         node1 = next(n for n in status.nodes if n.name == "node1")
         assert {p.name: p.running for p in node1.processes}["podnet-docker"] is True

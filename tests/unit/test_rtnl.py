@@ -25,8 +25,8 @@ def decoded(req: Request, cls: type) -> dict:  # type: ignore[type-arg]
     return message  # type: ignore[no-any-return]
 
 
-def test_veth_with_its_peer_in_a_namespace_up_and_echoed() -> None:
-    req = rtnl.new_veth("lxcabc", "02:00:00:00:00:01", "eth0", "02:00:00:00:00:02", 1400, peer_netns_fd=7, peer_up=True)
+def test_veth_with_its_peer_in_a_namespace_and_echoed() -> None:
+    req = rtnl.new_veth("lxcabc", "02:00:00:00:00:01", "eth0", "02:00:00:00:00:02", 1400, peer_netns_fd=7)
     m = decoded(req, ifinfmsg)
     assert req.kind == rtnl.RTM_NEWLINK and req.flags & rtnl.NLM_F_ECHO and req.flags & rtnl.NLM_F_EXCL
     assert (m.get("IFLA_IFNAME"), m.get("IFLA_ADDRESS"), m.get("IFLA_MTU"), m["flags"]) == (
@@ -44,7 +44,7 @@ def test_veth_with_its_peer_in_a_namespace_up_and_echoed() -> None:
         "IFLA_MTU": 1400,
         "IFLA_NET_NS_FD": 7,
     }
-    assert peer["flags"] == 1
+    assert peer["flags"] == 0  # up only in its namespace's batch: created up, 6.18 refuses (ENOTCONN)
     # Left for the runtime to move (docker): the peer stays down and in the node.
     m = decoded(rtnl.new_veth("lxcabc", "02:00:00:00:00:01", "tmpabc", "02:00:00:00:00:02", 1500), ifinfmsg)
     peer = dict(m.get("IFLA_LINKINFO").get("IFLA_INFO_DATA")["attrs"])["VETH_INFO_PEER"]

@@ -130,6 +130,8 @@ class Supervisor:
         if pid is None or not self.alive(name):
             raise NodeError(f"{self.owner}: {name} is not running")
         os.kill(pid, signal_number)
+        if signal_number == signal.SIGKILL:
+            self._gone(name, 5)  # reaped and its exit status recorded: what `lab status` says next is true
 
     def stop(self, name: str, *, timeout_s: float | None = None) -> None:
         """SIGTERM (after SIGCONT: a paused process cannot act on it), SIGKILL after timeout_s

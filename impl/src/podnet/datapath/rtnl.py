@@ -357,17 +357,16 @@ def new_veth(
     mtu: int,
     *,
     peer_netns_fd: int | None = None,
-    peer_up: bool = False,
 ) -> Request:
-    """Create the veth pair `name` (up) <-> `peer`; the kernel echoes the new link (its index,
-    and the peer's as IFLA_LINK)."""
+    """Create the veth pair `name` (up) <-> `peer` (down); the kernel echoes the new link (its
+    index, and the peer's as IFLA_LINK). The peer cannot be created up: the kernel opens it before
+    the pair is joined and refuses (ENOTCONN, seen on 6.18), so its own namespace's batch sets it up."""
     peer_attrs = (
         string(IFLA_IFNAME, peer) + (attr(IFLA_ADDRESS, mac(peer_mac)) if peer_mac else b"") + u32(IFLA_MTU, mtu)
     )
     if peer_netns_fd is not None:
         peer_attrs += u32(IFLA_NET_NS_FD, peer_netns_fd)
-    peer_flags = IFF_UP if peer_up else 0
-    peer_info = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, peer_flags, peer_flags) + peer_attrs
+    peer_info = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + peer_attrs
     body = (
         _IFINFO.pack(socket.AF_UNSPEC, 0, 0, IFF_UP, IFF_UP)
         + string(IFLA_IFNAME, name)

@@ -233,7 +233,7 @@ class VethDatapath:
         with Rollback() as undo:
             # Alone in its batch: whatever follows names the new device by its index.
             create = rtnl.new_veth(
-                host, host_mac, peer, peer_mac, self.mtu, peer_netns_fd=netns_fd, peer_up=netns_fd is not None
+                host, host_mac, peer, peer_mac, self.mtu, peer_netns_fd=netns_fd
             )
             try:
                 replies = self.rtnl.run([create])
@@ -282,8 +282,9 @@ class VethDatapath:
     def _configure_peer(
         self, netns: str, netns_fd: int, ifname: str, peer_index: int | None, ip: str, router_ip: str
     ) -> None:
-        """Loopback up, the /32, the connected route to the router IP and the default route, in one
-        batch on a socket of the pod's namespace (the peer was created up)."""
+        """The peer and loopback up, the /32, the connected route to the router IP and the default
+        route, in one batch on a socket of the pod's namespace (in that order: a route needs its
+        device up)."""
         try:
             with Rtnl.in_netns(netns_fd) as ns:
                 index = peer_index if peer_index is not None else ns.link_index(ifname)
@@ -291,6 +292,7 @@ class VethDatapath:
                     raise DatapathError(f"{ifname} is not in {netns}")
                 ns.run(
                     [
+                        rtnl.set_link(index, ifname, flags=rtnl.IFF_UP, change=rtnl.IFF_UP),
                         rtnl.set_up("lo"),
                         rtnl.add_address(index, ifname, ip),
                         rtnl.route(router_ip, 32, oif=index, scope=RT_SCOPE_LINK),
