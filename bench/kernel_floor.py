@@ -55,9 +55,7 @@ class Floor:
         host, host_mac, peer_mac, ip = names(ident)
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            replies = self.node.run(
-                [rtnl.new_veth(host, host_mac, "eth0", peer_mac, MTU, peer_netns_fd=fd)]
-            )
+            replies = self.node.run([rtnl.new_veth(host, host_mac, "eth0", peer_mac, MTU, peer_netns_fd=fd)])
             link = rtnl.echoed_link(replies[0])
             assert link is not None and link.peer_index is not None
             self.endpoints.update(ip_key(ip), EndpointInfo(link.index, 5, peer_mac, host_mac).pack())

@@ -232,9 +232,7 @@ class VethDatapath:
         host_mac, peer_mac = mac_for(endpoint_id, "host"), mac_for(endpoint_id, "container")
         with Rollback() as undo:
             # Alone in its batch: whatever follows names the new device by its index.
-            create = rtnl.new_veth(
-                host, host_mac, peer, peer_mac, self.mtu, peer_netns_fd=netns_fd
-            )
+            create = rtnl.new_veth(host, host_mac, peer, peer_mac, self.mtu, peer_netns_fd=netns_fd)
             try:
                 replies = self.rtnl.run([create])
             except RtnlError as err:
