@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from lab.backends.base import DOCKER_CLI, NodeError, ProcessState
 
@@ -28,6 +28,10 @@ CAPTURE_SCRIPT = 'tcpdump "$@" & pid=$!; read -r _; kill -INT $pid; wait $pid'
 
 class LabNode(ABC):
     name: str
+    # How long one healthz may take: it asks the store and the BGP speaker (two birdc runs), which
+    # under TCG on a loaded machine can take seconds.
+    health_timeout_s: ClassVar[float] = 2.0
+    last_health_error: str = ""  # why the last healthz had no answer (for a timeout's message)
 
     # -- what a backend provides ------------------------------------------------------
     @abstractmethod
@@ -153,9 +157,11 @@ class LabNode(ABC):
         from podnet.errors import PodnetError
 
         try:
-            health: dict[str, Any] = self.agent(timeout=2).healthz()
-        except (PodnetError, ValueError):
+            health: dict[str, Any] = self.agent(timeout=self.health_timeout_s).healthz()
+        except (PodnetError, ValueError) as err:
+            self.last_health_error = str(err)
             return None
+        self.last_health_error = ""
         return health
 
     def agent_ready(self, require_pod_cidr: bool) -> bool:

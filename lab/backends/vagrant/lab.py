@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from lab import paths
-from lab.backends.base import LabError, Progress, wait_for
+from lab.backends.base import LabError, NodeError, Progress, wait_for
 from lab.backends.lab import BaseLab
 from lab.backends.vagrant import box
 from lab.backends.vagrant.node import VagrantNode
@@ -139,12 +139,16 @@ class VagrantLab(BaseLab[VagrantNode]):
     def _wait_ready(
         self, node: VagrantNode, progress: VagrantProgress, report: Progress | None, timeout_s: float = 120.0
     ) -> None:
-        wait_for(
-            lambda: node.agent_ready(require_pod_cidr=self.control is None),
-            timeout_s,
-            f"podnet-agent on {node.name}",
-            interval_s=1,
-        )
+        try:
+            wait_for(
+                lambda: node.agent_ready(require_pod_cidr=self.control is None),
+                timeout_s,
+                f"podnet-agent on {node.name}",
+                interval_s=1,
+            )
+        except NodeError as err:
+            why = node.last_health_error or "it answered, without its pod CIDR"
+            raise NodeError(f"{err} (last healthz: {why})") from None
         wait_for(node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1)
         progress.set_ready(node.name)
         if report:

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from lab.backends.base import NodeError, ProcessState, wait_for
 from lab.backends.node import LabNode
@@ -41,6 +42,7 @@ class VagrantNode(LabNode):
     name: str
     dir: Path  # this node's files on the host: ssh control socket, forwarded sockets, collected logs
     ssh_config: Path
+    health_timeout_s: ClassVar[float] = 15.0  # a VM under TCG: healthz runs birdc twice
 
     @property
     def control_path(self) -> Path:
