@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sqlite3
 import statistics
@@ -53,9 +54,16 @@ def agent_pid(node: NetnsNode) -> int:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"podnet.cmd.agent" in argv and node.name.encode() in argv:
-            return int(proc.name)
+        if b"podnet.cmd.agent" in argv and node.name.encode() in argv and _is_python(proc):
+            return int(proc.name)  # the agent itself, not the lab's wrapper whose argv names it
     raise RuntimeError(f"no podnet-agent process for {node.name}")
+
+
+def _is_python(proc: Path) -> bool:
+    try:
+        return Path(os.readlink(proc / "exe")).name.startswith("python")
+    except OSError:
+        return False
 
 
 def rss_mb(pid: int) -> float:

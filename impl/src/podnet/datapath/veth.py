@@ -261,7 +261,7 @@ class VethDatapath:
                 self.rtnl.run([*setup, *self._plumb(ip, index, host, host_mac, peer_mac)])
             except RtnlError as err:
                 raise DatapathError(f"setting up {host} for {ip}: {err.step}: {err.strerror}") from err
-            timing.mark("veth: set up, plumb")
+            timing.mark("veth: set up and plumbed")
             if netns and netns_fd is not None:
                 assert ifname is not None
                 self._configure_peer(netns, netns_fd, ifname, link.peer_index if link else None, ip, router_ip)
