@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.model.topology import TOR_ASN, Topology
+from lab.model.topology import Topology
 
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -32,18 +32,33 @@ def control_store_url(topology: Topology) -> str | None:
 
 # -- agents --------------------------------------------------------------------------
 def agent_settings(topology: Topology, node: str, store_url: str) -> Settings:
-    """podnet-agent's settings for a worker (the keys of podnet.agent.config.AgentConfig)."""
-    link = topology.link_of(node)
+    """podnet-agent's settings for a worker (the keys of podnet.agent.config.AgentConfig): one BGP
+    peer per uplink (its ToR, or each of its two leaves, then with its node IP announced too)."""
+    uplinks = topology.uplinks(node)
     settings: Settings = {
         "store": store_url,
         "datapath": topology.datapath,
         "cluster_cidrs": list(topology.cluster_cidrs),
         "mask_size": topology.mask_size,
-        "node_ip": link.node_ip,
-        "bgp_peer": link.tor_ip,
-        "bgp_asn": topology.node_asn(link.index),
-        "bgp_peer_asn": TOR_ASN,
+        "node_ip": topology.node_ip(node),
     }
+    if len(uplinks) == 1:
+        settings |= {
+            "bgp_peer": uplinks[0].upper_ip,
+            "bgp_asn": topology.asn(node),
+            "bgp_peer_asn": topology.asn(uplinks[0].upper),
+        }
+    else:
+        settings |= {
+            "bgp_peer": [link.upper_ip for link in uplinks],
+            "bgp_asn": topology.asn(node),
+            "bgp_peer_asn": [topology.asn(link.upper) for link in uplinks],
+            "bgp_announce_node_ip": True,
+        }
+    if topology.bfd is not None:
+        settings |= {"bgp_bfd_interval_ms": topology.bfd.interval_ms, "bgp_bfd_multiplier": topology.bfd.multiplier}
+    if topology.bpf_maps is not None:
+        settings["bpf_map_entries"] = topology.bpf_maps.model_dump(exclude_none=True)
     if topology.control() is not None:
         settings["ipam_mode"] = "operator"
     return settings
@@ -57,9 +72,15 @@ def plugin_args() -> list[str]:
 
 
 def as_flags(settings: Settings) -> list[str]:
+    """A list is a repeated flag, a dict NAME=VALUE pairs of one, True a bare flag (False none)."""
     flags: list[str] = []
     for key, value in settings.items():
         flag = "--" + ("cluster-cidr" if key == "cluster_cidrs" else key.replace("_", "-"))
+        if isinstance(value, bool):
+            flags += [flag] if value else []
+            continue
+        if isinstance(value, dict):
+            value = [f"{k}={v}" for k, v in value.items()]
         for item in value if isinstance(value, list) else [value]:
             flags += [flag, str(item)]
     return flags
@@ -72,6 +93,8 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
 
@@ -124,28 +147,60 @@ def registrations(topology: Topology) -> list[tuple[str, str]]:
     return [(w.name, topology.node_ip(w.name)) for w in topology.workers()]
 
 
-# -- the ToR ----------------------------------------------------------------------------
+# -- the routers ----------------------------------------------------------------------
 def tor_config(topology: Topology) -> str:
-    """bird2 on the ToR: one eBGP session per worker, learned pod CIDRs into the kernel table."""
-    workers = {w.name for w in topology.workers()}
-    links = [link for link in topology.links() if link.node in workers]  # the control node speaks no BGP
-    lines = [
-        f"router id {links[0].tor_ip};",
-        "log stderr all;",
-        "protocol device { scan time 10; }",
+    """bird2 on the ToR of a one-ToR topology (its only router)."""
+    return router_config(topology, topology.routers()[0].name)
+
+
+def router_config(topology: Topology, name: str) -> str:
+    """bird2 on a router: one eBGP session per worker below it (the control node speaks no BGP) and, on a
+    leaf, per spine above; what it learns into its kernel table. In a fabric: equal paths merged (ECMP),
+    a leaf's connected node links announced upwards (the control node's address is one), and, with
+    `bfd`, BFD on every session."""
+    router = topology.router(name)
+    fabric = topology.is_fabric()
+    sessions = topology.bgp_sessions(name)
+    if sessions:
+        first, _ = sessions[0]
+        router_id = first.upper_ip if first.upper == name else first.lower_ip
+    else:
+        router_id = (topology.downlinks(name) or topology.uplinks(name))[0].upper_ip
+    lines = [f"router id {router_id};", "log stderr all;", "protocol device { scan time 10; }"]
+    if router.tier == "leaf":
+        lines.append('protocol direct { ipv4; interface "to-*"; }')  # its node links, for the rest of the fabric
+    lines += [
         "protocol kernel {",
-        "  ipv4 { import none; export where source = RTS_BGP; };",  # pod CIDRs into the ToR's kernel table
+        "  ipv4 { import none; export where source = RTS_BGP; };",  # pod CIDRs into the router's kernel table
+        *(["  merge paths on;"] if fabric else []),  # ECMP: every equal path into one multipath route
         "}",
     ]
-    for link in links:
+    if topology.bfd is not None:
+        interval, multiplier = topology.bfd.interval_ms, topology.bfd.multiplier
         lines += [
-            f"protocol bgp {link.node} {{",
-            f"  local {link.tor_ip} as {TOR_ASN};",
-            f"  neighbor {link.node_ip} as {topology.node_asn(link.index)};",
+            "protocol bfd {",
+            f'  interface "to-*" {{ min rx interval {interval} ms; min tx interval {interval} ms; '
+            f"multiplier {multiplier}; }};",
+            "}",
+        ]
+    for link, peer in sessions:
+        below = link.upper == name
+        local, remote = (link.upper_ip, link.lower_ip) if below else (link.lower_ip, link.upper_ip)
+        if below and not link.lower_is_router:
+            export = "none"  # a node learns nothing (its agent imports nothing)
+        elif below:
+            export = "where source = RTS_BGP"  # a spine: everything it learned, to every leaf
+        else:
+            export = "where source = RTS_BGP || source = RTS_DEVICE"  # a leaf: its nodes' routes and links, up
+        lines += [
+            f"protocol bgp {peer} {{",
+            f"  local {local} as {router.asn};",
+            f"  neighbor {remote} as {topology.asn(peer)};",
             "  hold time 9; keepalive time 3;",
             # bird's defaults make a reconnect wait ~73 s; seconds are what a lab needs
             "  connect retry time 3; error wait time 1, 10; error forget time 10;",
-            "  ipv4 { import all; export none; };",
+            *(["  bfd on;"] if topology.bfd is not None else []),
+            f"  ipv4 {{ import all; export {export}; }};",
             "}",
         ]
     return "\n".join(lines) + "\n"

@@ -26,6 +26,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class FieldError(ValueError):
+    """A model validator's error about one field: `where` is its path below the model
+    (`("nodes", 3, "uplinks")`), so the message names the field, not the top level."""
+
+    def __init__(self, where: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.where = where
+
+
 def field_names(model: type[BaseModel]) -> list[str]:
     """What a file may say in this model (aliases where they are set)."""
     return [info.alias or name for name, info in model.model_fields.items()]
@@ -89,7 +98,7 @@ def describe_errors(
 ) -> list[str]:
     lines = []
     for e in err.errors():
-        loc = tuple(e["loc"])
+        loc = tuple(e["loc"]) + tuple(getattr(e.get("ctx", {}).get("error"), "where", ()))
         if e["type"] == "extra_forbidden" and loc:
             message = suggestion(model, loc)
         else:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from podnet.bgp.bird import WATCH_INTERVAL_S, BGPConfig, BGPError, BirdSpeaker
+from podnet.bgp.bird import WATCH_INTERVAL_S, BGPConfig, BGPError, BirdSpeaker, Peer
 
 FAKE_BIRD = """#!/bin/sh
 # bird -p -c CONF: check the config; bird -f -c CONF -s CTL -P PID: run in the foreground
@@ -31,7 +31,7 @@ def speaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BirdSpe
     (bin_dir / "bird").write_text(FAKE_BIRD)
     (bin_dir / "bird").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    s = BirdSpeaker(BGPConfig("192.168.50.2", 65001, "192.168.50.1", 65000), "10.20.30.0/26", tmp_path / "bgp")
+    s = BirdSpeaker(BGPConfig("192.168.50.2", 65001, (Peer("192.168.50.1", 65000),)), "10.20.30.0/26", tmp_path / "bgp")
     s.start()
     try:
         yield s

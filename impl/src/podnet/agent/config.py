@@ -15,6 +15,8 @@ from podnet.ipam.cidr import parse_address, parse_cidr
 
 DEFAULT_SOCKET = "/var/run/podnet/podnet.sock"
 DEFAULT_STORE = "sqlite:///var/lib/podnet/state.db"
+# The BPF maps a topology may size (bpf_map_entries), each with its least size.
+BPF_MAPS = {"endpoints": 16, "policy": 16, "ipcache": 16, "counters": 16, "events": 4096}
 
 
 class ConfigError(PodnetError):
@@ -64,16 +66,79 @@ class AgentConfig(BaseModel):
         description="where a pod's network namespace may be (absolute glob patterns: `*` is one path "
         "component, `**` any number); a netns elsewhere is refused",
     )
-    bgp_peer: str | None = Field(default=None, description="announce the pod CIDR to this router over BGP")
+    bgp_peer: str | list[str] | None = Field(
+        default=None, description="announce the pod CIDR to this router over BGP (a list: to each, e.g. two leaves)"
+    )
     bgp_asn: int = Field(default=65001, ge=1, le=4294967295)
-    bgp_peer_asn: int = Field(default=65000, ge=1, le=4294967295)
+    bgp_peer_asn: int | list[int] = Field(
+        default=65000, description="the peers' AS: one for every peer, or a list with one per peer, in order"
+    )
+    bgp_announce_node_ip: bool = Field(
+        default=False,
+        description="announce node_ip/32 too (a node IP on lo, not on a link: a dual-homed node); each session "
+        "then speaks from its link's own address",
+    )
+    bgp_bfd_interval_ms: int | None = Field(
+        default=None, ge=10, le=10000, description="BFD on every BGP session at this interval (none: no BFD)"
+    )
+    bgp_bfd_multiplier: int = Field(default=3, ge=2, le=255, description="BFD packets missed before a session is down")
+    bpf_map_entries: dict[str, int] = Field(
+        default_factory=dict,
+        description="BPF map sizes (endpoints, policy, ipcache, counters: max entries; events: ring buffer bytes); "
+        "unset ones keep the program's own. Flag form: NAME=N, repeated",
+    )
+
+    @field_validator("bpf_map_entries", mode="before")
+    @classmethod
+    def _map_pairs(cls, value: Any) -> Any:
+        """The flag form: ["endpoints=256", ...]."""
+        if not isinstance(value, list):
+            return value
+        pairs: dict[str, Any] = {}
+        for item in value:
+            name, sep, number = str(item).partition("=")
+            if not sep or not number.strip().isdigit():
+                raise ValueError(f"{item!r} is not NAME=N (e.g. endpoints=256)")
+            pairs[name.strip()] = int(number)
+        return pairs
+
+    @field_validator("bpf_map_entries")
+    @classmethod
+    def _map_sizes(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, size in value.items():
+            if name not in BPF_MAPS:
+                raise ValueError(f"no BPF map {name!r} (maps: {', '.join(BPF_MAPS)})")
+            if size < BPF_MAPS[name]:
+                raise ValueError(f"{name}: {size} is below the least size, {BPF_MAPS[name]}")
+            if name == "events" and size & (size - 1):
+                raise ValueError(f"events: {size} is not a power of 2 (a ring buffer's size is)")
+        return value
+
+    def bgp_peers(self) -> list[tuple[str, int]]:
+        """(address, AS) of every BGP peer."""
+        peers = [self.bgp_peer] if isinstance(self.bgp_peer, str) else list(self.bgp_peer or [])
+        asns = [self.bgp_peer_asn] if isinstance(self.bgp_peer_asn, int) else list(self.bgp_peer_asn)
+        if len(asns) == 1:
+            asns = asns * len(peers)
+        return list(zip(peers, asns, strict=True))
 
     @model_validator(mode="after")
     def _bgp(self) -> AgentConfig:
-        if self.bgp_peer is not None:
-            parse_address(self.bgp_peer, what="BGP peer")
-            if self.node_ip is None:
-                raise ValueError("bgp_peer needs node_ip (the BGP next hop for the pod CIDR)")
+        peers = [self.bgp_peer] if isinstance(self.bgp_peer, str) else list(self.bgp_peer or [])
+        asns = [self.bgp_peer_asn] if isinstance(self.bgp_peer_asn, int) else list(self.bgp_peer_asn)
+        if len(asns) not in (1, len(peers)) or not asns:
+            raise ValueError(
+                f"bgp_peer_asn: give one AS for every peer or one per peer ({len(peers)} peers, {len(asns)} AS numbers)"
+            )
+        for asn in asns:
+            if not 1 <= asn <= 4294967295:
+                raise ValueError(f"bgp_peer_asn: {asn} is not an AS number (1–4294967295)")
+        if len(set(peers)) != len(peers):
+            raise ValueError(f"bgp_peer: a peer is given twice ({', '.join(peers)})")
+        for peer in peers:
+            parse_address(peer, what="BGP peer")
+        if peers and self.node_ip is None:
+            raise ValueError("bgp_peer needs node_ip (the BGP next hop for the pod CIDR)")
         if self.node_ip is not None:
             parse_address(self.node_ip, what="node IP")
         if self.ipam_mode == "operator" and self.node_ip is None and self.pod_cidr is None:

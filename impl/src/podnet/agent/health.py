@@ -85,15 +85,24 @@ class Health:
         if self.speaker is not None:
             status = self.bgp_status()
             established = [p for p in status.peers if p.session == "Established"]
-            message = (
-                f"session to {self.config.bgp_peer} established, announcing {', '.join(status.routes)}"
-                if established
-                else status.message
-                or f"session to {self.config.bgp_peer}: " + ", ".join(p.session for p in status.peers)
-            )
+            peers = [address for address, _ in self.config.bgp_peers()]
+            everyone = bool(status.peers) and len(established) == len(status.peers)
+            if len(peers) == 1:
+                message = (
+                    f"session to {peers[0]} established, announcing {', '.join(status.routes)}"
+                    if established
+                    else status.message or f"session to {peers[0]}: " + ", ".join(p.session for p in status.peers)
+                )
+            else:  # several peers (a dual-homed node): ok only while every session is up
+                sessions = ", ".join(f"{p.peer_ip} {p.session}" for p in status.peers)
+                message = status.message or (
+                    f"sessions: {sessions}; announcing {', '.join(status.routes) or 'nothing'}"
+                    if established
+                    else f"sessions: {sessions}"
+                )
             note = self.speaker.note()  # e.g. the speaker was killed and started again
             bgp = ComponentHealth(
-                state="ok" if established else "degraded", message=f"{message} ({note})" if note else message
+                state="ok" if everyone else "degraded", message=f"{message} ({note})" if note else message
             )
         quarantined = [QuarantinedRecord(key=r.key, reason=r.reason) for r in self.quarantine.records()]
         worst = "degraded" if quarantined else "ok"

@@ -48,7 +48,7 @@ from podnet.api.models import (
     PolicyDeleted,
     PolicyState,
 )
-from podnet.bgp.bird import BGPConfig, BirdSpeaker
+from podnet.bgp.bird import BGPConfig, BirdSpeaker, Peer
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.protocol import BpfAccess, Datapath
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator, parse_cidr
@@ -92,8 +92,15 @@ class Agent:
         self.monitor = Monitor(self.bpf_views.describe_event, bpf.set_trace if bpf is not None else None)
         self.last_restore = RestoreReport()
         self.speaker: BirdSpeaker | None = None
-        if config.bgp_peer and config.node_ip:
-            bgp = BGPConfig(config.node_ip, config.bgp_asn, config.bgp_peer, config.bgp_peer_asn)
+        if config.bgp_peers() and config.node_ip:
+            bgp = BGPConfig(
+                config.node_ip,
+                config.bgp_asn,
+                tuple(Peer(address, asn) for address, asn in config.bgp_peers()),
+                announce_node_ip=config.bgp_announce_node_ip,
+                bfd_interval_ms=config.bgp_bfd_interval_ms,
+                bfd_multiplier=config.bgp_bfd_multiplier,
+            )
             self.speaker = BirdSpeaker(bgp, str(self.ipam.pod_cidr), Path(config.socket).parent / "bgp")
         self.health = Health(
             config, store, datapath, self.status, self.pool, self.ipam, self.endpoints, self.speaker, self.quarantine
@@ -132,9 +139,8 @@ class Agent:
             bpf.start_events(self.monitor.publish)
         if self.speaker is not None:
             self.speaker.start()
-            log.info(
-                "announcing %s to %s (AS %d) over BGP", self.pod_cidr, self.config.bgp_peer, self.config.bgp_peer_asn
-            )
+            peers = ", ".join(f"{address} (AS {asn})" for address, asn in self.config.bgp_peers())
+            log.info("announcing %s to %s over BGP", self.pod_cidr, peers)
         log.info(
             "node %s: pod CIDR %s, router IP %s; %s",
             self.config.node_name,

@@ -1,8 +1,9 @@
 """A bird2 BGP speaker owned by the agent.
 
 The agent writes a bird configuration that holds the node's pod CIDR as a
-static route inside bird only (never in the kernel) and exports it over one
-BGP session to the ToR with the node's underlay IP as next hop; it starts
+static route inside bird only (never in the kernel) and exports it over a
+BGP session to each peer (the ToR; a dual-homed node's two leaves, with its
+node IP /32 too) with the session's own address as next hop; it starts
 `bird -f` as a child and stops it when the agent stops, which closes the
 session and makes the ToR withdraw the route. Timers are short so a lost
 session comes back in seconds (bird's defaults wait ~73 s).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from podnet.errors import PodnetError
 
-CONFIG = """\
+HEAD = """\
 # Written by podnet-agent; rewritten on every start.
 router id {node_ip};
 log stderr all;
@@ -33,20 +34,35 @@ protocol static podnet_pod_cidr {{
   ipv4;
   route {pod_cidr} blackhole;
 }}
+"""
 
-protocol bgp tor {{
+NODE_IP = """
+protocol static podnet_node_ip {{
+  ipv4;
+  route {node_ip}/32 blackhole;
+}}
+"""
+
+BFD = """
+protocol bfd {{
+  interface "*" {{ min rx interval {interval} ms; min tx interval {interval} ms; multiplier {multiplier}; }};
+}}
+"""
+
+SESSION = """
+protocol bgp {name} {{
   description "top-of-rack router";
-  local {node_ip} as {asn};
+  local {local}as {asn};
   neighbor {peer_ip} as {peer_asn};
   hold time 9;
   keepalive time 3;
   connect delay time 1;
   connect retry time 3;
   error wait time 1, 10;
-  error forget time 10;
+  error forget time 10;{bfd}
   ipv4 {{
     import none;
-    export where proto = "podnet_pod_cidr";
+    export where {export};
     next hop self;
   }};
 }}
@@ -71,11 +87,47 @@ def exit_text(returncode: int) -> str:
 
 
 @dataclass(frozen=True)
+class Peer:
+    address: str
+    asn: int
+
+
+@dataclass(frozen=True)
 class BGPConfig:
+    """What the speaker announces, to whom. One peer (a ToR): sessions named `tor`, spoken from the node
+    IP. Several (a dual-homed node's leaves): `tor1`, `tor2`, … With `announce_node_ip` the node IP is
+    a /32 of its own (on lo), announced too, and each session speaks from its link's address;
+    either way the next hop is the session's own address (next hop self)."""
+
     node_ip: str
     asn: int
-    peer_ip: str
-    peer_asn: int
+    peers: tuple[Peer, ...]
+    announce_node_ip: bool = False
+    bfd_interval_ms: int | None = None  # BFD on every session, when set
+    bfd_multiplier: int = 3
+
+    def names(self) -> list[str]:
+        return ["tor"] if len(self.peers) == 1 else [f"tor{i + 1}" for i in range(len(self.peers))]
+
+    def render(self, pod_cidr: str) -> str:
+        text = HEAD.format(node_ip=self.node_ip, pod_cidr=pod_cidr)
+        export = 'proto = "podnet_pod_cidr"'
+        if self.announce_node_ip:
+            text += NODE_IP.format(node_ip=self.node_ip)
+            export += ' || proto = "podnet_node_ip"'
+        if self.bfd_interval_ms is not None:
+            text += BFD.format(interval=self.bfd_interval_ms, multiplier=self.bfd_multiplier)
+        for name, peer in zip(self.names(), self.peers, strict=True):
+            text += SESSION.format(
+                name=name,
+                local="" if self.announce_node_ip else f"{self.node_ip} ",
+                asn=self.asn,
+                peer_ip=peer.address,
+                peer_asn=peer.asn,
+                bfd="\n  bfd on;" if self.bfd_interval_ms is not None else "",
+                export=export,
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -132,7 +184,7 @@ class BirdSpeaker:
         if binary is None:
             raise BGPError("bird not found: install Debian's bird2 to announce the pod CIDR over BGP")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONFIG.format(pod_cidr=self.pod_cidr, **self.config.__dict__))
+        self.conf.write_text(self.config.render(self.pod_cidr))
         check = subprocess.run([binary, "-p", "-c", str(self.conf)], capture_output=True, text=True)
         if check.returncode != 0:
             raise BGPError(f"bird rejected {self.conf}: {check.stderr.strip()}")
@@ -195,20 +247,24 @@ class BirdSpeaker:
         if not self.running():
             died = f" ({self.last_exit or exit_text(self.proc.returncode)})" if self.proc is not None else ""
             raise BGPError(f"the BGP speaker (bird) is not running{died}; the agent starts it again")
-        return [parse_protocol(self.birdc("show", "protocols", "all", "tor"), self.config)]
+        return [
+            parse_protocol(self.birdc("show", "protocols", "all", name), name, peer)
+            for name, peer in zip(self.config.names(), self.config.peers, strict=True)
+        ]
 
     def routes(self) -> list[str]:
-        out = self.birdc("show", "route", "export", "tor")
+        """What is announced (the same on every session)."""
+        out = self.birdc("show", "route", "export", self.config.names()[0])
         return [line.split()[0] for line in out.splitlines() if re.match(r"^\d+\.\d+\.\d+\.\d+/\d+", line)]
 
 
-def parse_protocol(text: str, config: BGPConfig) -> PeerState:
-    """`birdc show protocols all tor` → state, BGP session state, exported route count."""
+def parse_protocol(text: str, name: str, peer: Peer) -> PeerState:
+    """`birdc show protocols all NAME` → state, BGP session state, exported route count."""
     state = session = since = "unknown"
     exported = 0
     for line in text.splitlines():
         fields = line.split()
-        if fields and fields[0] == "tor" and len(fields) >= 6:
+        if fields and fields[0] == name and len(fields) >= 6:
             state, since = fields[3], fields[4]
             session = fields[5]
         match = re.search(r"Routes:\s+\d+ imported,\s+(\d+) exported", line)
@@ -217,4 +273,4 @@ def parse_protocol(text: str, config: BGPConfig) -> PeerState:
         match = re.search(r"BGP state:\s+(\S+)", line)
         if match:
             session = match.group(1)
-    return PeerState("tor", config.peer_ip, config.peer_asn, state, session, since, exported)
+    return PeerState(name, peer.address, peer.asn, state, session, since, exported)

@@ -3,7 +3,8 @@
 podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
              [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
              [--router-ip IP] [--mtu N] [--datapath bpf|routes] [--bpf-pin-dir DIR]
-             [--netns-path PATTERN ...]
+             [--netns-path PATTERN ...] [--node-ip IP] [--bgp-peer IP ...] [--bgp-peer-asn N ...]
+             [--bgp-asn N] [--bgp-announce-node-ip] [--bgp-bfd-interval-ms MS] [--bpf-map-entries NAME=N ...]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class BpfPreload:
             from podnet.datapath.bpf.loader import BpfObject
 
             path = Path(config.bpf_object) if config.bpf_object else object_file()
-            self.loaded = BpfObject(path, Path(config.pin_dir))
+            self.loaded = BpfObject(path, Path(config.pin_dir), config.bpf_map_entries)
         except BaseException as err:  # handed to make_datapath, which falls back to routes
             self.error = err
 
@@ -80,9 +81,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="without an operator: remove identities no endpoint used for this long (default 600)",
     )
     p.add_argument("--node-ip", metavar="IP", help="this node's underlay IP (the BGP next hop)")
-    p.add_argument("--bgp-peer", metavar="IP", help="announce the pod CIDR to this router (bird2 speaker)")
+    p.add_argument(
+        "--bgp-peer", action="append", metavar="IP", help="announce the pod CIDR to this router (bird2; repeat: each)"
+    )
     p.add_argument("--bgp-asn", type=int, metavar="N", help="this node's AS (default 65001)")
-    p.add_argument("--bgp-peer-asn", type=int, metavar="N", help="the router's AS (default 65000)")
+    p.add_argument(
+        "--bgp-peer-asn",
+        type=int,
+        action="append",
+        metavar="N",
+        help="the routers' AS (default 65000): once for all, or once per --bgp-peer, in order",
+    )
+    p.add_argument(
+        "--bgp-announce-node-ip",
+        action="store_const",
+        const=True,
+        help="announce the node IP (a /32 on lo: a dual-homed node) too; sessions speak from their links' addresses",
+    )
+    p.add_argument("--bgp-bfd-interval-ms", type=int, metavar="MS", help="BFD on every BGP session at this interval")
+    p.add_argument("--bgp-bfd-multiplier", type=int, metavar="N", help="BFD packets missed before down (default 3)")
+    p.add_argument(
+        "--bpf-map-entries",
+        action="append",
+        metavar="NAME=N",
+        help="size a BPF map (endpoints, policy, ipcache, counters: entries; events: bytes); repeat",
+    )
     p.add_argument(
         "--ipam-mode",
         choices=["local", "operator"],
@@ -178,7 +201,9 @@ def make_datapath(config: AgentConfig, preload: BpfPreload | None = None) -> tup
     try:
         obj = Path(config.bpf_object) if config.bpf_object else None
         loaded = preload.get() if preload is not None else None
-        bpf = BpfDatapath(pin_dir=Path(config.pin_dir), mtu=config.mtu, obj=obj, loaded=loaded)
+        bpf = BpfDatapath(
+            pin_dir=Path(config.pin_dir), mtu=config.mtu, obj=obj, loaded=loaded, map_sizes=config.bpf_map_entries
+        )
     except (PodnetError, OSError) as err:
         reason = f"eBPF datapath unavailable, using routes: {err}"
         detail = getattr(err, "verifier_log", "")

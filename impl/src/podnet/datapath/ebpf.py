@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from podnet import timing
@@ -56,13 +56,22 @@ log = logging.getLogger("podnet.datapath.bpf")
 class BpfDatapath(VethDatapath):
     mode = "bpf"
 
-    def __init__(self, *, pin_dir: Path, mtu: int = 1500, obj: Path | None = None, loaded: BpfObject | None = None):
-        """`loaded`: the object, already loaded and pinned in `pin_dir` (the agent loads it early)."""
+    def __init__(
+        self,
+        *,
+        pin_dir: Path,
+        mtu: int = 1500,
+        obj: Path | None = None,
+        loaded: BpfObject | None = None,
+        map_sizes: Mapping[str, int] | None = None,
+    ):
+        """`loaded`: the object, already loaded and pinned in `pin_dir` (the agent loads it early);
+        `map_sizes`: max entries per map when this loads it."""
         super().__init__(mtu=mtu)
         self.pod_cidr: ipaddress.IPv4Network | None = None
         self.pin_dir = pin_dir
         try:
-            self.obj = loaded or BpfObject(obj or object_file(), pin_dir)
+            self.obj = loaded or BpfObject(obj or object_file(), pin_dir, map_sizes)
         except BaseException:
             super().close()
             raise

@@ -63,6 +63,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__name": (c_char_p, [c_void_p]),
     "bpf_map__fd": (c_int, [c_void_p]),
     "bpf_map__set_pin_path": (c_int, [c_void_p, c_char_p]),
+    "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
+    "bpf_map__max_entries": (c_uint32, [c_void_p]),
     "bpf_map__key_size": (c_uint32, [c_void_p]),
     "bpf_map__value_size": (c_uint32, [c_void_p]),
     "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from podnet.datapath.bpf import libbpf
@@ -54,9 +55,12 @@ def ensure_bpffs(root: Path = BPF_FS) -> None:
 class BpfObject:
     """A loaded BPF object: its programs' fds and its maps."""
 
-    def __init__(self, path: Path, pin_dir: Path | None = None):
+    def __init__(self, path: Path, pin_dir: Path | None = None, map_sizes: Mapping[str, int] | None = None):
+        """`map_sizes`: max entries per map, by name without `pn_` (a lab of many nodes on one
+        machine makes its maps small: the program's own sizes cost ~40 MB, preallocated)."""
         self.path = path
         self.pin_dir = pin_dir
+        self.map_sizes = dict(map_sizes or {})
         self._lib = libbpf.lib()
         if not path.exists():
             raise BpfLoadError(f"BPF object {path} does not exist")
@@ -91,6 +95,13 @@ class BpfObject:
         return self._walk("map")
 
     def _prepare(self) -> None:
+        maps = dict(self._maps())
+        for short, size in self.map_sizes.items():
+            m = maps.get(f"pn_{short}")
+            if m is None:
+                known = ", ".join(n.removeprefix("pn_") for n in maps if not n.startswith("."))
+                raise BpfLoadError(f"BPF object {self.path.name} has no map {short!r} to size (maps: {known})")
+            libbpf.check(self._lib.bpf_map__set_max_entries(m, size), f"sizing map pn_{short} to {size}")
         for name, prog in self._programs():
             log = ctypes.create_string_buffer(LOG_SIZE)
             self._logs[name] = log
