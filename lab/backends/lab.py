@@ -42,13 +42,23 @@ class BaseLab(ABC, Generic[N]):
     timings: list[Timing] = field(default_factory=list)
     up_seconds: float = 0.0
     node_info: dict[str, dict[str, str]] = field(default_factory=dict)  # worker -> pod_cidr, router_ip
-    tor: N = field(init=False)
+    routers: Mapping[str, N] = field(init=False)  # the ToR, or a fabric's spines and leaves
     nodes: Mapping[str, N] = field(init=False)
     _up_started: float = field(default=0.0, init=False, repr=False)
 
     @property
     def root(self) -> Path:
         return LABS / self.run_id
+
+    @property
+    def tor(self) -> N:
+        """The first router: the ToR of a one-ToR topology (a fabric's first spine)."""
+        return next(iter(self.routers.values()))
+
+    @tor.setter
+    def tor(self, node: Any) -> None:
+        """A one-ToR lab's routers: its ToR."""
+        self.routers = {node.name: node}
 
     @property
     def control(self) -> N | None:
@@ -60,16 +70,16 @@ class BaseLab(ABC, Generic[N]):
         return {w.name: self.nodes[w.name] for w in self.topology.workers()}
 
     def all_nodes(self) -> Iterator[N]:
-        yield self.tor
+        yield from self.routers.values()
         yield from self.nodes.values()
 
     def node(self, name: str) -> N:
-        if name == self.tor.name:
-            return self.tor
+        if name in self.routers:
+            return self.routers[name]
         try:
             return self.nodes[name]
         except KeyError:
-            raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([self.tor.name, *self.nodes])})") from None
+            raise LabError(f"no node {name!r} in this lab (nodes: {', '.join([*self.routers, *self.nodes])})") from None
 
     # -- the backend's part ---------------------------------------------------------------
     @property
@@ -182,7 +192,9 @@ class BaseLab(ABC, Generic[N]):
             wait_for(partial(settled, node), timeout_s, f"a pod CIDR (or a reason) for {node.name}")
 
     def _wait_for_bgp(self, timeout_s: float = 60.0) -> None:
-        """The ToR's kernel routes every pod CIDR via its node (learned over BGP); records them."""
+        """Every router's kernel routes every pod CIDR over every equal path (learned over BGP: via the
+        node from its ToR or leaves, via the spines from other leaves, via the node's leaves from a spine);
+        records the pod CIDRs."""
         from podnet.errors import PodnetError
 
         self.node_info = {}
@@ -193,14 +205,30 @@ class BaseLab(ABC, Generic[N]):
                 continue
             if info.get("pod-cidrs"):
                 self.node_info[name] = {"pod_cidr": info["pod-cidrs"][0], "router_ip": info["router-ip"]}
-        expected = {info["pod_cidr"]: self.topology.node_ip(name) for name, info in self.node_info.items()}
+        expected = {
+            router: {info["pod_cidr"]: self.topology.next_hops(router, name) for name, info in self.node_info.items()}
+            for router in self.routers
+        }
+        pending = dict(expected)
 
         def present() -> bool:
-            table = self.tor.cmd("ip", "route", "show", "proto", "bird").stdout
-            return all(f"{cidr} via {ip} " in table for cidr, ip in expected.items())
+            for router, want in list(pending.items()):
+                table = bird_routes(self.routers[router])
+                if any(table.get(cidr) != hops for cidr, hops in want.items()):
+                    return False
+                del pending[router]
+            return True
 
-        missing = ", ".join(f"{c} via {ip}" for c, ip in expected.items())
-        wait_for(present, timeout_s, f"BGP routes on {self.tor.name}: {missing}", interval_s=0.1)
+        def missing() -> str:
+            return "; ".join(
+                f"{router}: " + ", ".join(f"{c} via {'+'.join(sorted(h))}" for c, h in want.items())
+                for router, want in pending.items()
+            )
+
+        try:
+            wait_for(present, timeout_s, "BGP routes", interval_s=0.1)
+        except NodeError:
+            raise NodeError(f"timed out after {timeout_s:.0f}s waiting for BGP routes on {missing()}") from None
 
     # -- processes ------------------------------------------------------------------------------
     def start_process(self, node: str, name: str) -> None:
@@ -251,7 +279,9 @@ class BaseLab(ABC, Generic[N]):
         for node in self.all_nodes():
             role = self.topology.role(node.name)
             underlay: str | list[str] = (
-                [link.tor_ip for link in self.topology.links()] if role == "tor" else self.topology.node_ip(node.name)
+                router_addresses(self.topology, node.name)
+                if role in ("tor", "leaf", "spine")
+                else self.topology.node_ip(node.name)
             )
             pod_cidr, agent = None, None
             if role == "worker":
@@ -284,6 +314,26 @@ class BaseLab(ABC, Generic[N]):
 
 
 AnyLab = BaseLab[LabNode]  # a lab on any backend
+
+
+def router_addresses(topology: Topology, name: str) -> list[str]:
+    """A router's underlay addresses, one per link (below, then above)."""
+    return [link.upper_ip for link in topology.downlinks(name)] + [link.lower_ip for link in topology.uplinks(name)]
+
+
+DOWN = {"dead", "linkdown"}  # a next hop the kernel does not use (its link is down)
+
+
+def bird_routes(node: LabNode) -> dict[str, set[str]]:
+    """A node's routes from bird (proto bird) in its main table: prefix -> next hops (ECMP: several)."""
+    out = node.cmd("ip", "-j", "route", "show", "proto", "bird").stdout
+    table: dict[str, set[str]] = {}
+    for route in json.loads(out or "[]"):
+        dst = route.get("dst", "")
+        hops = [route] if "gateway" in route else route.get("nexthops", [])
+        gateways = {str(hop["gateway"]) for hop in hops if "gateway" in hop and not DOWN & set(hop.get("flags", []))}
+        table[dst if "/" in dst or dst == "default" else f"{dst}/32"] = gateways
+    return table
 
 
 def recorded_labs() -> list[str]:

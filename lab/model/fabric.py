@@ -120,6 +120,16 @@ def asn(topology: Topology, name: str) -> int:
     return _first_node_asn(topology) + index
 
 
+def next_hops(topology: Topology, router: str, node: str) -> set[str]:
+    direct = {link.lower_ip for link in topology.downlinks(router) if link.lower == node}
+    if direct:
+        return direct
+    if topology.router(router).tier == "spine":
+        leaves = {link.upper for link in topology.uplinks(node)}
+        return {link.lower_ip for link in topology.downlinks(router) if link.lower in leaves}
+    return {link.upper_ip for link in topology.uplinks(router)}
+
+
 def _first_node_asn(topology: Topology) -> int:
     return max(r.asn for r in topology.routers()) + 1
 

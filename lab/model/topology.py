@@ -236,6 +236,11 @@ class Topology(Strict):
         """The AS of a router or node."""
         return fabric.asn(self, name)
 
+    def next_hops(self, router: str, node: str) -> set[str]:
+        """Where a converged router sends a worker's pod CIDR (every equal path): to the node itself
+        (its ToR, its leaves), to every spine (other leaves), to the node's leaves (a spine)."""
+        return fabric.next_hops(self, router, node)
+
     def bgp_sessions(self, router: str) -> list[tuple[Link, str]]:
         """A router's BGP sessions, as (link, the peer's name): its workers below, its spines above
         (the control node speaks no BGP)."""
