@@ -68,7 +68,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         console.print(f"lab {lab.run_id} ({lab.topology.name}, {lab.backend}) is already up")
         return 0
     console.print(
-        f"lab {lab.run_id} ({lab.backend}) is up in {lab.up_seconds:.1f}s: ToR {lab.tor.name}, nodes {', '.join(lab.nodes)}"
+        f"lab {lab.run_id} ({lab.backend}) is up in {lab.up_seconds:.1f}s: "
+        f"{'routers' if len(lab.routers) > 1 else 'ToR'} {', '.join(lab.routers)}, nodes {', '.join(lab.nodes)}"
     )
     for t in lab.timings:
         console.print(f"  {t.start:6.2f}s +{t.seconds:6.2f}s  {t.what}")

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from lab.backends import registry
 from lab.backends.base import LabError, Progress
-from lab.backends.lab import AnyLab
+from lab.backends.lab import AnyLab, router_addresses
 from lab.model.topology import Topology
 from lab.report import write_run, write_topology
 from lab.scenario import state
@@ -49,11 +49,12 @@ class Run:
 
 
 def summary(lab: AnyLab, *, reused: bool = False) -> LabSummary:
-    links = {link.node: link for link in lab.topology.links()}
+    links = lab.topology.links()
     nodes = []
     for node in lab.all_nodes():
         role = lab.topology.role(node.name)
-        underlay = ", ".join(link.tor_ip for link in links.values()) if role == "tor" else links[node.name].node_ip
+        routed = role in ("tor", "leaf", "spine")
+        underlay = ", ".join(router_addresses(lab.topology, node.name)) if routed else lab.topology.node_ip(node.name)
         info = lab.node_info.get(node.name, {})
         nodes.append(NodeSummary(node.name, role, node.where, underlay, info.get("pod_cidr", "")))
     return LabSummary(
@@ -62,7 +63,7 @@ def summary(lab: AnyLab, *, reused: bool = False) -> LabSummary:
         backend=lab.backend,
         tor=lab.tor.name,
         nodes=nodes,
-        links=[LinkSummary(link.node, link.tor_ip, link.node_ip, link.subnet) for link in links.values()],
+        links=[LinkSummary(link.lower, link.upper_ip, link.lower_ip, link.subnet, link.upper) for link in links],
         timings=[(t.what, t.start, t.seconds) for t in lab.timings],
         up_seconds=lab.up_seconds,
         reused=reused,

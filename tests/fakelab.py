@@ -150,7 +150,7 @@ class FakeLab(BaseLab[FakeNode]):
     stopped: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.tor = FakeNode(self.topology.tor.name, self.scratch)
+        self.routers = {r.name: FakeNode(r.name, self.scratch) for r in self.topology.routers()}
         self.nodes = {n.name: FakeNode(n.name, self.scratch) for n in self.topology.nodes}
 
     @property
@@ -209,5 +209,6 @@ def fake_lab(tmp_path: Path, topology: str = "default") -> FakeLab:
     if control is not None:
         for process in ("etcd", "podnet-operator"):
             control.states[process] = ProcessState(process, True, 100)
-    lab.tor.states["bird"] = ProcessState("bird", True, 100)
+    for router in lab.routers.values():
+        router.states["bird"] = ProcessState("bird", True, 100)
     return lab

@@ -139,7 +139,8 @@ class BaseLab(ABC, Generic[N]):
             if self.control is not None:
                 with self.step("pod CIDRs from podnet-operator", report):
                     self._wait_for_pod_cidrs()
-            with self.step("BGP: every pod CIDR routed by the ToR", report):
+            where = "every router, over every equal path" if self.topology.is_fabric() else "the ToR"
+            with self.step(f"BGP: every pod CIDR routed by {where}", report):
                 self._wait_for_bgp()
         except BaseException:
             self.save()

@@ -24,7 +24,9 @@ class NodeStatus(BaseModel):
     name: str
     role: Literal["tor", "leaf", "spine", "worker", "control"]
     where: str = Field(description="where the node lives, e.g. 'netns pn-1a2b3c-node1' or 'VM node1 (ssh)'")
-    underlay_ip: str | list[str] = Field(description="the node's underlay address (its node IP); a router's, one per link")
+    underlay_ip: str | list[str] = Field(
+        description="the node's underlay address (its node IP); a router's, one per link"
+    )
     pod_cidr: str | None = Field(description="a worker's pod CIDR (None while it has none)")
     processes: list[ProcessStatus]
     agent: AgentStatus | None = Field(description="a worker's agent health; None for the ToR and control node")

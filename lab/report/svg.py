@@ -11,7 +11,10 @@ CALL_ARROW = "#7a3fc8"
 
 
 def topology(lab: LabSummary) -> str:
-    """The ToR on top, every node below with its role, underlay address and pod CIDR (or its services)."""
+    """The ToR on top, every node below with its role, underlay address and pod CIDR (or its services);
+    a fabric in tiers (fabric())."""
+    if any(n.role in ("leaf", "spine") for n in lab.nodes):
+        return fabric(lab)
     nodes = [n for n in lab.nodes if n.role != "tor"]
     subnets = {link.node: link.subnet for link in lab.links}
     width = max(360, 200 * len(nodes))
@@ -33,6 +36,48 @@ def topology(lab: LabSummary) -> str:
             f'<text x="{x}" y="177" text-anchor="middle" fill="{stroke}">{esc(node.role)}</text>',
             f'<text x="{x}" y="194" text-anchor="middle">underlay {esc(node.underlay_ip)}</text>',
             f'<text x="{x}" y="211" text-anchor="middle">{esc(detail)}</text>',
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def fabric(lab: LabSummary) -> str:
+    """Spines on top, leaves below them, nodes at the bottom; a line per link."""
+    tiers = [
+        [n for n in lab.nodes if n.role == "spine"],
+        [n for n in lab.nodes if n.role == "leaf"],
+        [n for n in lab.nodes if n.role in ("worker", "control")],
+    ]
+    box_w, tops = 150, (10, 110, 230)
+    width = max(360, (box_w + 14) * max(len(t) for t in tiers))
+    where: dict[str, tuple[float, float]] = {}  # name -> (centre x, top y)
+    for tier, top in zip(tiers, tops, strict=True):
+        for i, node in enumerate(tier):
+            where[node.name] = ((i + 0.5) * width / len(tier), top)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="320" font-family="sans-serif" font-size="11">'
+    ]
+    for link in lab.links:
+        if link.node in where and link.upper in where:
+            (x1, y1), (x2, y2) = where[link.upper], where[link.node]
+            parts.append(
+                f'<line x1="{x1}" y1="{y1 + 44}" x2="{x2}" y2="{y2}" stroke="#aaa"><title>{esc(link.subnet)}</title></line>'
+            )
+    for node in (n for tier in tiers for n in tier):
+        x, y = where[node.name]
+        fill, stroke = ROLE_COLORS.get(node.role, ("#e8f0fe", "#4a6fd1"))
+        if node.role == "worker":
+            detail = f"pods {node.pod_cidr or 'none'}"
+        elif node.role == "control":
+            detail = "etcd, podnet-operator"
+        else:
+            detail = "bird2 (BGP, ECMP, BFD)"
+        parts += [
+            f'<rect x="{x - box_w / 2}" y="{y}" width="{box_w}" height="78" rx="6" fill="{fill}" stroke="{stroke}"/>',
+            f'<text x="{x}" y="{y + 16}" text-anchor="middle" font-weight="bold">{esc(node.name)}</text>',
+            f'<text x="{x}" y="{y + 31}" text-anchor="middle" fill="{stroke}">{esc(node.role)}</text>',
+            f'<text x="{x}" y="{y + 46}" text-anchor="middle">{esc(node.underlay_ip.split(",")[0])}</text>',
+            f'<text x="{x}" y="{y + 61}" text-anchor="middle">{esc(detail)}</text>',
         ]
     parts.append("</svg>")
     return "".join(parts)

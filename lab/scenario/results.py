@@ -86,7 +86,7 @@ class ScenarioRun:
 @dataclass
 class NodeSummary:
     name: str
-    role: str  # tor, control, worker
+    role: str  # tor, leaf, spine, control, worker
     where: str
     underlay_ip: str
     pod_cidr: str = ""
@@ -95,10 +95,11 @@ class NodeSummary:
 
 @dataclass
 class LinkSummary:
-    node: str
-    tor_ip: str
-    node_ip: str
+    node: str  # the lower end (a node, or a leaf below a spine)
+    tor_ip: str  # the upper end's address
+    node_ip: str  # the lower end's address
     subnet: str
+    upper: str = ""  # the upper end (the ToR, a leaf or a spine)
 
 
 @dataclass

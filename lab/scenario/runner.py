@@ -34,28 +34,29 @@ STEP_ERRORS = (StepFailed, VariableError, NodeError, LabError, ScenarioError, Ke
 
 
 def base_variables(lab: AnyLab) -> dict[str, str]:
-    """{image}, {run_id}, and per node {n.ip}, {n.tor_ip}, {n.pod_cidr}, {n.router_ip}.
+    """{image}, {run_id}, {r.name} per router, and per node {n.ip}, {n.tor_ip}, {n.pod_cidr}, {n.router_ip}.
 
     Pod CIDRs are read from the agents (they change: a node may get one late),
     or, where an agent does not answer (it may be down: a scenario can start
     it), taken from what `lab up` recorded."""
     from podnet.errors import PodnetError
 
-    variables = {"image": IMAGE, "run_id": lab.run_id, f"{lab.tor.name}.name": lab.tor.name}
+    variables = {"image": IMAGE, "run_id": lab.run_id, **{f"{r}.name": r for r in lab.routers}}
     if lab.control is not None:
         variables["store"] = lab.store_url
-    for link in lab.topology.links():
-        variables[f"{link.node}.ip"] = link.node_ip
-        variables[f"{link.node}.tor_ip"] = link.tor_ip
-        if link.node not in lab.workers:
+    for spec in lab.topology.nodes:
+        name = spec.name
+        variables[f"{name}.ip"] = lab.topology.node_ip(name)  # a dual-homed node's: its /32 on lo
+        variables[f"{name}.tor_ip"] = lab.topology.link_of(name).tor_ip  # its (first) ToR or leaf
+        if name not in lab.workers:
             continue
-        info = dict(lab.node_info.get(link.node, {}))
+        info = dict(lab.node_info.get(name, {}))
         with contextlib.suppress(PodnetError, ValueError, NodeError):
-            live = lab.nodes[link.node].agent(timeout=2).request("GET", "/v1/node")
+            live = lab.nodes[name].agent(timeout=2).request("GET", "/v1/node")
             if live.get("pod-cidrs"):
                 info = {"pod_cidr": live["pod-cidrs"][0], "router_ip": live["router-ip"]}
         for key, value in info.items():
-            variables[f"{link.node}.{key}"] = value
+            variables[f"{name}.{key}"] = value
     return variables
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
@@ -514,3 +514,117 @@ def test_check_agent_passes_and_fails(lab: FakeLab, tmp_path: Path, agent: Runni
     ).passed
     missing = check("agent", lab, tmp_path, {"node": "node1", "path": "/v1/node", "field": "nope", "equals": "x"})
     assert not missing.passed and missing.actual == "(no field nope)"
+
+
+# -- fabrics (spine-leaf) -------------------------------------------------------------------------
+ECMP_ROUTES = [
+    {
+        "dst": "50.60.70.0/26",
+        "protocol": 12,
+        "nexthops": [
+            {"gateway": "192.168.50.73", "dev": "to-spine1", "flags": []},
+            {"gateway": "192.168.50.77", "dev": "to-spine2", "flags": []},
+        ],
+    },
+    {
+        "dst": "50.60.70.64/26",
+        "protocol": 12,
+        "nexthops": [
+            {"gateway": "192.168.50.73", "dev": "to-spine1", "flags": []},
+            {"gateway": "192.168.50.77", "dev": "to-spine2", "flags": ["linkdown"]},
+        ],
+    },
+]
+
+
+def test_check_routes_gateways_names_every_equal_path(lab: FakeLab, tmp_path: Path) -> None:
+    lab.tor.on_cmd.append(lambda argv: (0, json.dumps(ECMP_ROUTES), "") if "route" in argv else None)
+    both = {"dst": "50.60.70.0/26", "gateways": ["192.168.50.77", "192.168.50.73"], "proto": "bird"}
+    result = check("routes", lab, tmp_path, {"node": "tor", "has": both})
+    assert result.passed and "nexthops via 192.168.50.73 + 192.168.50.77" in result.actual
+    # a path over a link without carrier is not a path; one next hop is not two
+    down = {"dst": "50.60.70.64/26", "gateways": ["192.168.50.73", "192.168.50.77"]}
+    assert not check("routes", lab, tmp_path, {"node": "tor", "has": down}).passed
+    one = {"dst": "50.60.70.64/26", "gateways": ["192.168.50.73"]}
+    assert check("routes", lab, tmp_path, {"node": "tor", "has": one}).passed
+    assert not check("routes", lab, tmp_path, {"node": "tor", "has": {**both, "gateways": ["192.168.50.73"]}}).passed
+
+
+def test_check_packets_udp_by_address_or_cidr(lab: FakeLab, tmp_path: Path) -> None:
+    lab.nodes["node1"].packets["any"] = [
+        Ether() / IP(src="10.20.30.2", dst="50.60.70.3") / UDP(sport=40000, dport=9001) / Raw(b"1\n"),
+        Ether() / IP(src="10.20.30.2", dst="50.60.70.3") / UDP(sport=40000, dport=9001) / Raw(b"2\n"),
+        *conversation(),
+    ]
+    steps = [
+        {
+            "name": "capture",
+            "wait": {"seconds": 0.01},
+            "pcap": [{"name": "spine", "node": "node1", "interface": "any"}],
+            "checks": [
+                {"packets": {"pcap": "spine", "udp": {"src": "10.20.30.0/24", "dst": "50.60.70.0/24"}, "min_count": 2}},
+                {"packets": {"pcap": "spine", "udp": {"dport": 9001}}},
+                {"packets": {"pcap": "spine", "udp": {"src": "50.60.70.0/24"}}},
+                {"packets": {"pcap": "spine", "udp": {"dst": "50.60.70.3", "dport": 9002}}},
+                {"packets": {"pcap": "spine", "udp": {}, "min_count": 3}},
+            ],
+        }
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert [c.passed for c in run.steps[0].checks] == [True, True, False, False, False]
+    assert "UDP datagram(s) from 10.20.30.0/24 to 50.60.70.0/24" in run.steps[0].checks[0].expected
+
+
+def test_fault_router_power_off_and_freeze_and_their_undo(tmp_path: Path) -> None:
+    lab = fake_lab(tmp_path, "spine-leaf")
+    ip = recorder(lab.routers["leaf3"], "ip")
+    iptables = recorder(lab.routers["spine1"], "iptables")
+    steps = [
+        {"name": "leaf3 off", "fault": {"router": {"node": "leaf3"}}},
+        {"name": "spine1 hangs", "fault": {"id": "hang", "router": {"node": "spine1", "mode": "freeze"}}},
+    ]
+    run = Runner(lab).run(scenario(steps), tmp_path / "out")
+    assert run.passed, run.failure
+    downs = [argv[4] for argv in ip if argv[-1] == "down"]
+    ups = [argv[4] for argv in ip if argv[-1] == "up"]
+    # leaf3: node5-node8 below it (to-node5 …), spine1 and spine2 above it
+    assert downs == ups == ["to-node5", "to-node6", "to-node7", "to-node8", "to-spine1", "to-spine2"]
+    inserted = [r[r.index("-I") + 1 :] for r in iptables if "-I" in r]
+    deleted = [r[r.index("-D") + 1 :] for r in iptables if "-D" in r]
+    assert [r[0] for r in inserted] == ["PREROUTING", "OUTPUT"] and inserted == deleted
+    assert all(r[:4] == ["iptables", "-w", "-t", "raw"] for r in iptables)
+    nope = Runner(lab).run(scenario([{"name": "x", "fault": {"router": {"node": "node1"}}}]), tmp_path / "o2")
+    assert not nope.passed and "'node1' is not a router (routers: spine1, spine2, leaf1, leaf2" in nope.failure
+
+
+def test_connections_between_cni_pods(tmp_path: Path) -> None:
+    lab = fake_lab(tmp_path, "spine-leaf")
+    started: list[tuple[str, list[str]]] = []
+    for name in ("node1", "node5"):
+        node = lab.nodes[name]
+        node.on_cmd.append(
+            lambda argv, n=name: (
+                (started.append((n, argv)), (0, f"{900 + len(started)}\n", ""))[1] if argv[:1] == ["sh"] else None
+            )
+        )
+        recorder(node, "kill")
+    flow = {"proto": "udp", "from": {"node": "node1", "pod": "a1"}, "to": {"node": "node5", "pod": "b1"}, "port": 9001}
+    steps = [
+        {"name": "a1", "cni": {"node": "node1", "command": "ADD", "pod": "a1"}},
+        {"name": "b1", "cni": {"node": "node5", "command": "ADD", "pod": "b1"}},
+        {"name": "open", "connections": {"f1": flow}},
+    ]
+    made = scenario(steps)
+    assert made.needs() == {"host-cni-runtime"}
+    run = Runner(lab).run(made, tmp_path / "out")
+    assert run.passed, run.failure
+    (where_r, receiver), (where_s, sender) = started
+    assert where_r == "node5" and "--net=/run/netns/fake-node5-b1" in receiver[2] and "receive udp 9001" in receiver[2]
+    assert where_s == "node1" and "--net=/run/netns/fake-node1-a1" in sender[2]
+    assert f"send udp {run.variables['b1.ip']} 9001" in sender[2]
+    no_pod = Runner(lab).run(scenario([{"name": "open", "connections": {"f1": flow}}]), tmp_path / "o2")
+    assert not no_pod.passed and "no pod 'b1' on node5: a cni step makes it first" in no_pod.failure
+    with pytest.raises(ValueError, match="give container or pod"):
+        scenario(
+            [{"name": "x", "connections": {"f": {"from": {"node": "node1"}, "to": {"node": "node5", "pod": "b"}}}}]
+        )

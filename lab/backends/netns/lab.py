@@ -1,9 +1,10 @@
-"""A lab on the netns backend: a ToR namespace and node namespaces on this machine.
+"""A lab on the netns backend: a namespace per router (the ToR, or a fabric's spines and leaves) and
+per node, on this machine.
 
-`_up()` wires each node to the ToR over its own underlay veth pair (created
-directly inside the two namespaces, never in the machine's), starts the
-ToR's bird, the control plane, and each worker's dockerd, image, agent and
-plugin from the lab venv. Everything is named after the run id and recorded
+`_up()` wires every link of the topology over its own underlay veth pair
+(created directly inside the two namespaces, never in the machine's), starts
+each router's bird, the control plane, and each worker's agent (and, with
+`runtime: docker`, its dockerd, image and plugin) from the lab venv. Everything is named after the run id and recorded
 in `<root>/lab.json`, so `lab down` (or `lab clean` after a crash) from
 another process removes it all.
 """
@@ -11,7 +12,6 @@ another process removes it all.
 from __future__ import annotations
 
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ from lab.backends.lab import BaseLab
 from lab.backends.netns import reboot
 from lab.backends.netns.host import lab_namespaces
 from lab.backends.netns.node import NetnsNode
-from lab.backends.netns.services import start_control_plane, start_tor_bird
+from lab.backends.netns.services import start_control_plane, start_router_bird
+from lab.backends.netns.wiring import wire_underlay
 from lab.backends.node import PodRuntime
 from lab.deploy import lab_venv
 from lab.image import IMAGE, build_rootfs_tar
@@ -38,7 +39,7 @@ class NetnsLab(BaseLab[NetnsNode]):
     _pods: PodRuntime | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tor = NetnsNode(self.topology.tor.name, self.run_id, self.root)
+        self.routers = {r.name: NetnsNode(r.name, self.run_id, self.root) for r in self.topology.routers()}
         self.nodes = {n.name: NetnsNode(n.name, self.run_id, self.root) for n in self.topology.nodes}
 
     @property
@@ -62,10 +63,11 @@ class NetnsLab(BaseLab[NetnsNode]):
         with self.step("namespaces and underlay", report):
             for node in self.all_nodes():
                 node.create()
-            self._wire_underlay()
+            wire_underlay(self.topology, self.routers, self.nodes)
         self.save()
-        with self.step(f"{self.tor.name}: bird (BGP)", report):
-            start_tor_bird(self.tor, self.topology)
+        for router in self.routers.values():
+            with self.step(f"{router.name}: bird (BGP)", report):
+                start_router_bird(router, self.topology)
         self.save()
         if self.control is not None:
             with self.step(f"{self.control.name}: etcd, node registrations, podnet-operator", report):
@@ -79,32 +81,19 @@ class NetnsLab(BaseLab[NetnsNode]):
         self.save()
 
     def _node_up(self, node: NetnsNode, image: Path, report: Progress | None) -> None:
-        with self.step(f"{node.name}: dockerd", report):
-            node.start_dockerd()
-        with self.step(f"{node.name}: image {IMAGE}", report):
-            node.import_image(image, IMAGE)
+        docker = self.topology.spec(node.name).runtime == "docker"  # runtime cni: the agent and CNI only
+        if docker:
+            with self.step(f"{node.name}: dockerd", report):
+                node.start_dockerd()
+            with self.step(f"{node.name}: image {IMAGE}", report):
+                node.import_image(image, IMAGE)
         with self.step(f"{node.name}: podnet-agent", report):
             # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
             settings = cluster.agent_settings(self.topology, node.name, self.store_url)
             node.start_agent(self.python, *cluster.as_flags(settings), require_pod_cidr=self.control is None)
-        with self.step(f"{node.name}: podnet-docker", report):
-            node.start_plugin(self.python, *cluster.plugin_args())
-
-    def _wire_underlay(self) -> None:
-        for link in self.topology.links():
-            node = self.nodes[link.node]
-            subprocess.run(
-                ["ip", "link", "add", "uplink", "netns", node.netns, "type", "veth",
-                 "peer", "name", f"to-{link.node}", "netns", self.tor.netns],
-                check=True,
-                capture_output=True,
-            )  # fmt: skip
-            node.cmd("ip", "addr", "add", f"{link.node_ip}/30", "dev", "uplink")
-            node.cmd("ip", "link", "set", "uplink", "up")
-            node.cmd("ip", "route", "add", "default", "via", link.tor_ip)
-            self.tor.cmd("ip", "addr", "add", f"{link.tor_ip}/30", "dev", f"to-{link.node}")
-            self.tor.cmd("ip", "link", "set", f"to-{link.node}", "up")
-        self.tor.cmd("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        if docker:
+            with self.step(f"{node.name}: podnet-docker", report):
+                node.start_plugin(self.python, *cluster.plugin_args())
 
     def pods(self) -> PodRuntime:
         """CNI pods run from this machine: libcni or the plugin exec'd, in the node's namespace."""
@@ -117,6 +106,8 @@ class NetnsLab(BaseLab[NetnsNode]):
     def power_off(self, node: str) -> None:
         if node not in self.workers:
             raise LabError(f"only workers can be powered off here, not {node!r}")
+        if self.topology.multi_homed(node):
+            raise LabError(f"{node} is dual-homed: powering it off here handles one uplink only")
         reboot.power_off(self.nodes[node], self.topology.link_of(node).tor_ip)
         self.save()
 
@@ -139,14 +130,15 @@ class NetnsLab(BaseLab[NetnsNode]):
     def _backend_state(self) -> dict[str, Any]:
         return {
             "python": self.python,
-            "tor": self.tor.to_state(),
+            "routers": {n: router.to_state() for n, router in self.routers.items()},
             "nodes": {n: node.to_state() for n, node in self.nodes.items()},
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> NetnsLab:
         lab = cls(Topology.model_validate(state["topology"]), run_id=state["run_id"], python=state["python"])
-        lab.tor = NetnsNode.from_state(state["tor"], lab.run_id, lab.root)
+        routers = state.get("routers") or {state["tor"]["name"]: state["tor"]}  # labs recorded before fabrics
+        lab.routers = {n: NetnsNode.from_state(s, lab.run_id, lab.root) for n, s in routers.items()}
         lab.nodes = {n: NetnsNode.from_state(s, lab.run_id, lab.root) for n, s in state["nodes"].items()}
         lab._load_common(state)
         return lab
@@ -169,7 +161,8 @@ class NetnsLab(BaseLab[NetnsNode]):
             list(pool.map(destroy, workers))
         for node in control:
             destroy(node)
-        destroy(self.tor)
+        for router in self.routers.values():
+            destroy(router)
         if keep_logs is not None:
             self.collect_logs(keep_logs)
         self._release_root()

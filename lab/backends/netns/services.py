@@ -1,4 +1,4 @@
-"""The lab's shared services on netns nodes: the ToR's bird2, and the control node's etcd and podnet-operator.
+"""The lab's shared services on netns nodes: each router's bird2, and the control node's etcd and podnet-operator.
 
 Their settings come from lab.model.cluster (the same the Vagrant backend
 renders as files); here they become process definitions on a node.
@@ -18,9 +18,10 @@ from lab.model import cluster
 from lab.model.topology import Topology
 
 
-def start_tor_bird(tor: NetnsNode, topology: Topology) -> None:
+def start_router_bird(tor: NetnsNode, topology: Topology) -> None:
+    """bird2 on a router (the ToR, a leaf or a spine), as cluster.router_config renders it."""
     conf = tor.path("bird.conf")
-    conf.write_text(cluster.tor_config(topology))
+    conf.write_text(cluster.router_config(topology, tor.name))
     check = tor.cmd("bird", "-p", "-c", str(conf), check=False)
     if check.returncode != 0:
         raise NodeError(f"bird rejected {conf}: {check.stderr.strip()}")

@@ -1,5 +1,5 @@
 """`packets`: what a step's capture (`pcap`) saw, read with scapy: TCP SYN / SYN-ACK, HTTP
-responses, ICMP echo / reply, or nothing from a CIDR; `absent: true` requires that none was seen."""
+responses, ICMP echo / reply, UDP datagrams, or nothing from a CIDR; `absent: true` requires that none was seen."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.packet import Packet
 
 from lab.model.files import Strict
@@ -18,8 +18,8 @@ from lab.scenario.results import CheckResult
 
 
 class PacketMatch(Strict):
-    src: str | None = None
-    dst: str | None = None
+    src: str | None = Field(default=None, description="an address, or a CIDR the source is in")
+    dst: str | None = Field(default=None, description="an address, or a CIDR the destination is in")
     sport: int | None = None
     dport: int | None = None
 
@@ -29,7 +29,7 @@ class HttpResponse(Strict):
     src: str | None = None
 
 
-MATCHERS = ("tcp_syn", "tcp_synack", "http_response", "icmp_echo", "icmp_reply", "none_from")
+MATCHERS = ("tcp_syn", "tcp_synack", "http_response", "icmp_echo", "icmp_reply", "udp", "none_from")
 
 
 class Packets(Strict):
@@ -39,6 +39,7 @@ class Packets(Strict):
     http_response: HttpResponse | None = None
     icmp_echo: PacketMatch | None = None
     icmp_reply: PacketMatch | None = None
+    udp: PacketMatch | None = Field(default=None, description="UDP datagrams (src, dst: addresses or CIDRs)")
     none_from: str | None = Field(default=None, description="no IPv4 packet with a source in this CIDR")
     min_count: int = Field(default=1, ge=1)
     absent: bool = Field(default=False, description="pass only if no such packet was captured")
@@ -55,16 +56,27 @@ class Packets(Strict):
 
 def _matches(pkt: Packet, match: PacketMatch) -> bool:
     ip = pkt[IP]
-    if match.src and ip.src != match.src:
+    if match.src and not _is(ip.src, match.src):
         return False
-    if match.dst and ip.dst != match.dst:
+    if match.dst and not _is(ip.dst, match.dst):
         return False
-    if pkt.haslayer(TCP):
-        if match.sport and pkt[TCP].sport != match.sport:
-            return False
-        if match.dport and pkt[TCP].dport != match.dport:
-            return False
+    for layer in (TCP, UDP):
+        if pkt.haslayer(layer):
+            if match.sport and pkt[layer].sport != match.sport:
+                return False
+            if match.dport and pkt[layer].dport != match.dport:
+                return False
     return True
+
+
+def _is(address: str, want: str) -> bool:
+    if "/" in want:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(want, strict=False)
+    return address == want
+
+
+def udps(packets: list[Packet], match: PacketMatch) -> list[Packet]:
+    return [p for p in packets if p.haslayer(IP) and p.haslayer(UDP) and _matches(p, match)]
 
 
 def tcp_syns(packets: list[Packet], match: PacketMatch) -> list[Packet]:
@@ -137,6 +149,9 @@ def judge(check: Packets, path: Path) -> tuple[bool, str, str]:
     elif check.icmp_reply is not None:
         hits = icmp_echoes(packets, check.icmp_reply, icmp_type=0)
         expected = f"ICMP echo reply(ies) {_describe(check.icmp_reply)}"
+    elif check.udp is not None:
+        hits = udps(packets, check.udp)
+        expected = f"UDP datagram(s) {_describe(check.udp)}"
     else:
         assert check.none_from is not None
         hits = from_cidr(packets, check.none_from)

@@ -1,4 +1,5 @@
-"""`routes`: a node's, a container's or a CNI pod's main table has (or lacks) a route."""
+"""`routes`: a node's, a container's or a CNI pod's main table has (or lacks) a route; `gateways` names
+every next hop of an equal-cost (ECMP) route, those over a link without carrier not counted."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ PROTOS = {2: "kernel", 3: "boot", 4: "static", 12: "bird", 186: "bgp", 200: "pod
 class RouteMatch(Strict):
     dst: str = Field(description="'default' or a CIDR")
     gateway: str | None = None
+    gateways: list[str] | None = Field(
+        default=None, min_length=1, description="exactly these next hops (ECMP: one per equal path)"
+    )
     dev: str | None = None
     proto: str | None = None
 
@@ -38,6 +42,9 @@ class Routes(Strict):
         return self
 
 
+DOWN = {"dead", "linkdown"}  # a next hop the kernel does not use
+
+
 def table(node: LabNode, netns: str | None) -> list[dict[str, str]]:
     """The main table as iproute2 sees it (run on the node, so it works on every backend)."""
     enter = ["nsenter", f"--net={netns}"] if netns else []
@@ -46,10 +53,13 @@ def table(node: LabNode, netns: str | None) -> list[dict[str, str]]:
     for route in json.loads(proc.stdout or "[]"):
         dst = route.get("dst", "")
         proto = int(route.get("protocol", 3))  # iproute2 leaves out proto boot
+        hops = route.get("nexthops") or [route]
+        live = [h["gateway"] for h in hops if h.get("gateway") and not DOWN & set(h.get("flags", []))]
         found.append(
             {
                 "dst": dst if dst == "default" or "/" in dst else f"{dst}/32",
                 "gateway": route.get("gateway", ""),
+                "gateways": ",".join(sorted(live)),
                 "dev": route.get("dev", ""),
                 "proto": PROTOS.get(proto, str(proto)),
             }
@@ -58,8 +68,10 @@ def table(node: LabNode, netns: str | None) -> list[dict[str, str]]:
 
 
 def _text(route: dict[str, str]) -> str:
-    via = f" via {route['gateway']}" if route["gateway"] else ""
-    return f"{route['dst']}{via} dev {route['dev']} proto {route['proto']}"
+    if route["gateway"] or not route.get("gateways"):
+        via = f" via {route['gateway']}" if route["gateway"] else ""
+        return f"{route['dst']}{via} dev {route['dev']} proto {route['proto']}"
+    return f"{route['dst']} proto {route['proto']} nexthops via {route['gateways'].replace(',', ' + ')}"
 
 
 def matches(route: dict[str, str], want: RouteMatch) -> bool:
@@ -67,6 +79,7 @@ def matches(route: dict[str, str], want: RouteMatch) -> bool:
     return (
         route["dst"] == dst
         and (want.gateway is None or route["gateway"] == want.gateway)
+        and (want.gateways is None or route.get("gateways") == ",".join(sorted(want.gateways)))
         and (want.dev is None or route["dev"] == want.dev)
         and (want.proto is None or route["proto"] == want.proto)
     )

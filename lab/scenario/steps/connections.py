@@ -1,6 +1,6 @@
-"""`connections`: open named long-lived flows between containers (TCP: one connection sending a sequence
-number every 10 ms; UDP: a datagram each), which run until the scenario ends; `connection` checks read
-them later (no reset, no gap, the longest silence)."""
+"""`connections`: open named long-lived flows between containers or CNI pods (TCP: one connection sending a
+sequence number every 10 ms; UDP: a datagram each), which run until the scenario ends; `connection` checks
+read them later (no reset, no gap, the longest silence)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, RootModel
+from pydantic import Field, RootModel, model_validator
 
 from lab.backends.node import LabNode
 from lab.model.files import Strict
@@ -21,7 +21,18 @@ PROBE = (Path(__file__).resolve().parents[1] / "probe.py").read_text()
 
 class End(Strict):
     node: str
-    container: str
+    container: str | None = None
+    pod: str | None = Field(default=None, description="a pod made by a cni step (its netns, its {pod}.ip)")
+
+    @model_validator(mode="after")
+    def _one(self) -> End:
+        if (self.container is None) == (self.pod is None):
+            raise ValueError("give container or pod (one of them)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return str(self.container or self.pod)
 
 
 class Flow(Strict):
@@ -56,30 +67,50 @@ def _start(node: LabNode, netns: str, args: list[str]) -> str:
     return node.cmd("sh", "-c", script, env={"PN_PROBE": PROBE}).stdout.strip()
 
 
+def _netns(ctx: Context, node: LabNode, end: End) -> str:
+    if end.pod is not None:
+        return ctx.lab.pods().pod_netns(node, end.pod)
+    assert end.container is not None
+    return _in_container(node, end.container)
+
+
+def _address(ctx: Context, node: LabNode, end: End) -> str:
+    if end.pod is not None:
+        ip = ctx.variables.get(f"{end.pod}.ip")
+        if ip is None:
+            raise StepFailed(f"no pod {end.pod!r} on {node.name}: a cni step makes it first (ADD)")
+        return ip
+    assert end.container is not None
+    return node.docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", end.container
+    ).stdout.strip()
+
+
 def run(ctx: Context, spec: Connections) -> Outcome:
     lines = []
     for name, flow in spec.root.items():
         src, dst = ctx.node(flow.source.node), ctx.node(flow.to.node)
-        ip = dst.docker(
-            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", flow.to.container
-        ).stdout.strip()
+        ip = _address(ctx, dst, flow.to)
         receiver = _start(
-            dst,
-            _in_container(dst, flow.to.container),
-            ["receive", flow.proto, str(flow.port), stats_file(ctx, name, "receiver")],
+            dst, _netns(ctx, dst, flow.to), ["receive", flow.proto, str(flow.port), stats_file(ctx, name, "receiver")]
         )
         sender = _start(
             src,
-            _in_container(src, flow.source.container),
+            _netns(ctx, src, flow.source),
             ["send", flow.proto, ip, str(flow.port), str(flow.interval_ms / 1000), stats_file(ctx, name, "sender")],
         )
         for node, pid in ((dst, receiver), (src, sender)):
             ctx.cleanups.append(partial(node.cmd, "kill", pid, check=False))
         ctx.variables[f"{name}.ip"] = ip
         lines.append(
-            f"{name}: {flow.proto} {flow.source.container}@{src.name} -> {flow.to.container}@{dst.name} {ip}:{flow.port}"
+            f"{name}: {flow.proto} {flow.source.label}@{src.name} -> {flow.to.label}@{dst.name} {ip}:{flow.port}"
         )
     return Outcome("connections " + ", ".join(spec.root), stdout="\n".join(lines))
 
 
-KIND = StepKind("connections", Connections, run)
+def requires(spec: Connections) -> frozenset[str]:
+    pods = any(end.pod for flow in spec.root.values() for end in (flow.source, flow.to))
+    return frozenset({"host-cni-runtime"}) if pods else frozenset()
+
+
+KIND = StepKind("connections", Connections, run, requires=requires)

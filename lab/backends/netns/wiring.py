@@ -1,0 +1,78 @@
+"""The underlay on the netns backend: every link of the topology a veth pair made directly inside its
+two namespaces (never in the machine's), addressed as the topology derives it, and each namespace's
+routes and sysctls.
+
+`plan()` is pure (unit-tested): per namespace, the commands to run there, in order; `wire_underlay()`
+creates the veth pairs and runs them.
+
+- A node with one uplink: a default route via its ToR or leaf (as before fabrics).
+- A dual-homed node: its node IP a /32 on `lo`, and one default route over both leaves (ECMP). The
+  kernel skips a path whose link lost its carrier (`ignore_routes_with_linkdown`): a leaf powered off
+  costs no more than the carrier's loss. A leaf that stops forwarding with its links up is noticed by
+  the spines (BFD), not by this static route (see the README's fabric section).
+- A fabric's router: forwarding on (the ToR: only that); ECMP hashed by ports (`fib_multipath_hash_policy=1`, so flows spread over
+  equal paths rather than hosts); paths over a link without carrier skipped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+
+from lab.backends.netns.node import NetnsNode
+from lab.model.topology import Topology
+
+Plan = dict[str, list[list[str]]]  # namespace (router or node name) -> commands run there, in order
+
+ROUTER_SYSCTLS = (
+    "net.ipv4.ip_forward=1",
+    "net.ipv4.fib_multipath_hash_policy=1",
+    "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
+)
+MULTIHOMED_SYSCTLS = ROUTER_SYSCTLS[1:]
+
+
+def plan(topology: Topology) -> Plan:
+    """What each namespace runs once its veth ends exist: addresses, links up, routes, sysctls."""
+    commands: Plan = {name: [] for name in [*(r.name for r in topology.routers()), *(n.name for n in topology.nodes)]}
+    for link in topology.links():
+        for name, ifname, ip in (
+            (link.lower, link.lower_if, link.lower_ip),
+            (link.upper, link.upper_if, link.upper_ip),
+        ):
+            commands[name] += [
+                ["ip", "addr", "add", f"{ip}/{link.prefixlen}", "dev", ifname],
+                ["ip", "link", "set", ifname, "up"],
+            ]
+    for router in topology.routers():  # a one-ToR lab's ToR: forwarding only, as before fabrics
+        sysctls = ROUTER_SYSCTLS if topology.is_fabric() else ROUTER_SYSCTLS[:1]
+        commands[router.name] += [["sysctl", "-qw", s] for s in sysctls]
+    for node in topology.nodes:
+        uplinks = topology.uplinks(node.name)
+        if len(uplinks) == 1:
+            commands[node.name].append(["ip", "route", "add", "default", "via", uplinks[0].upper_ip])
+            continue
+        commands[node.name] += [["sysctl", "-qw", s] for s in MULTIHOMED_SYSCTLS]
+        commands[node.name].append(["ip", "addr", "add", f"{topology.node_ip(node.name)}/32", "dev", "lo"])
+        hops = [arg for link in uplinks for arg in ("nexthop", "via", link.upper_ip, "dev", link.lower_if)]
+        commands[node.name].append(["ip", "route", "add", "default", *hops])
+    return commands
+
+
+def veth_pairs(topology: Topology) -> list[tuple[str, str, str, str]]:
+    """(lower namespace, its interface, upper namespace, its interface) per link."""
+    return [(link.lower, link.lower_if, link.upper, link.upper_if) for link in topology.links()]
+
+
+def wire_underlay(topology: Topology, routers: Mapping[str, NetnsNode], nodes: Mapping[str, NetnsNode]) -> None:
+    every = {**routers, **nodes}
+    for lower, lower_if, upper, upper_if in veth_pairs(topology):
+        subprocess.run(
+            ["ip", "link", "add", lower_if, "netns", every[lower].netns, "type", "veth",
+             "peer", "name", upper_if, "netns", every[upper].netns],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    for name, commands in plan(topology).items():
+        for command in commands:
+            every[name].cmd(*command)

@@ -1,0 +1,61 @@
+"""`router`: a router (a fabric's leaf or spine, or the ToR) fails as a whole. `power-off`: every one of
+its underlay links down, as when the switch loses power (its neighbours see the carrier go); `freeze`:
+it drops everything it receives and sends, its links up (a hung switch: only BFD, or the BGP hold
+timer, tells its neighbours). Restored by setting the links up again, or by removing the drop rules;
+its BGP sessions then come back by themselves."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from lab.model.files import Strict
+from lab.scenario.context import Context, StepFailed
+from lab.scenario.kinds import FaultKind, Undo
+
+TAG = "pn-fault-router"
+
+
+class Router(Strict):
+    node: str
+    mode: Literal["power-off", "freeze"] = "power-off"
+
+
+def interfaces(ctx: Context, name: str) -> list[str]:
+    """The router's underlay interfaces: to what is below it, then to what is above."""
+    topology = ctx.lab.topology
+    return [link.upper_if for link in topology.downlinks(name)] + [link.lower_if for link in topology.uplinks(name)]
+
+
+def freeze_rules() -> list[list[str]]:
+    """raw-table drops (before conntrack, for every packet in and out; without -I/-D)."""
+    tagged = ["-m", "comment", "--comment", TAG, "-j", "DROP"]
+    return [["PREROUTING", *tagged], ["OUTPUT", *tagged]]
+
+
+def apply(ctx: Context, spec: Router) -> Undo:
+    routers = [r.name for r in ctx.lab.topology.routers()]
+    if spec.node not in routers:
+        raise StepFailed(f"{spec.node!r} is not a router (routers: {', '.join(routers)})")
+    node = ctx.node(spec.node)
+    if spec.mode == "freeze":
+        rules = freeze_rules()
+        for rule in rules:
+            node.cmd("iptables", "-w", "-t", "raw", "-I", *rule)
+
+        def thaw() -> None:
+            for rule in rules:
+                node.cmd("iptables", "-w", "-t", "raw", "-D", *rule, check=False)
+
+        return Undo(f"remove the drop-everything rules on {node.name}", thaw)
+    links = interfaces(ctx, spec.node)
+    for interface in links:
+        node.cmd("ip", "link", "set", "dev", interface, "down")
+
+    def power_on() -> None:
+        for interface in links:
+            node.cmd("ip", "link", "set", "dev", interface, "up", check=False)
+
+    return Undo(f"ip link set up {', '.join(links)} on {node.name}", power_on)
+
+
+KIND = FaultKind("router", Router, apply)

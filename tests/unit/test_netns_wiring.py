@@ -1,0 +1,58 @@
+"""The netns backend's underlay plan (lab.backends.netns.wiring): what each namespace runs, derived from
+the topology — a one-ToR lab exactly as before fabrics, a spine-leaf lab with ECMP, port hashing and
+dual-homed nodes' /32 on lo."""
+
+from __future__ import annotations
+
+from lab.backends.netns.wiring import plan, veth_pairs
+from lab.model.topology import load_topology
+
+
+def test_one_tor_lab_is_wired_as_before_fabrics() -> None:
+    steps = plan(load_topology("default"))
+    assert steps["node1"] == [
+        ["ip", "addr", "add", "192.168.50.2/30", "dev", "uplink"],
+        ["ip", "link", "set", "uplink", "up"],
+        ["ip", "route", "add", "default", "via", "192.168.50.1"],
+    ]
+    assert steps["tor"][:2] == [
+        ["ip", "addr", "add", "192.168.50.1/30", "dev", "to-node1"],
+        ["ip", "link", "set", "to-node1", "up"],
+    ]
+    assert steps["tor"][-1] == ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
+    assert not any("multipath" in " ".join(c) for c in steps["tor"])  # the ToR: forwarding only
+    assert veth_pairs(load_topology("default"))[0] == ("node1", "uplink", "tor", "to-node1")
+
+
+def test_spine_leaf_routers_hash_by_ports_and_skip_dead_links() -> None:
+    topology = load_topology("spine-leaf")
+    steps = plan(topology)
+    for router in ("spine1", "spine2", "leaf1", "leaf4"):
+        sysctls = [c[2] for c in steps[router] if c[0] == "sysctl"]
+        assert sysctls == [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.fib_multipath_hash_policy=1",
+            "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
+        ]
+    # every leaf to every spine; interface names from the topology
+    pairs = veth_pairs(topology)
+    assert ("leaf3", "to-spine2", "spine2", "to-leaf3") in pairs
+    assert len([p for p in pairs if p[2].startswith("spine")]) == 8
+
+
+def test_dual_homed_node_has_its_node_ip_on_lo_and_a_default_over_both_leaves() -> None:
+    topology = load_topology("spine-leaf")
+    steps = plan(topology)
+    node5 = steps["node5"]
+    assert ["ip", "addr", "add", f"{topology.node_ip('node5')}/32", "dev", "lo"] in node5
+    leaf3, leaf4 = topology.uplinks("node5")
+    assert node5[-1] == [
+        "ip", "route", "add", "default",
+        "nexthop", "via", leaf3.upper_ip, "dev", "to-leaf3",
+        "nexthop", "via", leaf4.upper_ip, "dev", "to-leaf4",
+    ]  # fmt: skip
+    assert ["sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"] in node5
+    # the control node is single-homed: one uplink, one default route, no lo address
+    ctrl = steps["ctrl"]
+    assert ctrl[-1] == ["ip", "route", "add", "default", "via", topology.link_of("ctrl").upper_ip]
+    assert not any("lo" in c for c in ctrl)
