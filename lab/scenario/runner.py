@@ -34,7 +34,8 @@ STEP_ERRORS = (StepFailed, VariableError, NodeError, LabError, ScenarioError, Ke
 
 
 def base_variables(lab: AnyLab) -> dict[str, str]:
-    """{image}, {run_id}, {r.name} per router, and per node {n.ip}, {n.tor_ip}, {n.pod_cidr}, {n.router_ip}.
+    """{image}, {run_id}, {r.name} per router, and per node {n.ip}, {n.tor_ip}, {n.pod_cidr}, {n.router_ip};
+    in a fabric, per link {x.to_y}: x's address on its link to y.
 
     Pod CIDRs are read from the agents (they change: a node may get one late),
     or, where an agent does not answer (it may be down: a scenario can start
@@ -57,6 +58,10 @@ def base_variables(lab: AnyLab) -> dict[str, str]:
                 info = {"pod_cidr": live["pod-cidrs"][0], "router_ip": live["router-ip"]}
         for key, value in info.items():
             variables[f"{name}.{key}"] = value
+    if lab.topology.is_fabric():  # {x.to_y}: x's address on its link to y (its interface to-y)
+        for link in lab.topology.links():
+            variables[f"{link.lower}.to_{link.upper}"] = link.lower_ip
+            variables[f"{link.upper}.to_{link.lower}"] = link.upper_ip
     return variables
 
 
