@@ -24,6 +24,7 @@ PROCESSES = ("dockerd", "podnet-agent", "podnet-docker", "bird", "etcd", "podnet
 CAPABILITIES: dict[str, str] = {
     "host-cni-runtime": "CNI runtimes (libcni, the plugin exec'd) run on this machine, in a node's namespace",
     "reboot": "a node can be powered off (losing what a reboot loses) and booted again",
+    "fabric": "spine-leaf topologies: spines and leaves as routers, dual-homed nodes (topology spines/leaves)",
 }
 
 Progress = Callable[[str], None]

@@ -121,3 +121,14 @@ def test_commands_run_over_the_master_connection(tmp_path: Path) -> None:
     assert node.unit("dockerd") == "docker"
     with pytest.raises(NodeError, match="no process 'sshd'"):
         node.unit("sshd")
+
+
+def test_a_fabric_topology_is_refused_by_the_vagrant_backend_naming_the_capability() -> None:
+    from lab.backends.base import LabError
+    from lab.backends.vagrant.lab import VagrantLab
+    from lab.model.topology import load_topology
+
+    lab = VagrantLab(load_topology("spine-leaf"))
+    assert "fabric" not in lab.capabilities
+    with pytest.raises(LabError, match="spine-leaf is a fabric .* lacks capability fabric .* --backend netns"):
+        lab._up(None)

@@ -34,7 +34,7 @@ from lab.model.topology import Topology
 @dataclass
 class NetnsLab(BaseLab[NetnsNode]):
     backend: ClassVar[str] = "netns"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime", "reboot"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"host-cni-runtime", "reboot", "fabric"})
     python: str = ""
     _pods: PodRuntime | None = field(default=None, init=False, repr=False)
 

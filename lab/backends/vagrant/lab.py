@@ -91,6 +91,11 @@ class VagrantLab(BaseLab[VagrantNode]):
 
     # -- bring-up -------------------------------------------------------------------------
     def _up(self, report: Progress | None) -> None:
+        if self.topology.is_fabric():
+            raise LabError(
+                f"{self.topology.name} is a fabric (spines and leaves): the vagrant backend lacks capability fabric "
+                "(the Vagrantfile wires one ToR); bring it up with --backend netns"
+            )
         self.topology_file.write_text(json.dumps(self.topology.model_dump(), indent=2))  # JSON is YAML
         self.save()
         with self.step("box (build or reuse)", report):

@@ -1,0 +1,146 @@
+"""Where a Vagrant lab's VMs run, and how their underlay links cross machines (docs/multi-host.md).
+
+Pure data, derived from the topology: every VM (router or node) is placed on a libvirt host — the one
+it names under the topology's `hosts`, or this machine (`LOCAL`) — and every underlay link becomes a
+pair of QEMU UDP sockets, one per end (vagrant-libvirt's `tunnel_type: udp`): each end sends to the
+other end's host address and port and listens on its own. The ports are derived, not allocated: link
+*i*'s upper end listens on `base + 2i`, its lower end on `base + 2i + 1`, so every host computes the
+same plan and no two links share a port on any host.
+
+Not wired into the Vagrantfile yet (it still makes one isolated libvirt network per link): this is the
+plan it is to read, and what `lab down` must clean on each host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.model.topology import Topology
+
+TUNNEL_PORT_BASE = 47000
+MAX_PORT = 65535
+LOCAL_URI = "qemu:///system"
+LOCAL_ADDRESS = "127.0.0.1"  # a link with both ends here: its tunnel stays on the loopback
+ETHERNET_HEADER = 14
+UDP_IPV4_OVERHEAD = 28  # the outer IPv4 and UDP headers of a tunnelled frame
+HOST_MTU = 1500
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str  # "local": this machine
+    uri: str
+    address: str
+
+
+LOCAL = Host("local", LOCAL_URI, LOCAL_ADDRESS)
+
+
+@dataclass(frozen=True)
+class TunnelEnd:
+    vm: str
+    interface: str  # its name in the guest (the netns backend's: uplink, to-<peer>)
+    mac: str
+    local_ip: str  # where this end's QEMU listens
+    local_port: int
+    remote_ip: str  # where it sends: the other end's host
+    remote_port: int
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    link: int
+    upper: TunnelEnd
+    lower: TunnelEnd
+    crosses_hosts: bool
+
+    @property
+    def guest_mtu(self) -> int:
+        """The underlay MTU the guests must use so a tunnelled frame fits the host network unfragmented
+        (a link inside one machine runs over the loopback: no limit below 1500)."""
+        if not self.crosses_hosts:
+            return HOST_MTU
+        return HOST_MTU - UDP_IPV4_OVERHEAD - ETHERNET_HEADER
+
+
+class PlacementError(ValueError):
+    pass
+
+
+def hosts(topology: Topology) -> dict[str, Host]:
+    """Every host a VM may run on: this machine and the topology's `hosts`."""
+    return {"local": LOCAL, **{h.name: Host(h.name, h.uri, h.address) for h in topology.hosts}}
+
+
+def placement(topology: Topology) -> dict[str, Host]:
+    """VM name -> the host it runs on (its `host`, or this machine), routers first."""
+    known = hosts(topology)
+    named: dict[str, str | None] = {}
+    if topology.is_fabric():
+        named |= {r.name: r.host for r in [*topology.spines, *topology.leaves]}
+    else:
+        named[topology.tor.name] = topology.tor.host
+    named |= {n.name: n.host for n in topology.nodes}
+    return {vm: known[host or "local"] for vm, host in named.items()}
+
+
+def mac(link: int, side: int) -> str:
+    """As provision.link_mac: side 1 the upper end, 2 the lower end (provision.sh finds the NIC by it)."""
+    return f"52:54:00:{0x50 + side:02x}:{link >> 8:02x}:{link & 0xFF:02x}"
+
+
+def tunnels(topology: Topology, base: int = TUNNEL_PORT_BASE, local_address: str | None = None) -> list[Tunnel]:
+    """Every underlay link as a UDP tunnel pair; a link whose two ends sit on one host stays on it. A link
+    crossing from this machine needs `local_address`: where the other hosts reach this one."""
+    where = placement(topology)
+    found = []
+    links = topology.links()
+    if base < 1024 or base + 2 * len(links) - 1 > MAX_PORT:
+        raise PlacementError(f"tunnel ports {base}–{base + 2 * len(links) - 1} do not fit in 1024–{MAX_PORT}")
+    for link in links:
+        up, low = where[link.upper], where[link.lower]
+        crosses = up != low
+        if crosses and LOCAL in (up, low) and local_address is None:
+            raise PlacementError(
+                f"link {link.index} ({link.upper}–{link.lower}) crosses to another host: give this machine's "
+                "address, where the other hosts reach it (LAB_LOCAL_ADDRESS)"
+            )
+
+        def address(host: Host) -> str:
+            return (local_address or LOCAL_ADDRESS) if host == LOCAL else host.address
+
+        # One machine: both ends on the loopback. Across machines: each host's own address.
+        up_ip, low_ip = (address(up), address(low)) if crosses else (LOCAL_ADDRESS, LOCAL_ADDRESS)
+        up_port, low_port = base + 2 * link.index, base + 2 * link.index + 1
+        found.append(
+            Tunnel(
+                link.index,
+                TunnelEnd(link.upper, link.upper_if, mac(link.index, 1), up_ip, up_port, low_ip, low_port),
+                TunnelEnd(link.lower, link.lower_if, mac(link.index, 2), low_ip, low_port, up_ip, up_port),
+                crosses,
+            )
+        )
+    return found
+
+
+def firewall(
+    topology: Topology, base: int = TUNNEL_PORT_BASE, local_address: str | None = None
+) -> dict[str, list[str]]:
+    """Per host: what it must accept from the other hosts (UDP to its tunnel ports), as
+    `udp from <address> to port <n>` lines; a host with nothing crossing to it needs nothing."""
+    rules: dict[str, list[str]] = {}
+    where = placement(topology)
+    for tunnel in tunnels(topology, base, local_address):
+        if not tunnel.crosses_hosts:
+            continue
+        for end, other in ((tunnel.upper, tunnel.lower), (tunnel.lower, tunnel.upper)):
+            rules.setdefault(where[end.vm].name, []).append(f"udp from {other.local_ip} to port {end.local_port}")
+    return rules
+
+
+def per_host(topology: Topology) -> dict[str, list[str]]:
+    """Host name -> the VMs on it (what `lab down` destroys through that host's URI)."""
+    found: dict[str, list[str]] = {}
+    for vm, host in placement(topology).items():
+        found.setdefault(host.name, []).append(vm)
+    return found
