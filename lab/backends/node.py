@@ -191,13 +191,19 @@ class LabNode(ABC):
                 text=True,
             )
         assert proc.stderr is not None and proc.stdin is not None
-        line = proc.stderr.readline()  # "listening on …" once the socket is open, or the error
-        if "listening on" not in line:
+        # "listening on …" once the socket is open, or the error; on `any` a note on the link type
+        # ("data link type LINUX_SLL2") comes first.
+        said: list[str] = []
+        while len(said) < 5:
+            line = proc.stderr.readline()
+            said.append(line.strip())
+            if not line or "listening on" in line:
+                break
+        if "listening on" not in said[-1]:
             proc.stdin.close()
             proc.wait(5)
-            raise NodeError(
-                f"tcpdump on {self.name}/{interface} did not start: {line.strip() or proc.stderr.read().strip()}"
-            )
+            heard = "; ".join(s for s in said if s) or proc.stderr.read().strip()
+            raise NodeError(f"tcpdump on {self.name}/{interface} did not start: {heard}")
         try:
             yield
         finally:
