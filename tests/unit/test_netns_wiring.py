@@ -20,7 +20,7 @@ def test_one_tor_lab_is_wired_as_before_fabrics() -> None:
         ["ip", "link", "set", "to-node1", "up"],
     ]
     assert steps["tor"][-1] == ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
-    assert not any("multipath" in " ".join(c) for c in steps["tor"])  # the ToR: forwarding only
+    assert not any("multipath" in " ".join(c) for c in steps["tor"])  # the ToR: forwarding only, no seed
     assert veth_pairs(load_topology("default"))[0] == ("node1", "uplink", "tor", "to-node1")
 
 
@@ -29,11 +29,20 @@ def test_spine_leaf_routers_hash_by_ports_and_skip_dead_links() -> None:
     steps = plan(topology)
     for router in ("spine1", "spine2", "leaf1", "leaf4"):
         sysctls = [c[2] for c in steps[router] if c[0] == "sysctl"]
-        assert sysctls == [
+        assert sysctls[:3] == [
             "net.ipv4.ip_forward=1",
             "net.ipv4.fib_multipath_hash_policy=1",
             "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
         ]
+    # a seed of its own per chooser (else every hop takes the same index: polarization), none on old kernels
+    seeds = {
+        name: next(c[2] for c in steps[name] if "hash_seed" in " ".join(c))
+        for name in ("spine1", "spine2", "leaf1", "leaf2", "node1", "node5")
+    }
+    assert len(set(seeds.values())) == len(seeds) and "hash_seed=0" not in " ".join(seeds.values())
+    again = plan(topology)  # fixed per name: a rerun hashes as the last one did
+    assert all(any(seeds[n] == c[2] for c in again[n]) for n in seeds)
+    assert not any("hash_seed" in " ".join(c) for cs in plan(topology, seeds=False).values() for c in cs)
     # every leaf to every spine; interface names from the topology
     pairs = veth_pairs(topology)
     assert ("leaf3", "to-spine2", "spine2", "to-leaf3") in pairs

@@ -12,12 +12,18 @@ creates the veth pairs and runs them.
   the spines (BFD), not by this static route (see the README's fabric section).
 - A fabric's router: forwarding on (the ToR: only that); ECMP hashed by ports (`fib_multipath_hash_policy=1`, so flows spread over
   equal paths rather than hosts); paths over a link without carrier skipped.
+- Every namespace that chooses among equal paths hashes with a seed of its own
+  (`fib_multipath_hash_seed`, Linux 6.11+; skipped on older kernels): with one seed everywhere
+  every hop computes the same hash and takes the same index (polarization: a flow that takes
+  the first leaf takes the first spine too, and half the fabric's paths are never used).
 """
 
 from __future__ import annotations
 
 import subprocess
+import zlib
 from collections.abc import Mapping
+from pathlib import Path
 
 from lab.backends.netns.node import NetnsNode
 from lab.model.topology import Topology
@@ -30,10 +36,17 @@ ROUTER_SYSCTLS = (
     "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
 )
 MULTIHOMED_SYSCTLS = ROUTER_SYSCTLS[1:]
+HASH_SEED = Path("/proc/sys/net/ipv4/fib_multipath_hash_seed")
 
 
-def plan(topology: Topology) -> Plan:
-    """What each namespace runs once its veth ends exist: addresses, links up, routes, sysctls."""
+def hash_seed(name: str) -> int:
+    """A namespace's own multipath hash seed: fixed per name (a run repeats), never 0 (0: the kernel's)."""
+    return zlib.crc32(name.encode()) or 1
+
+
+def plan(topology: Topology, *, seeds: bool = True) -> Plan:
+    """What each namespace runs once its veth ends exist: addresses, links up, routes, sysctls (with
+    `seeds`, each ECMP chooser's own hash seed)."""
     commands: Plan = {name: [] for name in [*(r.name for r in topology.routers()), *(n.name for n in topology.nodes)]}
     for link in topology.links():
         for name, ifname, ip in (
@@ -47,12 +60,18 @@ def plan(topology: Topology) -> Plan:
     for router in topology.routers():  # a one-ToR lab's ToR: forwarding only, as before fabrics
         sysctls = ROUTER_SYSCTLS if topology.is_fabric() else ROUTER_SYSCTLS[:1]
         commands[router.name] += [["sysctl", "-qw", s] for s in sysctls]
+        if seeds and topology.is_fabric():
+            commands[router.name].append(
+                ["sysctl", "-qw", f"net.ipv4.fib_multipath_hash_seed={hash_seed(router.name)}"]
+            )
     for node in topology.nodes:
         uplinks = topology.uplinks(node.name)
         if len(uplinks) == 1:
             commands[node.name].append(["ip", "route", "add", "default", "via", uplinks[0].upper_ip])
             continue
         commands[node.name] += [["sysctl", "-qw", s] for s in MULTIHOMED_SYSCTLS]
+        if seeds:
+            commands[node.name].append(["sysctl", "-qw", f"net.ipv4.fib_multipath_hash_seed={hash_seed(node.name)}"])
         commands[node.name].append(["ip", "addr", "add", f"{topology.node_ip(node.name)}/32", "dev", "lo"])
         hops = [arg for link in uplinks for arg in ("nexthop", "via", link.upper_ip, "dev", link.lower_if)]
         commands[node.name].append(["ip", "route", "add", "default", *hops])
@@ -73,6 +92,6 @@ def wire_underlay(topology: Topology, routers: Mapping[str, NetnsNode], nodes: M
             check=True,
             capture_output=True,
         )  # fmt: skip
-    for name, commands in plan(topology).items():
+    for name, commands in plan(topology, seeds=HASH_SEED.exists()).items():
         for command in commands:
             every[name].cmd(*command)
