@@ -593,6 +593,8 @@ def test_fault_router_power_off_and_freeze_and_their_undo(tmp_path: Path) -> Non
     deleted = [r[r.index("-D") + 1 :] for r in iptables if "-D" in r]
     assert [r[0] for r in inserted] == ["PREROUTING", "OUTPUT"] and inserted == deleted
     assert all(r[:4] == ["iptables", "-w", "-t", "raw"] for r in iptables)
+    bgp = Runner(lab).run(scenario([{"name": "x", "fault": {"bgp": {"peer": "node1"}}}]), tmp_path / "o3")
+    assert not bgp.passed and "a fabric has no single ToR" in bgp.failure
     nope = Runner(lab).run(scenario([{"name": "x", "fault": {"router": {"node": "node1"}}}]), tmp_path / "o2")
     assert not nope.passed and "'node1' is not a router (routers: spine1, spine2, leaf1, leaf2" in nope.failure
 

@@ -13,6 +13,8 @@ class Bgp(Strict):
 
 
 def apply(ctx: Context, spec: Bgp) -> Undo:
+    if ctx.lab.topology.is_fabric():
+        raise StepFailed("a fabric has no single ToR: break a leaf or a spine with a `router` or `link` fault")
     if spec.peer not in ctx.lab.workers:
         raise StepFailed(f"the ToR has no BGP session to {spec.peer!r} (workers: {', '.join(ctx.lab.workers)})")
     tor = ctx.lab.tor
