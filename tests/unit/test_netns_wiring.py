@@ -43,6 +43,11 @@ def test_spine_leaf_routers_hash_by_ports_and_skip_dead_links() -> None:
     again = plan(topology)  # fixed per name: a rerun hashes as the last one did
     assert all(any(seeds[n] == c[2] for c in again[n]) for n in seeds)
     assert not any("hash_seed" in " ".join(c) for cs in plan(topology, seeds=False).values() for c in cs)
+    # a leaf's default over both spines (traffic goes up at once after a power loss, before BGP)
+    leaf1 = steps["leaf1"][-1]
+    assert leaf1[:4] == ["ip", "route", "add", "default"] and leaf1.count("nexthop") == 2
+    assert [leaf1[i + 1] for i, arg in enumerate(leaf1) if arg == "dev"] == ["to-spine1", "to-spine2"]
+    assert not any(c[:4] == ["ip", "route", "add", "default"] for c in steps["spine1"])
     # every leaf to every spine; interface names from the topology
     pairs = veth_pairs(topology)
     assert ("leaf3", "to-spine2", "spine2", "to-leaf3") in pairs

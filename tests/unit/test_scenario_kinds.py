@@ -577,6 +577,15 @@ def test_check_packets_udp_by_address_or_cidr(lab: FakeLab, tmp_path: Path) -> N
 
 def test_fault_router_power_off_and_freeze_and_their_undo(tmp_path: Path) -> None:
     lab = fake_lab(tmp_path, "spine-leaf")
+    leaf_routes = [
+        {"dst": "default", "protocol": "boot", "nexthops": [
+            {"gateway": "192.168.50.85", "dev": "to-spine1"}, {"gateway": "192.168.50.89", "dev": "to-spine2"}]},
+        {"dst": "192.168.50.84/30", "dev": "to-spine1", "protocol": "kernel"},
+        {"dst": "10.20.30.0/26", "gateway": "192.168.50.85", "dev": "to-spine1", "protocol": "bird"},
+    ]  # fmt: skip
+    lab.routers["leaf3"].on_cmd.append(
+        lambda argv: (0, json.dumps(leaf_routes), "") if argv[:3] == ["ip", "-j", "route"] else None
+    )
     ip = recorder(lab.routers["leaf3"], "ip")
     iptables = recorder(lab.routers["spine1"], "iptables")
     steps = [
@@ -587,6 +596,11 @@ def test_fault_router_power_off_and_freeze_and_their_undo(tmp_path: Path) -> Non
     assert run.passed, run.failure
     downs = [argv[4] for argv in ip if argv[-1] == "down"]
     ups = [argv[4] for argv in ip if argv[-1] == "up"]
+    # the leaf's default over its spines (the lab's, dropped with the links) is put back; bird's and the kernel's not
+    assert [argv for argv in ip if argv[1:3] == ["route", "replace"]] == [
+        ["ip", "route", "replace", "default",
+         "nexthop", "via", "192.168.50.85", "dev", "to-spine1", "nexthop", "via", "192.168.50.89", "dev", "to-spine2"]
+    ]  # fmt: skip
     # leaf3: node5-node8 below it (to-node5 …), spine1 and spine2 above it
     assert downs == ups == ["to-node5", "to-node6", "to-node7", "to-node8", "to-spine1", "to-spine2"]
     inserted = [r[r.index("-I") + 1 :] for r in iptables if "-I" in r]

@@ -12,6 +12,9 @@ creates the veth pairs and runs them.
   the spines (BFD), not by this static route (see the README's fabric section).
 - A fabric's router: forwarding on (the ToR: only that); ECMP hashed by ports (`fib_multipath_hash_policy=1`, so flows spread over
   equal paths rather than hosts); paths over a link without carrier skipped.
+- A leaf: a default route over its spines (kernel, not BGP): a leaf back from a power loss gets
+  its carriers, and the nodes' traffic, before BGP has taught it the other racks' routes; with
+  the default it sends that traffic up at once instead of dropping it for seconds.
 - Every namespace that chooses among equal paths hashes with a seed of its own
   (`fib_multipath_hash_seed`, Linux 6.11+; skipped on older kernels): with one seed everywhere
   every hop computes the same hash and takes the same index (polarization: a flow that takes
@@ -64,6 +67,11 @@ def plan(topology: Topology, *, seeds: bool = True) -> Plan:
             commands[router.name].append(
                 ["sysctl", "-qw", f"net.ipv4.fib_multipath_hash_seed={hash_seed(router.name)}"]
             )
+    for leaf in topology.leaves:
+        ups = topology.uplinks(leaf.name)
+        if ups:
+            hops = [arg for link in ups for arg in ("nexthop", "via", link.upper_ip, "dev", link.lower_if)]
+            commands[leaf.name].append(["ip", "route", "add", "default", *hops])
     for node in topology.nodes:
         uplinks = topology.uplinks(node.name)
         if len(uplinks) == 1:

@@ -2,12 +2,15 @@
 its underlay links down, as when the switch loses power (its neighbours see the carrier go); `freeze`:
 it drops everything it receives and sends, its links up (a hung switch: only BFD, or the BGP hold
 timer, tells its neighbours). Restored by setting the links up again, or by removing the drop rules;
-its BGP sessions then come back by themselves."""
+its BGP sessions then come back by themselves, and the routes the lab made (not the kernel's, not
+bird's: a leaf's default over its spines), which the kernel dropped with the links, are put back."""
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
+from lab.backends.node import LabNode
 from lab.model.files import Strict
 from lab.scenario.context import Context, StepFailed
 from lab.scenario.kinds import FaultKind, Undo
@@ -24,6 +27,26 @@ def interfaces(ctx: Context, name: str) -> list[str]:
     """The router's underlay interfaces: to what is below it, then to what is above."""
     topology = ctx.lab.topology
     return [link.upper_if for link in topology.downlinks(name)] + [link.lower_if for link in topology.uplinks(name)]
+
+
+def made_routes(node: LabNode) -> list[list[str]]:
+    """The main table's routes neither the kernel nor bird made, as `ip route replace` arguments."""
+    out = node.cmd("ip", "-j", "route", "show", "table", "main", check=False).stdout
+    try:
+        routes: list[dict[str, Any]] = json.loads(out or "[]")
+    except ValueError:
+        return []
+    found = []
+    for route in routes:
+        if route.get("protocol") in ("kernel", "bird"):
+            continue
+        hops = route.get("nexthops") or [route]
+        args = []
+        for hop in hops:
+            via = ["via", hop["gateway"]] if hop.get("gateway") else []
+            args += (["nexthop"] if len(hops) > 1 else []) + via + ["dev", hop["dev"]]
+        found.append([route["dst"], *args])
+    return found
 
 
 def freeze_rules() -> list[list[str]]:
@@ -48,12 +71,15 @@ def apply(ctx: Context, spec: Router) -> Undo:
 
         return Undo(f"remove the drop-everything rules on {node.name}", thaw)
     links = interfaces(ctx, spec.node)
+    routes = made_routes(node)
     for interface in links:
         node.cmd("ip", "link", "set", "dev", interface, "down")
 
     def power_on() -> None:
         for interface in links:
             node.cmd("ip", "link", "set", "dev", interface, "up", check=False)
+        for route in routes:
+            node.cmd("ip", "route", "replace", *route, check=False)
 
     return Undo(f"ip link set up {', '.join(links)} on {node.name}", power_on)
 
