@@ -20,7 +20,9 @@ from lab.model.topology import TOPOLOGIES as TOPOLOGY_DIR
 from lab.model.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
-TOPOLOGIES = sorted(p.stem for p in TOPOLOGY_DIR.glob("*.yaml"))
+ALL_TOPOLOGIES = sorted(p.stem for p in TOPOLOGY_DIR.glob("*.yaml"))
+TOPOLOGIES = [name for name in ALL_TOPOLOGIES if not load_topology(name).is_fabric()]
+FABRICS = [name for name in ALL_TOPOLOGIES if load_topology(name).is_fabric()]
 
 
 def validate(topology: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -64,6 +66,13 @@ def test_vagrantfile_derives_what_the_netns_backend_derives(name: str) -> None:
         for spec, link in zip(topology.nodes, topology.links(), strict=True)
     ]
     assert vagrant["nodes"] == want
+
+
+@pytest.mark.parametrize("name", FABRICS)
+def test_a_fabric_is_refused_naming_the_netns_backend(name: str) -> None:
+    proc = validate(name)
+    assert proc.returncode != 0
+    assert "a fabric (spines and leaves)" in proc.stdout + proc.stderr and "netns backend" in proc.stdout + proc.stderr
 
 
 def test_a_path_works_as_well_as_a_name(tmp_path: Path) -> None:
