@@ -75,6 +75,14 @@ def test_a_fabric_is_refused_naming_the_netns_backend(name: str) -> None:
     assert "a fabric (spines and leaves)" in proc.stdout + proc.stderr and "netns backend" in proc.stdout + proc.stderr
 
 
+def test_the_labs_own_topology_file_is_planned_like_the_shipped_one(tmp_path: Path) -> None:
+    """`lab up --backend vagrant` hands the Vagrantfile the topology as the model dumps it (with
+    `spines: []` and `leaves: []`): that is one ToR, not a fabric."""
+    dumped = tmp_path / "topology.yaml"
+    dumped.write_text(json.dumps(load_topology("three-nodes").model_dump(), indent=2))
+    assert plan(str(dumped))["nodes"] == plan("three-nodes")["nodes"]
+
+
 def test_a_path_works_as_well_as_a_name(tmp_path: Path) -> None:
     custom = tmp_path / "two.yaml"
     custom.write_text(
