@@ -30,7 +30,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 NETLINK_ROUTE = 0
@@ -193,6 +193,18 @@ class RouteInfo:
         return cls(dst, dst_len, table, proto, oif)
 
 
+def _messages(received: bytes) -> Iterator[tuple[int, int, memoryview]]:
+    """(type, sequence number, payload) of each netlink message in one datagram."""
+    data = memoryview(received)
+    offset = 0
+    while offset + _HDR.size <= len(data):
+        length, kind, _flags, seq, _pid = _HDR.unpack_from(data, offset)
+        if length < _HDR.size:
+            return
+        yield kind, seq, data[offset + _HDR.size : offset + length]
+        offset += (length + 3) & ~3
+
+
 class Rtnl:
     """One rtnetlink socket (of the namespace it was opened in); thread-safe, one batch at a time."""
 
@@ -253,21 +265,15 @@ class Rtnl:
             errors: list[int] = [0] * len(batch)
             pending = set(seqs)
             while pending:
-                data = memoryview(self.sock.recv(1 << 16))
-                offset = 0
-                while offset + _HDR.size <= len(data):
-                    length, kind, _flags, seq, _pid = _HDR.unpack_from(data, offset)
-                    if length < _HDR.size:
-                        break
+                for kind, seq, payload in _messages(self.sock.recv(1 << 16)):
                     which = seqs.get(seq)
-                    if which is not None:
-                        if kind == NLMSG_ERROR:
-                            (code,) = struct.unpack_from("=i", data, offset + _HDR.size)
-                            errors[which] = -code
-                            pending.discard(seq)
-                        else:
-                            replies[which].append(bytes(data[offset + _HDR.size : offset + length]))
-                    offset += (length + 3) & ~3
+                    if which is None:
+                        continue
+                    if kind == NLMSG_ERROR:
+                        errors[which] = -struct.unpack_from("=i", payload)[0]
+                        pending.discard(seq)
+                    else:
+                        replies[which].append(bytes(payload))
         for req, code in zip(batch, errors, strict=True):
             if code and code not in req.tolerate:
                 raise RtnlError(code, req.step)
@@ -280,22 +286,17 @@ class Rtnl:
             self.sock.send(_HDR.pack(_HDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
             found: list[bytes] = []
             while True:
-                data = memoryview(self.sock.recv(1 << 20))
-                offset = 0
-                while offset + _HDR.size <= len(data):
-                    length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, offset)
-                    if length < _HDR.size:
-                        break
-                    if mseq == seq:
-                        if mtype == NLMSG_DONE:
-                            return found
-                        if mtype == NLMSG_ERROR:
-                            (code,) = struct.unpack_from("=i", data, offset + _HDR.size)
-                            if code:
-                                raise RtnlError(-code, step)
-                        else:
-                            found.append(bytes(data[offset + _HDR.size : offset + length]))
-                    offset += (length + 3) & ~3
+                for mtype, mseq, payload in _messages(self.sock.recv(1 << 20)):
+                    if mseq != seq:
+                        continue
+                    if mtype == NLMSG_DONE:
+                        return found
+                    if mtype == NLMSG_ERROR:
+                        (code,) = struct.unpack_from("=i", payload)
+                        if code:
+                            raise RtnlError(-code, step)
+                    else:
+                        found.append(bytes(payload))
 
     # -- lookups -----------------------------------------------------------------------
     def link(self, ifname: str) -> LinkInfo | None:
