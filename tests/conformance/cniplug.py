@@ -29,6 +29,20 @@ from lab.conformance.kernel import Link
 VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
+
+@contextlib.contextmanager
+def unavailable(store: Path) -> Iterator[None]:
+    """While it lasts, the plugin whose store (IPAM dataDir / network) is `store` cannot serve ADD:
+    its STATUS must say so (what a subject's `unavailable` hook does)."""
+    marker = store / "UNAVAILABLE"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("")
+    try:
+        yield
+    finally:
+        marker.unlink()
+
+
 # rule id -> what its mutant does wrong (and nothing else)
 MUTANTS = {
     "version.reply": "VERSION leaves out supportedVersions",

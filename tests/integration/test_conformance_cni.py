@@ -18,7 +18,7 @@ from lab.conformance.cni.probes import HostLocalProbe
 from lab.conformance.cni.suite import run_subject
 from lab.conformance.kernel import Namespaces
 from lab.conformance.model import Status
-from tests.conformance.cniplug import MUTANTS
+from tests.conformance.cniplug import MUTANTS, unavailable
 
 pytestmark = pytest.mark.root
 REPO = Path(__file__).resolve().parents[2]
@@ -39,16 +39,6 @@ def cfplug(tmp: Path, mutant: str | None) -> Path:
 def real_subject(tmp: Path, mutant: str | None = None) -> Iterator[tuple[Subject, Namespaces]]:
     data = tmp / "host-local"
 
-    @contextmanager
-    def unavailable() -> Iterator[None]:
-        marker = data / NETWORK / "UNAVAILABLE"
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("")
-        try:
-            yield
-        finally:
-            marker.unlink()
-
     ns = Namespaces("cfplug").create()
     try:
         yield (
@@ -62,7 +52,7 @@ def real_subject(tmp: Path, mutant: str | None = None) -> Iterator[tuple[Subject
                 description="the suite's own test plugin",
                 cni_path=["/usr/lib/cni"],
                 probe=HostLocalProbe(data, NETWORK),
-                unavailable=unavailable,
+                unavailable=lambda: unavailable(data / NETWORK),
                 chain_conf={"dataDir": str(tmp / "tuning")},
             ),
             ns,

@@ -5,8 +5,6 @@ mutant against its rule on real namespaces (tests/integration/test_conformance.p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -18,7 +16,7 @@ from lab.conformance.cni.probes import HostLocalProbe
 from lab.conformance.cni.suite import RULES, run_subject
 from lab.conformance.model import Status, SubjectResult, SuiteResult, as_json
 from lab.conformance.report import html_page, write_junit
-from tests.conformance.cniplug import MUTANTS, CNIPlug
+from tests.conformance.cniplug import MUTANTS, CNIPlug, unavailable
 from tests.conformance.fakekernel import FakeKernel, FakeTuning
 
 PLUGIN, TUNING = "/fake/cfplug", "/fake/tuning"
@@ -29,16 +27,6 @@ def subject(tmp: Path, kernel: FakeKernel, mutant: str | None = None, **changes:
     kernel.plugins[TUNING] = FakeTuning(kernel).main
     data = tmp / "host-local"
 
-    @contextmanager
-    def unavailable() -> Iterator[None]:
-        marker = data / NETWORK / "UNAVAILABLE"
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("")
-        try:
-            yield
-        finally:
-            marker.unlink()
-
     fields: dict[str, Any] = {
         "name": f"cfplug{'-' + mutant if mutant else ''}",
         "plugin": PLUGIN,
@@ -48,7 +36,7 @@ def subject(tmp: Path, kernel: FakeKernel, mutant: str | None = None, **changes:
         },
         "description": "the suite's own test plugin",
         "probe": HostLocalProbe(data, NETWORK),
-        "unavailable": unavailable,
+        "unavailable": lambda: unavailable(data / NETWORK),
         "chain": TUNING,
         **changes,
     }
