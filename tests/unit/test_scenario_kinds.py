@@ -596,13 +596,17 @@ def test_fault_router_power_off_and_freeze_and_their_undo(tmp_path: Path) -> Non
     assert run.passed, run.failure
     downs = [argv[4] for argv in ip if argv[-1] == "down"]
     ups = [argv[4] for argv in ip if argv[-1] == "up"]
+    restore = [argv[4] if argv[-1] == "up" else "route" for argv in ip if argv[-1] == "up" or argv[1:3] == ["route", "replace"]]
     # the leaf's default over its spines (the lab's, dropped with the links) is put back; bird's and the kernel's not
     assert [argv for argv in ip if argv[1:3] == ["route", "replace"]] == [
         ["ip", "route", "replace", "default",
          "nexthop", "via", "192.168.50.85", "dev", "to-spine1", "nexthop", "via", "192.168.50.89", "dev", "to-spine2"]
     ]  # fmt: skip
     # leaf3: node5-node8 below it (to-node5 …), spine1 and spine2 above it
-    assert downs == ups == ["to-node5", "to-node6", "to-node7", "to-node8", "to-spine1", "to-spine2"]
+    assert downs == ["to-node5", "to-node6", "to-node7", "to-node8", "to-spine1", "to-spine2"]
+    # back on: up towards the spines, the default put back, and only then the links the nodes send over
+    assert restore == ["to-spine1", "to-spine2", "route", "to-node5", "to-node6", "to-node7", "to-node8"]
+    assert sorted(ups) == sorted(downs)
     inserted = [r[r.index("-I") + 1 :] for r in iptables if "-I" in r]
     deleted = [r[r.index("-D") + 1 :] for r in iptables if "-D" in r]
     assert [r[0] for r in inserted] == ["PREROUTING", "OUTPUT"] and inserted == deleted

@@ -23,10 +23,10 @@ class Router(Strict):
     mode: Literal["power-off", "freeze"] = "power-off"
 
 
-def interfaces(ctx: Context, name: str) -> list[str]:
-    """The router's underlay interfaces: to what is below it, then to what is above."""
+def interfaces(ctx: Context, name: str) -> tuple[list[str], list[str]]:
+    """The router's underlay interfaces: to what is below it, and to what is above."""
     topology = ctx.lab.topology
-    return [link.upper_if for link in topology.downlinks(name)] + [link.lower_if for link in topology.uplinks(name)]
+    return [link.upper_if for link in topology.downlinks(name)], [link.lower_if for link in topology.uplinks(name)]
 
 
 def made_routes(node: LabNode) -> list[list[str]]:
@@ -70,18 +70,24 @@ def apply(ctx: Context, spec: Router) -> Undo:
                 node.cmd("iptables", "-w", "-t", "raw", "-D", *rule, check=False)
 
         return Undo(f"remove the drop-everything rules on {node.name}", thaw)
-    links = interfaces(ctx, spec.node)
+    downlinks, uplinks = interfaces(ctx, spec.node)
+    links = downlinks + uplinks
     routes = made_routes(node)
     for interface in links:
         node.cmd("ip", "link", "set", "dev", interface, "down")
 
     def power_on() -> None:
-        for interface in links:
+        # Upwards first, with the routes put back, and only then the links to what is below: a node
+        # sends over a link as soon as it has a carrier, and the router must be able to forward it
+        # by then (in the other order each packet hashed here is dropped until the last command).
+        for interface in uplinks:
             node.cmd("ip", "link", "set", "dev", interface, "up", check=False)
         for route in routes:
             node.cmd("ip", "route", "replace", *route, check=False)
+        for interface in downlinks:
+            node.cmd("ip", "link", "set", "dev", interface, "up", check=False)
 
-    return Undo(f"ip link set up {', '.join(links)} on {node.name}", power_on)
+    return Undo(f"ip link set up {', '.join(uplinks + downlinks)} on {node.name}", power_on)
 
 
 KIND = FaultKind("router", Router, apply)
