@@ -596,7 +596,9 @@ def test_fault_router_power_off_and_freeze_and_their_undo(tmp_path: Path) -> Non
     assert run.passed, run.failure
     downs = [argv[4] for argv in ip if argv[-1] == "down"]
     ups = [argv[4] for argv in ip if argv[-1] == "up"]
-    restore = [argv[4] if argv[-1] == "up" else "route" for argv in ip if argv[-1] == "up" or argv[1:3] == ["route", "replace"]]
+    restore = [
+        argv[4] if argv[-1] == "up" else "route" for argv in ip if argv[-1] == "up" or argv[1:3] == ["route", "replace"]
+    ]
     # the leaf's default over its spines (the lab's, dropped with the links) is put back; bird's and the kernel's not
     assert [argv for argv in ip if argv[1:3] == ["route", "replace"]] == [
         ["ip", "route", "replace", "default",
