@@ -12,6 +12,7 @@ from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters, PodL
 class FakeDatapath:
     def __init__(self) -> None:
         self.links: dict[str, int] = {}
+        self.waited: list[str] = []  # endpoints whose deletion a caller waited for
         self.routes: dict[str, str] = {}
         self.router_ip: str | None = None
         self.fail_next: str | None = None
@@ -76,6 +77,10 @@ class FakeDatapath:
 
     def pending_deletions(self) -> int:
         return 0
+
+    def wait_deleted(self, endpoint_id: str, timeout_s: float = 5.0) -> bool:
+        self.waited.append(endpoint_id)
+        return True
 
     def counters(self, ifname: str) -> LinkCounters | None:
         return LinkCounters(0, 0, 0, 0, 0, 0) if ifname in self.links else None

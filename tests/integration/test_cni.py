@@ -152,6 +152,18 @@ def test_shim_add_check_del_through_the_agent(node: NetnsNode, pod: str) -> None
     assert exec_shim(node, "DEL", podnet_conf(node), pod, "shim1") == (0, None)
 
 
+def test_del_returns_once_the_interface_is_gone_so_add_may_follow_at_once(node: NetnsNode, pod: str) -> None:
+    """A runtime may ADD the same container and interface right after DEL. The agent deletes veths on
+    a thread of its own; DEL used to answer before that deletion, so eth0 was still in the pod (the
+    conformance rule del.removes-interface caught it) and an ADD at once could meet the old veth."""
+    conf = podnet_conf(node)
+    for i in range(15):
+        status, result = exec_shim(node, "ADD", conf, pod, "again")
+        assert status == 0, (i, result)
+        assert exec_shim(node, "DEL", conf, pod, "again") == (0, None)
+        assert " eth0" not in in_pod(pod, "ip", "-o", "link", "show"), f"cycle {i}: eth0 still in the pod after DEL"
+
+
 def test_shim_passes_plugin_errors_through(node: NetnsNode, pod: str) -> None:
     status, error = exec_shim(
         node, "ADD", {"cniVersion": "9.9.9", "type": "podnet"} | {"agentSocket": str(node.agent_sock)}, pod, "bad"

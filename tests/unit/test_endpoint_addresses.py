@@ -104,3 +104,15 @@ def test_a_store_where_the_router_ip_was_stolen_still_starts_the_agent(tmp_path:
 
 def _request(ip: str) -> EndpointChangeRequest:
     return EndpointChangeRequest.model_validate({"addressing": {"ipv4": ip}})
+
+
+def test_a_runtimes_del_waits_for_the_veth_and_dockers_delete_endpoint_does_not(tmp_path: Path) -> None:
+    """A runtime's DEL (release_ip: CNI, the reconciler) returns once the pod's interface is gone, since it
+    may ADD the same container at once; docker's DeleteEndpoint, which follows the sandbox's end, does not wait."""
+    with running_agent(tmp_path, pod_cidr=POD_CIDR) as env:
+        env.client.endpoint_create("cni1", {"addressing": {"ipv4": "10.99.0.2"}})
+        env.client.endpoint_create("docker1", {"addressing": {"ipv4": "10.99.0.3"}})
+        env.client.endpoint_delete("docker1")
+        assert env.datapath.waited == []
+        env.client.endpoint_delete("cni1", release_ip=True)
+        assert env.datapath.waited == ["cni1"]

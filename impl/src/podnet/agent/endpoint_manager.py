@@ -221,5 +221,13 @@ class EndpointManager:
         if endpoint.identity is not None:
             self.identities.release_unused(self.endpoints.identities())  # last: GC catches up if this fails
             timing.mark("identity")
+        # A runtime's DEL (CNI, the docker reconciler: release_ip) may ADD the same container and
+        # interface again at once: it returns once the pod's interface is gone (the store work above
+        # overlapped the deletion). Docker's DeleteEndpoint comes after the sandbox, and so the
+        # pod's end, are gone: it does not wait.
+        if release_ip:
+            if not self.datapath.wait_deleted(endpoint_id):
+                log.warning("endpoint %s: its veth %s is not deleted yet", endpoint_id, host_ifname(endpoint_id))
+            timing.mark("datapath: deleted")
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint

@@ -92,6 +92,10 @@ class VethDatapath:
     def pending_deletions(self) -> int:
         return 0 if self._reaper is None else self._reaper.pending
 
+    def wait_deleted(self, endpoint_id: str, timeout_s: float = 5.0) -> bool:
+        """Until the endpoint's veth, handed to `delete_endpoint_later`, is gone (True), or the timeout."""
+        return True if self._reaper is None else self._reaper.wait(endpoint_id, timeout_s)
+
     # -- lookups ------------------------------------------------------------
     def index_of(self, ifname: str) -> int | None:
         # A targeted RTM_GETLINK: link_lookup() would dump every link on the node.
@@ -340,8 +344,10 @@ class VethDatapath:
 class Reaper:
     """Deletes endpoint veths on its own thread and netlink socket.
 
-    Deleting a veth waits for an RCU grace period (~18 ms here): the runtime
-    need not wait for it. The endpoint's /32 route is removed with the veth,
+    Deleting a veth waits for an RCU grace period (~18 ms here): docker's
+    DeleteEndpoint need not wait for it (its sandbox, and with it the pod's
+    end, is already gone); a runtime's DEL does (`wait`), since it may ADD the
+    same container and interface again at once. The endpoint's /32 route is removed with the veth,
     and only for that veth's ifindex, so a new endpoint reusing the IP meanwhile
     keeps its route. A veth the reaper fails to delete is found by the agent's
     leaked-veth collection.
@@ -354,6 +360,7 @@ class Reaper:
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        self._done: dict[str, threading.Event] = {}  # endpoint -> set once its veth is deleted
         self._thread = threading.Thread(target=self._run, name="veth-reaper", daemon=True)
         self._thread.start()
 
@@ -361,7 +368,14 @@ class Reaper:
         with self._lock:
             self._pending += 1
             self._idle.clear()
+            self._done.setdefault(endpoint_id, threading.Event())
         self._queue.put((endpoint_id, ip))
+
+    def wait(self, endpoint_id: str, timeout_s: float) -> bool:
+        """Until the endpoint's deletion is done (True; also when none is pending), or the timeout."""
+        with self._lock:
+            done = self._done.get(endpoint_id)
+        return done is None or done.wait(timeout_s)
 
     @property
     def pending(self) -> int:
@@ -385,6 +399,9 @@ class Reaper:
                 except DatapathError as err:
                     log.warning("deleting the veth of endpoint %s: %s", endpoint_id, err)
                 with self._lock:
+                    done = self._done.pop(endpoint_id, None)
+                    if done is not None:
+                        done.set()
                     self._pending -= 1
                     if self._pending == 0:
                         self._idle.set()
