@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from lab.backends.vagrant.provision import link_mac
+from lab.backends.vagrant import placement
+from lab.backends.vagrant.provision import link_mac, node_files
 from lab.model.topology import TOPOLOGIES as TOPOLOGY_DIR
 from lab.model.topology import load_topology
 
@@ -50,6 +51,8 @@ def test_vagrantfile_derives_what_the_netns_backend_derives(name: str) -> None:
     vagrant = plan(name)
     assert vagrant["topology"] == topology.name and vagrant["tor"] == topology.tor.name
     assert vagrant["datapath"] == topology.datapath
+    assert vagrant["tor_uri"] == "qemu:///system"
+    tunnels = placement.tunnels(topology)
     want = [
         {
             "name": spec.name,
@@ -62,10 +65,80 @@ def test_vagrantfile_derives_what_the_netns_backend_derives(name: str) -> None:
             "node_ip": link.node_ip,
             "tor_mac": link_mac(link.index, 1),
             "node_mac": link_mac(link.index, 2),
+            "uri": "qemu:///system",
+            "tunnel": tunnel_plan(tunnel),
         }
-        for spec, link in zip(topology.nodes, topology.links(), strict=True)
+        for spec, link, tunnel in zip(topology.nodes, topology.links(), tunnels, strict=True)
     ]
     assert vagrant["nodes"] == want
+
+
+def tunnel_plan(tunnel: placement.Tunnel) -> dict[str, Any]:
+    """placement.Tunnel as the Vagrantfile dumps it."""
+
+    def end(e: placement.TunnelEnd) -> dict[str, Any]:
+        return {
+            "local_ip": e.local_ip,
+            "local_port": e.local_port,
+            "remote_ip": e.remote_ip,
+            "remote_port": e.remote_port,
+        }
+
+    return {"upper": end(tunnel.upper), "lower": end(tunnel.lower), "mtu": tunnel.guest_mtu}
+
+
+TWO_HOSTS = """\
+name: twohosts
+cluster_cidrs: [10.20.30.0/24]
+mask_size: 26
+hosts:
+  - {name: far, uri: "qemu+ssh://lab@10.0.0.2/system", address: 10.0.0.2}
+nodes:
+  - {name: node1}
+  - {name: node2, host: far}
+  - {name: ctrl, role: control}
+"""
+
+
+def test_a_two_host_placement_puts_each_vm_on_its_uri_and_tunnels_across(tmp_path: Path) -> None:
+    """Issue 18 item 4: a node that names another libvirt host runs there (its URI), its link is a UDP
+    tunnel between the two hosts' addresses with the ports Python plans, and the crossing link's MTU
+    leaves room for the outer headers — in the Vagrantfile, in Python's plan and in the staged files."""
+    path = tmp_path / "twohosts.yaml"
+    path.write_text(TWO_HOSTS)
+    topology = load_topology(str(path))
+    proc = validate(str(path), LAB_LOCAL_ADDRESS="10.0.0.1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    vagrant = json.loads(proc.stdout.splitlines()[0])
+    assert vagrant["tor_uri"] == "qemu:///system"
+    assert [n["uri"] for n in vagrant["nodes"]] == [
+        "qemu:///system",
+        "qemu+ssh://lab@10.0.0.2/system",
+        "qemu:///system",
+    ]
+    tunnels = placement.tunnels(topology, local_address="10.0.0.1")
+    assert [n["tunnel"] for n in vagrant["nodes"]] == [tunnel_plan(t) for t in tunnels]
+    node2 = vagrant["nodes"][1]["tunnel"]
+    assert node2["lower"] == {
+        "local_ip": "10.0.0.2",
+        "local_port": 47003,
+        "remote_ip": "10.0.0.1",
+        "remote_port": 47002,
+    }
+    assert node2["mtu"] == 1458 and vagrant["nodes"][0]["tunnel"]["upper"]["local_ip"] == "127.0.0.1"
+    # the provisioner sets that MTU on both ends of the crossing link, and only there
+    assert node_files(topology, "node2")["links"].split()[3:] == ["1458"]
+    assert node_files(topology, "node1")["links"].split()[3:] == []
+    tor_links = node_files(topology, "tor")["links"].splitlines()
+    assert [len(line.split()) for line in tor_links] == [3, 4, 3]
+    # without this machine's address the crossing link cannot be planned: refused, naming the link
+    refused = validate(str(path))
+    assert refused.returncode != 0
+    assert "link 1 (tor–node2) crosses to another host" in refused.stdout + refused.stderr
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(TWO_HOSTS.replace("host: far", "host: near"))
+    proc = validate(str(unknown), LAB_LOCAL_ADDRESS="10.0.0.1")
+    assert proc.returncode != 0 and 'nodes.1.host: no host "near" (hosts: far)' in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name", FABRICS)

@@ -7,8 +7,8 @@ other end's host address and port and listens on its own. The ports are derived,
 *i*'s upper end listens on `base + 2i`, its lower end on `base + 2i + 1`, so every host computes the
 same plan and no two links share a port on any host.
 
-Not wired into the Vagrantfile yet (it still makes one isolated libvirt network per link): this is the
-plan it is to read, and what `lab down` must clean on each host.
+The Vagrantfile derives the same plan (its LAB_VAGRANT_DUMP output is compared with this one in
+tests/integration/test_vagrantfile.py) and makes each link's NICs the two ends of its tunnel.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ LOCAL_ADDRESS = "127.0.0.1"  # a link with both ends here: its tunnel stays on t
 ETHERNET_HEADER = 14
 UDP_IPV4_OVERHEAD = 28  # the outer IPv4 and UDP headers of a tunnelled frame
 HOST_MTU = 1500
+CROSSING_OVERHEAD = UDP_IPV4_OVERHEAD + ETHERNET_HEADER  # what a tunnelled frame adds on the host network
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Tunnel:
         (a link inside one machine runs over the loopback: no limit below 1500)."""
         if not self.crosses_hosts:
             return HOST_MTU
-        return HOST_MTU - UDP_IPV4_OVERHEAD - ETHERNET_HEADER
+        return HOST_MTU - CROSSING_OVERHEAD
 
 
 class PlacementError(ValueError):

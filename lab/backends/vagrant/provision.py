@@ -9,7 +9,8 @@ the netns backend uses:
 
 - every VM: `role`, `hostname`, `links` (underlay address/prefix, the interface
   name the netns backend uses — `uplink` on a node, `to-<node>` on the ToR —
-  and the MAC the Vagrantfile gives that NIC), `gateway`;
+  the MAC the Vagrantfile gives that NIC, and the MTU when the link crosses to
+  another libvirt host: placement.Tunnel.guest_mtu), `gateway`;
 - the ToR: `bird.conf` (cluster.tor_config), and `etcd.env` when the topology has
   no control node (the agents then share the ToR's etcd as their store, where
   the netns backend shares one SQLite file);
@@ -34,6 +35,7 @@ import tarfile
 from pathlib import Path
 
 from lab import paths
+from lab.backends.vagrant import placement
 from lab.backends.vagrant.venv import VENV, vm_venv
 from lab.image import build_rootfs_tar
 from lab.model import cluster
@@ -80,6 +82,13 @@ def _cidr(ip: str, subnet: str) -> str:
     return f"{ip}/{subnet.split('/')[1]}"
 
 
+def _mtu(topology: Topology, upper: str, lower: str) -> str:
+    """` <mtu>` for a link whose two VMs sit on different libvirt hosts (its frames cross in UDP),
+    nothing for one inside a host (1500, the NIC's own)."""
+    where = placement.placement(topology)
+    return "" if where[upper] == where[lower] else f" {placement.HOST_MTU - placement.CROSSING_OVERHEAD}"
+
+
 def node_files(topology: Topology, name: str) -> dict[str, str]:
     """The configuration files of one VM (name -> content)."""
     links = topology.links()
@@ -88,7 +97,9 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
             "role": "tor\n",
             "hostname": f"{name}\n",
             "links": "".join(
-                f"{_cidr(link.tor_ip, link.subnet)} to-{link.node} {link_mac(link.index, 1)}\n" for link in links
+                f"{_cidr(link.tor_ip, link.subnet)} to-{link.node} {link_mac(link.index, 1)}"
+                f"{_mtu(topology, name, link.node)}\n"
+                for link in links
             ),
             "bird.conf": cluster.tor_config(topology),
         }
@@ -99,7 +110,8 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
     store = store_url(topology, name)
     files = {
         "hostname": f"{name}\n",
-        "links": f"{_cidr(link.node_ip, link.subnet)} uplink {link_mac(link.index, 2)}\n",
+        "links": f"{_cidr(link.node_ip, link.subnet)} uplink {link_mac(link.index, 2)}"
+        f"{_mtu(topology, topology.tor.name, name)}\n",
         "gateway": f"{link.tor_ip}\n",
         "profile.sh": f"export PATH={VENV}/bin:$PATH\nexport PODNET_STORE={store}\n",
     }

@@ -22,8 +22,9 @@ if [ "$(cat /etc/hostname)" != "$name" ]; then
 fi
 # Underlay NICs: found by the MAC the Vagrantfile gave them, named as the netns backend names
 # them (so one scenario file names the same interface on both backends), addressed now, and
-# the same written for networkd (a rebooted VM comes back the same).
-while read -r cidr ifname mac; do
+# the same written for networkd (a rebooted VM comes back the same). A link that crosses to
+# another libvirt host carries a smaller MTU (its frames ride in UDP between the hosts).
+while read -r cidr ifname mac mtu; do
   dev=$(ip -o link | awk -v mac="$mac" '$0 ~ "link/ether " mac " " {sub(":$", "", $2); sub("@.*", "", $2); print $2}')
   [ -n "$dev" ] || { echo "podnet provision: no NIC has MAC $mac (for $cidr)" >&2; exit 1; }
   if [ "$dev" != "$ifname" ]; then
@@ -31,8 +32,13 @@ while read -r cidr ifname mac; do
     ip link set "$dev" name "$ifname"
   fi
   ip addr replace "$cidr" dev "$ifname"
+  link="[Match]\nMACAddress=$mac\n\n[Link]\nName=$ifname\n"
+  if [ -n "$mtu" ]; then
+    ip link set "$ifname" mtu "$mtu"
+    link="${link}MTUBytes=$mtu\n"
+  fi
   ip link set "$ifname" up
-  printf '[Match]\nMACAddress=%s\n\n[Link]\nName=%s\n' "$mac" "$ifname" > "/etc/systemd/network/20-$ifname.link"
+  printf "$link" > "/etc/systemd/network/20-$ifname.link"
   network="[Match]\nMACAddress=$mac\n\n[Network]\nAddress=$cidr\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
   if [ "$ifname" = uplink ] && [ -f "$stage/gateway" ]; then
     network="${network}Gateway=$(cat "$stage/gateway")\n"
