@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from rich.console import Console
@@ -85,7 +86,8 @@ def test_every_vm_runs_its_services(session: LabSession) -> None:
 
 
 def test_lab_ranges_stay_off_this_machine(session: LabSession) -> None:
-    """Isolation: no lab range is routed here, and the VMs' networks forward nothing."""
+    """Isolation: no lab range is routed here, the management network forwards nothing, and every
+    underlay NIC is one end of a UDP tunnel on this machine's loopback (no bridge, no libvirt network)."""
     lab = session.lab
     ranges = [ipaddress.ip_network(lab.topology.underlay)] + [
         ipaddress.ip_network(c, strict=False) for c in lab.topology.cluster_cidrs
@@ -95,8 +97,20 @@ def test_lab_ranges_stay_off_this_machine(session: LabSession) -> None:
         if route["dst"] != "default":
             dst = ipaddress.ip_network(route["dst"], strict=False)
             assert not any(dst.overlaps(r) for r in ranges), f"this machine routes {dst} (a lab range)"
-    networks = lab_vms()[1]
-    assert len(networks) == len(lab.topology.nodes) + 1  # one link per node, and management
+    domains, networks = lab_vms()
+    assert len(networks) == 1  # management only: the underlay links are tunnels
+    tunnels = []
+    for domain in domains:
+        xml = subprocess.run(["virsh", "dumpxml", domain], capture_output=True, text=True, check=True).stdout
+        for interface in ElementTree.fromstring(xml).iter("interface"):
+            if interface.get("type") == "network":
+                continue  # the management NIC
+            source, local = interface.find("source"), interface.find("source/local")
+            assert interface.get("type") == "udp" and source is not None and local is not None, xml
+            assert source.get("address") == local.get("address") == "127.0.0.1", xml
+            tunnels.append((int(local.get("port", "0")), int(source.get("port", "0"))))
+    # every link's two ends: each listens where the other sends
+    assert sorted(tunnels) == sorted((b, a) for a, b in tunnels) and len(tunnels) == 2 * len(lab.topology.nodes)
     for network in networks:
         xml = subprocess.run(["virsh", "net-dumpxml", network], capture_output=True, text=True, check=True).stdout
         assert "<forward" not in xml, f"{network} forwards: {xml}"
