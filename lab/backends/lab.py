@@ -194,8 +194,8 @@ class BaseLab(ABC, Generic[N]):
 
     def _wait_for_bgp(self, timeout_s: float = 60.0) -> None:
         """Every router's kernel routes every pod CIDR over every equal path (learned over BGP: via the
-        node from its ToR or leaves, via the spines from other leaves, via the node's leaves from a spine);
-        records the pod CIDRs."""
+        node from its ToR or leaves, via the spines from other leaves, via the node's leaves from a spine),
+        and every dual-homed node has its default from both leaves; records the pod CIDRs."""
         from podnet.errors import PodnetError
 
         self.node_info = {}
@@ -210,11 +210,15 @@ class BaseLab(ABC, Generic[N]):
             router: {info["pod_cidr"]: self.topology.next_hops(router, name) for name, info in self.node_info.items()}
             for router in self.routers
         }
+        for name in self.workers:  # a dual-homed node: the default its agent learns, over both leaves
+            uplinks = self.topology.uplinks(name)
+            if len(uplinks) > 1:
+                expected[name] = {"default": {link.upper_ip for link in uplinks}}
         pending = dict(expected)
 
         def present() -> bool:
             for router, want in list(pending.items()):
-                table = bird_routes(self.routers[router])
+                table = bird_routes(self.routers[router] if router in self.routers else self.nodes[router])
                 if any(table.get(cidr) != hops for cidr, hops in want.items()):
                     return False
                 del pending[router]

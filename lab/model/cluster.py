@@ -15,7 +15,8 @@ from lab.model.topology import Topology
 
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
-OPERATOR_INTERVAL_S = 0.2  # the lab's operator reconciles often: a lab waits on it
+OPERATOR_INTERVAL_S = 0.2
+FABRIC_DEFAULT = "fabric_default"  # the spines' bird protocol that originates the default route  # the lab's operator reconciles often: a lab waits on it
 
 Settings = dict[str, Any]
 
@@ -33,7 +34,8 @@ def control_store_url(topology: Topology) -> str | None:
 # -- agents --------------------------------------------------------------------------
 def agent_settings(topology: Topology, node: str, store_url: str) -> Settings:
     """podnet-agent's settings for a worker (the keys of podnet.agent.config.AgentConfig): one BGP
-    peer per uplink (its ToR, or each of its two leaves, then with its node IP announced too)."""
+    peer per uplink (its ToR, or each of its two leaves, then with its node IP announced too and the
+    leaves' default routes imported)."""
     uplinks = topology.uplinks(node)
     settings: Settings = {
         "store": store_url,
@@ -54,6 +56,7 @@ def agent_settings(topology: Topology, node: str, store_url: str) -> Settings:
             "bgp_asn": topology.asn(node),
             "bgp_peer_asn": [topology.asn(link.upper) for link in uplinks],
             "bgp_announce_node_ip": True,
+            "bgp_import_default": True,  # its leaves' defaults, so a leaf whose session ends is left at once
         }
     if topology.bfd is not None:
         settings |= {"bgp_bfd_interval_ms": topology.bfd.interval_ms, "bgp_bfd_multiplier": topology.bfd.multiplier}
@@ -157,7 +160,10 @@ def router_config(topology: Topology, name: str) -> str:
     """bird2 on a router: one eBGP session per worker below it (the control node speaks no BGP) and, on a
     leaf, per spine above; what it learns into its kernel table. In a fabric: equal paths merged (ECMP),
     a leaf's connected node links announced upwards (the control node's address is one), and, with
-    `bfd`, BFD on every session."""
+    `bfd`, BFD on every session. The spines originate a default route (in bird only, never in their
+    kernel) and send it to the leaves, which pass it on to their dual-homed nodes only: a leaf sends a
+    default while it has a spine's, and a node's default (see podnet.bgp.bird) follows its sessions.
+    A leaf's own default stays the lab's kernel route (see wiring.py)."""
     router = topology.router(name)
     fabric = topology.is_fabric()
     sessions = topology.bgp_sessions(name)
@@ -169,9 +175,12 @@ def router_config(topology: Topology, name: str) -> str:
     lines = [f"router id {router_id};", "log stderr all;", "protocol device { scan time 10; }"]
     if router.tier == "leaf":
         lines.append('protocol direct { ipv4; interface "to-*"; }')  # its node links, for the rest of the fabric
+    if router.tier == "spine":
+        lines.append(f"protocol static {FABRIC_DEFAULT} {{ ipv4; route 0.0.0.0/0 blackhole; }}")
+    learned = "source = RTS_BGP" + (" && net != 0.0.0.0/0" if router.tier == "leaf" else "")
     lines += [
         "protocol kernel {",
-        "  ipv4 { import none; export where source = RTS_BGP; };",  # pod CIDRs into the router's kernel table
+        f"  ipv4 {{ import none; export where {learned}; }};",  # pod CIDRs into the router's kernel table
         *(["  merge paths on;"] if fabric else []),  # ECMP: every equal path into one multipath route
         "}",
     ]
@@ -186,12 +195,14 @@ def router_config(topology: Topology, name: str) -> str:
     for link, peer in sessions:
         below = link.upper == name
         local, remote = (link.upper_ip, link.lower_ip) if below else (link.lower_ip, link.upper_ip)
-        if below and not link.lower_is_router:
-            export = "none"  # a node learns nothing (its agent imports nothing)
+        if below and not link.lower_is_router and len(topology.uplinks(peer)) > 1 and router.tier == "leaf":
+            export = "where source = RTS_BGP && net = 0.0.0.0/0"  # a dual-homed node: the spines' default
+        elif below and not link.lower_is_router:
+            export = "none"  # a single-homed node learns nothing (its agent imports nothing)
         elif below:
-            export = "where source = RTS_BGP"  # a spine: everything it learned, to every leaf
+            export = f'where source = RTS_BGP || proto = "{FABRIC_DEFAULT}"'  # a spine: all it knows, to every leaf
         else:
-            export = "where source = RTS_BGP || source = RTS_DEVICE"  # a leaf: its nodes' routes and links, up
+            export = "where (source = RTS_BGP || source = RTS_DEVICE) && net != 0.0.0.0/0"  # a leaf: its nodes' routes and links, up
         lines += [
             f"protocol bgp {peer} {{",
             f"  local {local} as {router.asn};",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from podnet.agent.config import ConfigError, load_config
-from podnet.bgp.bird import BGPConfig, Peer
+from podnet.bgp.bird import KERNEL_METRIC, BGPConfig, Peer
 from podnet.cmd.agent import parse_args
 
 
@@ -85,6 +85,7 @@ DUAL = BGPConfig(
     (Peer("10.1.0.1", 65001), Peer("10.1.0.5", 65002)),
     announce_node_ip=True,
     bfd_interval_ms=100,
+    import_default=True,
 )
 
 
@@ -98,6 +99,19 @@ def test_a_dual_homed_speaker_announces_both_prefixes_on_two_sessions_from_its_l
     assert text.count("next hop self;") == 2 and text.count("bfd on;") == 2 and "protocol bfd {" in text
     single = BGPConfig("192.168.50.2", 65001, (Peer("192.168.50.1", 65000),)).render("10.20.30.0/26")
     assert "protocol bgp tor {" in single and "local 192.168.50.2 as 65001;" in single and "bfd" not in single
+
+
+def test_a_dual_homed_speaker_installs_its_leaves_defaults_as_one_multipath_route() -> None:
+    text = DUAL.render("10.20.30.0/26")
+    assert text.count("import where net = 0.0.0.0/0;") == 2  # a default from each leaf, nothing else
+    kernel = text[text.index("protocol kernel podnet_kernel {") :].split("\n}\n")[0]
+    assert "if source != RTS_BGP then reject;" in kernel  # the learned default only, never the announced blackholes
+    assert "krt_prefsrc = 10.2.0.1;" in kernel  # the node's own traffic leaves from its node IP (on lo)
+    assert "merge paths on;" in kernel and f"metric {KERNEL_METRIC};" in kernel
+    single = BGPConfig("192.168.50.2", 65001, (Peer("192.168.50.1", 65000),)).render("10.20.30.0/26")
+    assert "import none;" in single and "protocol kernel" not in single  # a single-homed node: as before
+    config = load_config(None, flags("--bgp-peer", "10.1.0.1", "--bgp-peer", "10.1.0.5", "--bgp-import-default"))
+    assert config.bgp_import_default and not load_config(None, flags("--bgp-peer", "10.1.0.1")).bgp_import_default
 
 
 @pytest.mark.skipif(shutil.which("bird") is None, reason="bird2 not installed")

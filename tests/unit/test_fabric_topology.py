@@ -95,6 +95,30 @@ def test_bgp_sessions_workers_below_spines_above_never_the_control_node(tmp_path
     assert "merge paths on;" in conf and "protocol bgp c " not in conf
 
 
+def sessions(conf: str) -> dict[str, str]:
+    """A bird.conf's BGP sessions: peer name -> its block."""
+    blocks = conf.split("protocol bgp ")[1:]
+    return {block.split()[0]: block.split("\n}")[0] for block in blocks}
+
+
+def test_spines_default_reaches_dual_homed_nodes_through_their_leaves_only(tmp_path: Path) -> None:
+    """A hung leaf is left by its dual-homed nodes: they learn their default from each leaf over BGP
+    (BFD ends the session), the leaf passing on the spines' default; single-homed nodes learn nothing."""
+    topo = fabric(tmp_path)
+    spine = cluster.router_config(topo, "s1")
+    assert "protocol static fabric_default { ipv4; route 0.0.0.0/0 blackhole; }" in spine
+    assert "export where source = RTS_BGP; };" in spine  # the spine's own kernel: learned routes only
+    assert all('proto = "fabric_default"' in block for block in sessions(spine).values())
+    leaf = cluster.router_config(topo, "l2")
+    assert "export where source = RTS_BGP && net != 0.0.0.0/0; };" in leaf  # its kernel keeps the lab's default
+    down = sessions(leaf)
+    assert "export where source = RTS_BGP && net = 0.0.0.0/0;" in down["a"]  # dual-homed: the default
+    assert "export none;" in down["b"]  # single-homed: nothing, as before fabrics
+    assert all("&& net != 0.0.0.0/0;" in down[s] for s in ("s1", "s2"))  # never back up
+    assert cluster.agent_settings(topo, "a", "etcd://x:1")["bgp_import_default"] is True
+    assert "bgp_import_default" not in cluster.agent_settings(topo, "b", "etcd://x:1")
+
+
 def test_dual_homed_agent_settings_load_as_two_peers(tmp_path: Path) -> None:
     topo = fabric(tmp_path, FABRIC + "bfd: {interval_ms: 200}\nbpf_maps: {endpoints: 256, events: 65536}\n")
     settings = cluster.agent_settings(topo, "a", "etcd://10.1.0.14:2379")
@@ -102,6 +126,7 @@ def test_dual_homed_agent_settings_load_as_two_peers(tmp_path: Path) -> None:
     toml.write_text(cluster.as_toml({"node_name": "a", **settings}))
     config = load_config(str(toml), {})
     assert config.node_ip == "10.2.0.1" and config.bgp_asn == 65003 and config.bgp_announce_node_ip
+    assert config.bgp_import_default
     assert config.bgp_peers() == [("10.1.0.1", 65001), ("10.1.0.5", 65002)]
     assert config.bgp_bfd_interval_ms == 200 and config.bgp_bfd_multiplier == 3
     assert config.bpf_map_entries == {"endpoints": 256, "events": 65536}

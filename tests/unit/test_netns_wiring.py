@@ -4,8 +4,9 @@ dual-homed nodes' /32 on lo."""
 
 from __future__ import annotations
 
-from lab.backends.netns.wiring import plan, veth_pairs
+from lab.backends.netns.wiring import FALLBACK_METRIC, plan, veth_pairs
 from lab.model.topology import load_topology
+from podnet.bgp.bird import KERNEL_METRIC
 
 
 def test_one_tor_lab_is_wired_as_before_fabrics() -> None:
@@ -54,17 +55,20 @@ def test_spine_leaf_routers_hash_by_ports_and_skip_dead_links() -> None:
     assert len([p for p in pairs if p[2].startswith("spine")]) == 8
 
 
-def test_dual_homed_node_has_its_node_ip_on_lo_and_a_default_over_both_leaves() -> None:
+def test_dual_homed_node_has_its_node_ip_on_lo_and_a_fallback_default_over_both_leaves() -> None:
     topology = load_topology("spine-leaf")
     steps = plan(topology)
     node5 = steps["node5"]
     assert ["ip", "addr", "add", f"{topology.node_ip('node5')}/32", "dev", "lo"] in node5
     leaf3, leaf4 = topology.uplinks("node5")
     assert node5[-1] == [
-        "ip", "route", "add", "default",
+        "ip", "route", "add", "default", "metric", str(FALLBACK_METRIC),
         "nexthop", "via", leaf3.upper_ip, "dev", "to-leaf3",
         "nexthop", "via", leaf4.upper_ip, "dev", "to-leaf4",
     ]  # fmt: skip
+    # the default its agent learns from the leaves (BGP, metric KERNEL_METRIC) wins while there is one:
+    # the kernel takes the lowest metric, and the fallback only serves before BGP (or while bird restarts)
+    assert KERNEL_METRIC < FALLBACK_METRIC
     assert ["sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"] in node5
     # the control node is single-homed: one uplink, one default route, no lo address
     ctrl = steps["ctrl"]

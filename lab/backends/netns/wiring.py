@@ -6,10 +6,13 @@ routes and sysctls.
 creates the veth pairs and runs them.
 
 - A node with one uplink: a default route via its ToR or leaf (as before fabrics).
-- A dual-homed node: its node IP a /32 on `lo`, and one default route over both leaves (ECMP). The
-  kernel skips a path whose link lost its carrier (`ignore_routes_with_linkdown`): a leaf powered off
-  costs no more than the carrier's loss. A leaf that stops forwarding with its links up is noticed by
-  the spines (BFD), not by this static route (see the README's fabric section).
+- A dual-homed node: its node IP a /32 on `lo`, and a fallback default route over both leaves (ECMP)
+  at metric FALLBACK_METRIC. Its agent learns the default it uses over BGP from its leaves (metric
+  32, a next hop per leaf whose session is up: a leaf that hangs with its links up is dropped when
+  BFD ends its session); the fallback serves only while no leaf sends one — at boot, before the
+  agent (which must reach etcd on the control node first) has its sessions up, and while its
+  speaker restarts. Either way the kernel skips a path whose link lost its carrier
+  (`ignore_routes_with_linkdown`): a leaf powered off costs no more than the carrier's loss.
 - A fabric's router: forwarding on (the ToR: only that); ECMP hashed by ports (`fib_multipath_hash_policy=1`, so flows spread over
   equal paths rather than hosts); paths over a link without carrier skipped.
 - A leaf: a default route over its spines (kernel, not BGP): a leaf back from a power loss gets
@@ -39,6 +42,7 @@ ROUTER_SYSCTLS = (
     "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
 )
 MULTIHOMED_SYSCTLS = ROUTER_SYSCTLS[1:]
+FALLBACK_METRIC = 1024  # a dual-homed node's static default: above the agent's BGP-learned one (32)
 HASH_SEED = Path("/proc/sys/net/ipv4/fib_multipath_hash_seed")
 
 
@@ -82,7 +86,7 @@ def plan(topology: Topology, *, seeds: bool = True) -> Plan:
             commands[node.name].append(["sysctl", "-qw", f"net.ipv4.fib_multipath_hash_seed={hash_seed(node.name)}"])
         commands[node.name].append(["ip", "addr", "add", f"{topology.node_ip(node.name)}/32", "dev", "lo"])
         hops = [arg for link in uplinks for arg in ("nexthop", "via", link.upper_ip, "dev", link.lower_if)]
-        commands[node.name].append(["ip", "route", "add", "default", *hops])
+        commands[node.name].append(["ip", "route", "add", "default", "metric", str(FALLBACK_METRIC), *hops])
     return commands
 
 

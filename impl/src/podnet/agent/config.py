@@ -78,6 +78,12 @@ class AgentConfig(BaseModel):
         description="announce node_ip/32 too (a node IP on lo, not on a link: a dual-homed node); each session "
         "then speaks from its link's own address",
     )
+    bgp_import_default: bool = Field(
+        default=False,
+        description="install the default route each peer sends in the kernel: one multipath route, a next hop "
+        "per peer that sends one, node_ip as its source (a dual-homed node: a leaf whose session ends leaves it); "
+        "off: import nothing",
+    )
     bgp_bfd_interval_ms: int | None = Field(
         default=None, ge=10, le=10000, description="BFD on every BGP session at this interval (none: no BFD)"
     )

@@ -100,6 +100,7 @@ class Agent:
                 announce_node_ip=config.bgp_announce_node_ip,
                 bfd_interval_ms=config.bgp_bfd_interval_ms,
                 bfd_multiplier=config.bgp_bfd_multiplier,
+                import_default=config.bgp_import_default,
             )
             self.speaker = BirdSpeaker(bgp, str(self.ipam.pod_cidr), Path(config.socket).parent / "bgp")
         self.health = Health(

@@ -7,6 +7,13 @@ node IP /32 too) with the session's own address as next hop; it starts
 `bird -f` as a child and stops it when the agent stops, which closes the
 session and makes the ToR withdraw the route. Timers are short so a lost
 session comes back in seconds (bird's defaults wait ~73 s).
+
+A single-homed node imports nothing. With `import_default` (a dual-homed node) it imports the
+default route each peer sends and installs it in the kernel as one multipath route, a next hop
+per peer that sends one (`merge paths`), with the node IP as preferred source: a peer whose
+session ends (BFD: in a few hundred ms) leaves the route at once. The route's metric (32) is
+below that of any fallback default the node was booted with, which stays as the last resort
+while no peer sends a default (start-up, the speaker restarting).
 """
 
 from __future__ import annotations
@@ -49,6 +56,21 @@ protocol bfd {{
 }}
 """
 
+KERNEL = """
+protocol kernel podnet_kernel {{
+  ipv4 {{
+    import none;
+    export filter {{
+      if source != RTS_BGP then reject;
+      krt_prefsrc = {node_ip};
+      accept;
+    }};
+  }};
+  merge paths on;
+  metric {metric};
+}}
+"""
+
 SESSION = """
 protocol bgp {name} {{
   description "top-of-rack router";
@@ -61,7 +83,7 @@ protocol bgp {name} {{
   error wait time 1, 10;
   error forget time 10;{bfd}
   ipv4 {{
-    import none;
+    import {import_};
     export where {export};
     next hop self;
   }};
@@ -70,6 +92,7 @@ protocol bgp {name} {{
 
 
 log = logging.getLogger("podnet.bgp")
+KERNEL_METRIC = 32  # the learned default's metric: a fallback default needs a higher one
 WATCH_INTERVAL_S = 0.5  # how soon a speaker that died is noticed and started again
 
 
@@ -97,7 +120,8 @@ class BGPConfig:
     """What the speaker announces, to whom. One peer (a ToR): sessions named `tor`, spoken from the node
     IP. Several (a dual-homed node's leaves): `tor1`, `tor2`, … With `announce_node_ip` the node IP is
     a /32 of its own (on lo), announced too, and each session speaks from its link's address;
-    either way the next hop is the session's own address (next hop self)."""
+    either way the next hop is the session's own address (next hop self). With `import_default` the
+    default routes the peers send go into the kernel (see the module's docstring)."""
 
     node_ip: str
     asn: int
@@ -105,6 +129,7 @@ class BGPConfig:
     announce_node_ip: bool = False
     bfd_interval_ms: int | None = None  # BFD on every session, when set
     bfd_multiplier: int = 3
+    import_default: bool = False  # install the peers' default routes in the kernel (ECMP)
 
     def names(self) -> list[str]:
         return ["tor"] if len(self.peers) == 1 else [f"tor{i + 1}" for i in range(len(self.peers))]
@@ -115,6 +140,8 @@ class BGPConfig:
         if self.announce_node_ip:
             text += NODE_IP.format(node_ip=self.node_ip)
             export += ' || proto = "podnet_node_ip"'
+        if self.import_default:
+            text += KERNEL.format(node_ip=self.node_ip, metric=KERNEL_METRIC)
         if self.bfd_interval_ms is not None:
             text += BFD.format(interval=self.bfd_interval_ms, multiplier=self.bfd_multiplier)
         for name, peer in zip(self.names(), self.peers, strict=True):
@@ -125,6 +152,7 @@ class BGPConfig:
                 peer_ip=peer.address,
                 peer_asn=peer.asn,
                 bfd="\n  bfd on;" if self.bfd_interval_ms is not None else "",
+                import_="where net = 0.0.0.0/0" if self.import_default else "none",
                 export=export,
             )
         return text

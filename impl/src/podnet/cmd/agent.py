@@ -4,7 +4,8 @@ podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
              [--cluster-cidr CIDR ...] [--mask-size N] [--pod-cidr CIDR]
              [--router-ip IP] [--mtu N] [--datapath bpf|routes] [--bpf-pin-dir DIR]
              [--netns-path PATTERN ...] [--node-ip IP] [--bgp-peer IP ...] [--bgp-peer-asn N ...]
-             [--bgp-asn N] [--bgp-announce-node-ip] [--bgp-bfd-interval-ms MS] [--bpf-map-entries NAME=N ...]
+             [--bgp-asn N] [--bgp-announce-node-ip] [--bgp-import-default]
+             [--bgp-bfd-interval-ms MS] [--bpf-map-entries NAME=N ...]
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_const",
         const=True,
         help="announce the node IP (a /32 on lo: a dual-homed node) too; sessions speak from their links' addresses",
+    )
+    p.add_argument(
+        "--bgp-import-default",
+        action="store_const",
+        const=True,
+        help="install the default route each peer sends (ECMP over the peers that send one; a dual-homed node)",
     )
     p.add_argument("--bgp-bfd-interval-ms", type=int, metavar="MS", help="BFD on every BGP session at this interval")
     p.add_argument("--bgp-bfd-multiplier", type=int, metavar="N", help="BFD packets missed before down (default 3)")
