@@ -108,6 +108,7 @@ async def run_cni_here(
                     stdin,
                     call.env,
                     lambda *_: LocalAgentCalls(host.agent, _inline, _no_health, timeout=budget, deadline=deadline),
+                    conf=conf,
                 )
             finally:
                 host.busy = None
