@@ -57,7 +57,9 @@ def run(
         client = connect(conf.socket, budget, started + budget)
         command = environment.command
         if command == "ADD":
-            return 0, plugin.add(conf, environment, client)
+            added = plugin.add(conf, environment, client)
+            timing.mark("plugin: result")
+            return 0, added
         if command == "DEL":
             plugin.delete(conf, environment, client)
         elif command == "CHECK":
