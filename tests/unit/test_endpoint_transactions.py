@@ -126,3 +126,22 @@ def test_a_claim_at_a_stale_revision_reads_the_record_again(env: RunningAgent) -
     env.agent.store.put(key, b'{"ip": "%s", "owner": "someone-else"}' % ip.encode())
     env.client.endpoint_delete("ep1")  # the record goes; the IP, someone else's now, is left alone
     assert records(env) == [] and allocations(env)[ip]["owner"] == "someone-else"
+
+
+def test_a_failure_after_another_writer_took_the_ip_still_removes_the_record(
+    env: RunningAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Undoing a create whose IP changed hands meanwhile: the IP stays the other writer's, and the
+    record (written with the claim) is removed all the same."""
+    ip = env.client.ipam_allocate("default/pod1", expiration=True)["address"]["ipv4"]
+    key = keys.pod_ip(env.agent.ipam.pod_cidr, env.agent.ipam.mem.check_pod_ip(ip))
+
+    def taken_then_broken(endpoint: object) -> None:
+        env.agent.store.put(key, b'{"ip": "%s", "owner": "someone-else"}' % ip.encode())
+        raise DatapathError("writing the policy map: boom")
+
+    monkeypatch.setattr(env.agent.policy, "regenerate_for", taken_then_broken)
+    with pytest.raises(AgentError):
+        env.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}})
+    assert records(env) == [] and env.client.endpoint_list() == [] and env.datapath.host_veths() == []
+    assert allocations(env)[ip]["owner"] == "someone-else"

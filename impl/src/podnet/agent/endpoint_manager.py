@@ -26,6 +26,8 @@ from podnet.datapath.netns import check_netns_path
 from podnet.datapath.protocol import Datapath
 from podnet.identity import security_labels
 from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator
+from podnet.ipam.allocator import Allocation
+from podnet.ipam.cidr import Address
 from podnet.kvstore import Delete, Put
 
 log = logging.getLogger("podnet.agent")
@@ -152,23 +154,33 @@ class EndpointManager:
             timing.mark("policy")
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
-            # The record goes with the IP's return, in one transaction (when it was written).
-            forget = [Delete(self.endpoints.key_of(endpoint_id))] if committed else []
-            if (now_held := self.allocator.get(address)) is not None and now_held.owner == ENDPOINT_OWNER + endpoint_id:
-                # Give back only what this endpoint took (the claim may have lost to another writer).
-                if previous is not None:
-                    self.allocator.claim(
-                        address, previous.owner, expires_in=self.config.endpoint_release_grace_s, also=forget
-                    )
-                else:
-                    self.allocator.release(address, also=forget)
-            elif committed:
-                self.endpoints.remove(endpoint_id)
-            if committed:
-                self.endpoints.removed(endpoint_id)
+            self._undo_claim(address, endpoint_id, previous, recorded=committed)
             raise
         log.info("endpoint %s created: %s on %s", endpoint_id, ip, link.host_ifname)
         return endpoint
+
+    def _undo_claim(self, address: Address, endpoint_id: str, previous: Allocation | None, *, recorded: bool) -> None:
+        """After a failed create: the IP back to whom it had (only if this endpoint holds it: the
+        claim may have lost to another writer), and the record gone, when it was written: together,
+        in one transaction, when both are to be undone."""
+        forget = [Delete(self.endpoints.key_of(endpoint_id))] if recorded else []
+        undone = False
+        held = self.allocator.get(address)
+        if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
+            try:
+                if previous is not None:
+                    grace = self.config.endpoint_release_grace_s
+                    self.allocator.claim(address, previous.owner, expires_in=grace, also=forget)
+                    undone = True
+                else:
+                    undone = self.allocator.release(address, also=forget) is not None
+            except AlreadyAllocatedError:
+                pass  # another writer holds the IP now: only the record is left to remove
+        if recorded:
+            if undone:
+                self.endpoints.removed(endpoint_id)
+            else:
+                self.endpoints.remove(endpoint_id)
 
     def patch(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
         endpoint = self.endpoints.get(endpoint_id)
