@@ -145,3 +145,25 @@ def test_a_failure_after_another_writer_took_the_ip_still_removes_the_record(
         env.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}})
     assert records(env) == [] and env.client.endpoint_list() == [] and env.datapath.host_veths() == []
     assert allocations(env)[ip]["owner"] == "someone-else"
+
+
+def test_an_endpoint_whose_identity_is_compiled_leaves_the_policy_entries_alone(env: RunningAgent) -> None:
+    """Creating an endpoint changes its own map entry only: the allow entries are not synced again
+    (on the eBPF datapath that reads the whole policy map, a syscall per entry, on every ADD)."""
+    rule = {
+        "name": "app1-from-app2",
+        "endpointSelector": {"matchLabels": {"id": "app1"}},
+        "ingress": [{"fromEndpoints": [{"matchLabels": {"id": "app2"}}]}],
+    }
+    env.client.request("PUT", "/v1/policy", body=rule)
+    for n, app in ((1, "app1"), (2, "app2")):
+        ip = env.client.ipam_allocate(f"default/pod{n}", expiration=True)["address"]["ipv4"]
+        env.client.endpoint_create(f"ep{n}", {"addressing": {"ipv4": ip}, "labels": [f"id={app}"]})
+    applied = set(env.datapath.policy_entries)
+    assert applied  # app2 -> app1
+    sentinel = (1, 2, 3, 4)
+    env.datapath.policy_entries = {sentinel}  # what the datapath holds, as far as the agent knows: as applied
+    ip = env.client.ipam_allocate("default/pod3", expiration=True)["address"]["ipv4"]
+    endpoint = env.client.endpoint_create("ep3", {"addressing": {"ipv4": ip}, "labels": ["id=app1"]})
+    assert env.datapath.policy_entries == {sentinel}
+    assert env.datapath.policy_endpoints[ip] == (endpoint["identity"], True)  # its own entry: enforced
