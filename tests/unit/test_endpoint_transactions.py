@@ -167,3 +167,24 @@ def test_an_endpoint_whose_identity_is_compiled_leaves_the_policy_entries_alone(
     endpoint = env.client.endpoint_create("ep3", {"addressing": {"ipv4": ip}, "labels": ["id=app1"]})
     assert env.datapath.policy_entries == {sentinel}
     assert env.datapath.policy_endpoints[ip] == (endpoint["identity"], True)  # its own entry: enforced
+
+
+def test_a_store_failure_in_delete_keeps_record_and_ip_together_and_a_retry_finishes(
+    env: RunningAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ip = env.client.ipam_allocate("default/pod1", expiration=True)["address"]["ipv4"]
+    env.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}})
+    store = env.agent.store
+    real_commit = store.commit
+
+    def locked(*args: Any, **kwargs: Any) -> int:
+        monkeypatch.setattr(store, "commit", real_commit)  # once
+        raise KVStoreError("kvstore is locked by another writer")
+
+    monkeypatch.setattr(store, "commit", locked)
+    with pytest.raises(AgentError) as err:
+        env.client.endpoint_delete("ep1", release_ip=True)
+    assert err.value.status == 503
+    assert records(env) == [keys.endpoint("node1", "ep1")] and allocations(env)[ip]["owner"] == "endpoint:ep1"
+    env.client.endpoint_delete("ep1", release_ip=True)  # the runtime's DEL again
+    assert records(env) == [] and ip not in allocations(env) and env.datapath.host_veths() == []

@@ -222,9 +222,13 @@ class EndpointManager:
     def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
+        # The veth (and its route) go on the datapath's own time, from now on: the store work below
+        # overlaps the deletion. A crash or a store failure in between leaves a record whose veth is
+        # gone (marked not-ready at restore); the runtime's DEL, again, finishes it.
+        self.datapath.delete_endpoint_later(endpoint_id, ip)
+        timing.mark("datapath")
         # The record and the IP (released, or handed to expiry until the runtime releases it): one
-        # store transaction. The veth (and its route) go on the datapath's own time; the record is
-        # already gone, so a crash now leaves a veth that leak collection removes.
+        # store transaction.
         record = Delete(self.endpoints.key_of(endpoint_id))
         held = self.allocator.get(ip) if ip else None
         together = False
@@ -247,8 +251,6 @@ class EndpointManager:
         else:
             self.endpoints.remove(endpoint_id)
         timing.mark("store: record and ip")
-        self.datapath.delete_endpoint_later(endpoint_id, ip)
-        timing.mark("datapath")
         if endpoint.identity is not None:
             self.identities.release_unused(self.endpoints.identities())  # last: GC catches up if this fails
             timing.mark("identity")
