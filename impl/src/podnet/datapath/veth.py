@@ -19,8 +19,6 @@ import contextlib
 import errno
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,6 +28,7 @@ from podnet.datapath.errors import DatapathError, InterfaceExistsError
 from podnet.datapath.names import host_ifname, mac_for, temp_ifname
 from podnet.datapath.netns import open_netns
 from podnet.datapath.protocol import BpfAccess, EndpointLink, LinkCounters, PodLink
+from podnet.datapath.reaper import Reaper
 from podnet.datapath.rtnl import Request, Rtnl, RtnlError
 
 log = logging.getLogger("podnet.datapath")
@@ -86,7 +85,8 @@ class VethDatapath:
     def delete_endpoint_later(self, endpoint_id: str, ip: str | None) -> None:
         """Delete an endpoint's veth and route in the background (see `Reaper`)."""
         if self._reaper is None:
-            self._reaper = Reaper(self.mtu)
+            mtu = self.mtu
+            self._reaper = Reaper(lambda: VethDatapath(mtu=mtu))
         self._reaper.submit(endpoint_id, ip)
 
     def pending_deletions(self) -> int:
@@ -339,71 +339,3 @@ class VethDatapath:
 
     def delete_link(self, ifname: str) -> None:
         self.rtnl.run([rtnl.del_link(ifname)])  # none there is fine
-
-
-class Reaper:
-    """Deletes endpoint veths on its own thread and netlink socket.
-
-    Deleting a veth waits for an RCU grace period (~18 ms here): docker's
-    DeleteEndpoint need not wait for it (its sandbox, and with it the pod's
-    end, is already gone); a runtime's DEL does (`wait`), since it may ADD the
-    same container and interface again at once. The endpoint's /32 route is removed with the veth,
-    and only for that veth's ifindex, so a new endpoint reusing the IP meanwhile
-    keeps its route. A veth the reaper fails to delete is found by the agent's
-    leaked-veth collection.
-    """
-
-    def __init__(self, mtu: int = 1500):
-        self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
-        self._mtu = mtu
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._done: dict[str, threading.Event] = {}  # endpoint -> set once its veth is deleted
-        self._thread = threading.Thread(target=self._run, name="veth-reaper", daemon=True)
-        self._thread.start()
-
-    def submit(self, endpoint_id: str, ip: str | None) -> None:
-        with self._lock:
-            self._pending += 1
-            self._idle.clear()
-            self._done.setdefault(endpoint_id, threading.Event())
-        self._queue.put((endpoint_id, ip))
-
-    def wait(self, endpoint_id: str, timeout_s: float) -> bool:
-        """Until the endpoint's deletion is done (True; also when none is pending), or the timeout."""
-        with self._lock:
-            done = self._done.get(endpoint_id)
-        return done is None or done.wait(timeout_s)
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return self._pending
-
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        return self._idle.wait(timeout_s)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        datapath = VethDatapath(mtu=self._mtu)
-        try:
-            while (item := self._queue.get()) is not None:
-                endpoint_id, ip = item
-                try:
-                    datapath.delete_endpoint(endpoint_id, ip)
-                except DatapathError as err:
-                    log.warning("deleting the veth of endpoint %s: %s", endpoint_id, err)
-                with self._lock:
-                    done = self._done.pop(endpoint_id, None)
-                    if done is not None:
-                        done.set()
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self._idle.set()
-        finally:
-            datapath.close()
