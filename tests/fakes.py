@@ -99,11 +99,12 @@ class FakeDatapath:
     def apply_policy(
         self,
         endpoints: dict[str, tuple[int, bool]],
-        entries: Iterable[tuple[int, int, int, int]],
+        entries: Iterable[tuple[int, int, int, int]] | None,
         ipcache: dict[str, int] | None,
     ) -> None:
         self.policy_endpoints.update(endpoints)  # like the maps: only the endpoints named change
-        self.policy_entries = set(entries)
+        if entries is not None:
+            self.policy_entries = set(entries)
         if ipcache is not None:
             self.ipcache = dict(ipcache)
 

@@ -303,7 +303,7 @@ def test_each_cni_call_logs_where_its_time_went_at_debug_level(
     add = re.fullmatch(rf"phases: cni ADD {CID}: [\d.]+ ms: (.*)", lines[1])
     assert add is not None, lines[1]
     phases = [part.rsplit(" ", 1)[0] for part in add.group(1).split(", ")]
-    for phase in ("request", "plugin: parse", "queue", "ipam: allocate", "checks", "store: claim", "store: record"):
+    for phase in ("request", "plugin: parse", "queue", "ipam: allocate", "checks", "store: claim and record"):
         assert phase in phases, phases
     assert phases[-1] == "reply"
-    assert lines[0].startswith(f"phases: cni DEL {CID}: ") and "store: record" in lines[0]
+    assert lines[0].startswith(f"phases: cni DEL {CID}: ") and "store: record and ip" in lines[0]

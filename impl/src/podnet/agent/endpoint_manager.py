@@ -26,6 +26,9 @@ from podnet.datapath.netns import check_netns_path
 from podnet.datapath.protocol import Datapath
 from podnet.identity import security_labels
 from podnet.ipam import AlreadyAllocatedError, DurableNodeAllocator
+from podnet.ipam.allocator import Allocation
+from podnet.ipam.cidr import Address
+from podnet.kvstore import Delete, Put
 
 log = logging.getLogger("podnet.agent")
 
@@ -109,9 +112,8 @@ class EndpointManager:
         link = self.datapath.create_endpoint(
             endpoint_id, ip, self.router_ip, netns=request.netns, ifname=request.interface_name
         )
+        committed = False
         try:
-            self.allocator.claim(address, ENDPOINT_OWNER + endpoint_id)
-            timing.mark("store: claim")
             now = time.time()
             labels = request.labels or []
             identity = self.identities.identity_for(labels) if labels else None
@@ -141,21 +143,44 @@ class EndpointManager:
             endpoint = transition(endpoint, EndpointState.waiting_for_identity, "endpoint created, datapath ready")
             if labels:
                 endpoint = transition(endpoint, EndpointState.ready, f"identity {identity}: {', '.join(labels)}")
-            self.endpoints.save(endpoint)
-            timing.mark("store: record")
+            timing.mark("record")
+            # The IP taken over for the endpoint and its record: one store transaction.
+            record = Put(*self.endpoints.put_of(endpoint))
+            self.allocator.claim(address, ENDPOINT_OWNER + endpoint_id, also=[record])
+            committed = True
+            self.endpoints.saved(endpoint)
+            timing.mark("store: claim and record")
             self.policy.regenerate_for(endpoint)
             timing.mark("policy")
         except BaseException:
             self.datapath.delete_endpoint(endpoint_id, ip)
-            if (now_held := self.allocator.get(address)) is not None and now_held.owner == ENDPOINT_OWNER + endpoint_id:
-                # Give back only what this endpoint took (the claim may have lost to another writer).
-                if previous is not None:
-                    self.allocator.claim(address, previous.owner, expires_in=self.config.endpoint_release_grace_s)
-                else:
-                    self.allocator.release(address)
+            self._undo_claim(address, endpoint_id, previous, recorded=committed)
             raise
         log.info("endpoint %s created: %s on %s", endpoint_id, ip, link.host_ifname)
         return endpoint
+
+    def _undo_claim(self, address: Address, endpoint_id: str, previous: Allocation | None, *, recorded: bool) -> None:
+        """After a failed create: the IP back to whom it had (only if this endpoint holds it: the
+        claim may have lost to another writer), and the record gone, when it was written: together,
+        in one transaction, when both are to be undone."""
+        forget = [Delete(self.endpoints.key_of(endpoint_id))] if recorded else []
+        undone = False
+        held = self.allocator.get(address)
+        if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
+            try:
+                if previous is not None:
+                    grace = self.config.endpoint_release_grace_s
+                    self.allocator.claim(address, previous.owner, expires_in=grace, also=forget)
+                    undone = True
+                else:
+                    undone = self.allocator.release(address, also=forget) is not None
+            except AlreadyAllocatedError:
+                pass  # another writer holds the IP now: only the record is left to remove
+        if recorded:
+            if undone:
+                self.endpoints.removed(endpoint_id)
+            else:
+                self.endpoints.remove(endpoint_id)
 
     def patch(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
         endpoint = self.endpoints.get(endpoint_id)
@@ -197,27 +222,35 @@ class EndpointManager:
     def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
-        self.endpoints.remove(endpoint_id)
-        timing.mark("store: record")
-        # The veth (and its route) go on the datapath's own time; the record is
-        # already gone, so a crash now leaves a veth that leak collection removes.
+        # The veth (and its route) go on the datapath's own time, from now on: the store work below
+        # overlaps the deletion. A crash or a store failure in between leaves a record whose veth is
+        # gone (marked not-ready at restore); the runtime's DEL, again, finishes it.
         self.datapath.delete_endpoint_later(endpoint_id, ip)
         timing.mark("datapath")
-        if ip:
-            held = self.allocator.get(ip)
-            if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
-                if release_ip:
-                    self.allocator.release(ip)
-                else:
-                    # The runtime releases the IP next (docker: ReleaseAddress); if it
-                    # never does, expiry gives it back.
-                    try:
-                        self.allocator.claim(
-                            ip, RELEASED_OWNER + endpoint_id, expires_in=self.config.endpoint_release_grace_s
-                        )
-                    except AlreadyAllocatedError as err:  # another writer holds it now: nothing to hand back
-                        log.warning("endpoint %s: %s", endpoint_id, err)
-        timing.mark("store: ip")
+        # The record and the IP (released, or handed to expiry until the runtime releases it): one
+        # store transaction.
+        record = Delete(self.endpoints.key_of(endpoint_id))
+        held = self.allocator.get(ip) if ip else None
+        together = False
+        if held is not None and held.owner == ENDPOINT_OWNER + endpoint_id:
+            if release_ip:
+                together = self.allocator.release(held.ip, also=[record]) is not None
+            else:
+                try:
+                    self.allocator.claim(
+                        held.ip,
+                        RELEASED_OWNER + endpoint_id,
+                        expires_in=self.config.endpoint_release_grace_s,
+                        also=[record],
+                    )
+                    together = True
+                except AlreadyAllocatedError as err:  # another writer holds it now: nothing to hand back
+                    log.warning("endpoint %s: %s", endpoint_id, err)
+        if together:
+            self.endpoints.removed(endpoint_id)
+        else:
+            self.endpoints.remove(endpoint_id)
+        timing.mark("store: record and ip")
         if endpoint.identity is not None:
             self.identities.release_unused(self.endpoints.identities())  # last: GC catches up if this fails
             timing.mark("identity")

@@ -138,11 +138,26 @@ class EndpointStore:
         return self._cache.get(endpoint_id)
 
     def save(self, endpoint: Endpoint) -> None:
-        self.store.put(keys.endpoint(self.node, endpoint.id), endpoint.model_dump_json(by_alias=True))
+        self.store.put(*self.put_of(endpoint))
         self._remember(endpoint)
+
+    def put_of(self, endpoint: Endpoint) -> tuple[str, str]:
+        """(key, value) of `endpoint`'s record: for a transaction that writes more (`saved` after it)."""
+        return keys.endpoint(self.node, endpoint.id), endpoint.model_dump_json(by_alias=True)
+
+    def saved(self, endpoint: Endpoint) -> None:
+        """`endpoint`'s record was written (in a transaction of the caller's)."""
+        self._remember(endpoint)
+
+    def key_of(self, endpoint_id: str) -> str:
+        return keys.endpoint(self.node, endpoint_id)
 
     def remove(self, endpoint_id: str) -> None:
         self.store.delete(keys.endpoint(self.node, endpoint_id))
+        self.removed(endpoint_id)
+
+    def removed(self, endpoint_id: str) -> None:
+        """The endpoint's record was deleted (by `remove`, or in a transaction of the caller's)."""
         gone = self._cache.pop(endpoint_id, None)
         if gone is not None:
             self._count(gone, -1)

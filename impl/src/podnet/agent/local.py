@@ -108,6 +108,7 @@ async def run_cni_here(
                     stdin,
                     call.env,
                     lambda *_: LocalAgentCalls(host.agent, _inline, _no_health, timeout=budget, deadline=deadline),
+                    conf=conf,
                 )
             finally:
                 host.busy = None
@@ -118,6 +119,8 @@ async def run_cni_here(
             )
         except TimeoutError:  # still queued: cancelled, it never runs
             status, output = 1, _busy(conf.cni_version, budget, ON_WORKER[command])
+        if timed is not None:
+            timed.mark("handback")  # the worker's answer reaching the event loop
     text = json.dumps(output) + "\n" if output is not None else ""
     if timed is not None:
         timed.mark("reply")

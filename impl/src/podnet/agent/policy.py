@@ -114,10 +114,8 @@ class PolicyEngine:
             self.regenerate()
             return
         ip = endpoint.networking.addressing[0].ipv4
-        if ip:
-            self.datapath.apply_policy(
-                {ip: (identity, identity in self.compiled.enforced)}, self.compiled.entries, None
-            )
+        if ip:  # the allow entries are as compiled and applied: only this endpoint's entry changes
+            self.datapath.apply_policy({ip: (identity, identity in self.compiled.enforced)}, None, None)
 
     def _ipcache(self, local: list[Endpoint]) -> dict[str, int]:
         """IP -> identity for what is not a local endpoint: this node's own addresses, other nodes' pods."""

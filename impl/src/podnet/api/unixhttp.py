@@ -24,11 +24,13 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-import h11
-
 from podnet.errors import PodnetError, Reason
+
+if TYPE_CHECKING:
+    import h11  # imported where an exchange runs: the agent imports this module for its errors and path()
 
 MAX_RESPONSE = 64 << 20  # an endpoint list of 10,000 endpoints is ~10 MiB
 _PCHARS = re.compile(r"^(/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)+$")  # RFC 3986 path-abempty
@@ -131,6 +133,8 @@ class Exchange:
         self.deadline = deadline
         self.timeout = timeout  # for messages only
         self.sock: socket.socket | None = None
+        import h11
+
         self.conn = h11.Connection(h11.CLIENT)
 
     def _remaining(self, what: str) -> float:
@@ -166,6 +170,8 @@ class Exchange:
             return
 
     def send(self, method: str, request_target: str, headers: list[tuple[str, str]], body: bytes | None) -> None:
+        import h11
+
         assert self.sock is not None
         try:
             data = self.conn.send(h11.Request(method=method, target=request_target, headers=headers))
@@ -186,6 +192,8 @@ class Exchange:
 
     def events(self, until: float | None = None) -> Iterator[h11.Event]:
         """The response's events; a read past `until` (or the deadline) ends the iteration or raises."""
+        import h11
+
         assert self.sock is not None
         while True:
             try:
@@ -239,6 +247,8 @@ def request(
     host: str = "podnet",
 ) -> Response:
     """One exchange, all of it within `timeout` seconds."""
+    import h11
+
     request_target = target(request_path, query)
     request_headers = _headers(headers, body, host)
     exchange = Exchange(socket_path, time.monotonic() + timeout, timeout=timeout)
@@ -273,6 +283,8 @@ def stream(
 
     A non-200 reply is read whole (within `connect_timeout`) and its iterator is
     empty. The data iterator ends with the stream, or after `duration` seconds."""
+    import h11
+
     request_target = target(request_path, query)
     exchange = Exchange(socket_path, time.monotonic() + connect_timeout, timeout=connect_timeout)
     try:

@@ -38,26 +38,28 @@ def budget_of(conf: NetConf) -> float:
 
 
 def run(
-    stdin: bytes, env: dict[str, str] | None = None, connect: Connect = over_socket
+    stdin: bytes, env: dict[str, str] | None = None, connect: Connect = over_socket, *, conf: NetConf | None = None
 ) -> tuple[int, dict[str, object] | None]:
     """(exit status, what to print): a result, nothing, or a CNI error — never an exception.
 
     `connect` gives the agent to call: over its socket (the Python plugin), or the agent itself
-    (its `POST /v1/cni`, for the C shim)."""
+    (its `POST /v1/cni`, for the C shim). `conf`: `stdin` already parsed (by the agent)."""
     version = spec.CURRENT_VERSION
     started = time.monotonic()
     try:
         environment = Environment.from_env(env)
         if environment.command == "VERSION":
             return 0, spec.version_reply(stdin)
-        conf = NetConf.parse(stdin)
+        conf = conf if conf is not None else NetConf.parse(stdin)
         timing.mark("plugin: parse")
         version = conf.cni_version
         budget = budget_of(conf)
         client = connect(conf.socket, budget, started + budget)
         command = environment.command
         if command == "ADD":
-            return 0, plugin.add(conf, environment, client)
+            added = plugin.add(conf, environment, client)
+            timing.mark("plugin: result")
+            return 0, added
         if command == "DEL":
             plugin.delete(conf, environment, client)
         elif command == "CHECK":

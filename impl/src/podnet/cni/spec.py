@@ -158,8 +158,11 @@ def check_pod_args(args: dict[str, str]) -> None:
         )
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def _is_unicode(text: str) -> bool:

@@ -229,12 +229,14 @@ class BpfDatapath(VethDatapath):
     def apply_policy(
         self,
         endpoints: dict[str, tuple[int, bool]],
-        entries: Iterable[tuple[int, int, int, int]],
+        entries: Iterable[tuple[int, int, int, int]] | None,
         ipcache: dict[str, int] | None,
     ) -> None:
         """Make the maps say exactly this: local endpoints' (identity, policy enforced),
         allow entries (src identity, dst identity, protocol, port), remote IPs' identities.
-        Only differences are written, so the hit counters of unchanged entries survive."""
+        Only differences are written, so the hit counters of unchanged entries survive.
+        `entries` or `ipcache` None: that map stays as it is (reading it whole costs a syscall
+        per entry: not on every endpoint's creation)."""
         try:
             for ip, (identity, enforced) in endpoints.items():
                 raw = self.endpoints_map.lookup(ip_key(ip))
@@ -246,12 +248,13 @@ class BpfDatapath(VethDatapath):
                     self.endpoints_map.update(
                         ip_key(ip), EndpointInfo(info.ifindex, identity, info.mac, info.node_mac, flags).pack()
                     )
-            want = {PolicyKey(src, dst, proto, port).pack() for src, dst, proto, port in entries}
-            have = set(self.policy_map.keys())
-            for key in have - want:
-                self.policy_map.delete(key)
-            for key in want - have:
-                self.policy_map.update(key, PolicyValue().pack())
+            if entries is not None:
+                want = {PolicyKey(src, dst, proto, port).pack() for src, dst, proto, port in entries}
+                have = set(self.policy_map.keys())
+                for key in have - want:
+                    self.policy_map.delete(key)
+                for key in want - have:
+                    self.policy_map.update(key, PolicyValue().pack())
             if ipcache is None:
                 return
             want_cache = {ip_key(ip): identity.to_bytes(4, "little") for ip, identity in ipcache.items()}

@@ -18,7 +18,6 @@ down stopped the daemon.)
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import fnmatch
 import os
@@ -28,12 +27,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from podnet.datapath.errors import DatapathError
+from podnet.datapath.nssocket import setns
 from podnet.errors import PodnetError, Reason
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), Linux 4.11
-_libc = ctypes.CDLL(None, use_errno=True)
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -127,12 +126,6 @@ def open_netns(path: str) -> int:
     return fd
 
 
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 def run_in_netns(path: str | int, work: Callable[[IPRoute], T]) -> T:
     """`work(ipr)` with an IPRoute bound to the network namespace at `path` (or an open descriptor of it)."""
     from pyroute2 import IPRoute  # the agent never calls this (podnet.datapath.rtnl serves it): tests, the lab
@@ -143,7 +136,7 @@ def run_in_netns(path: str | int, work: Callable[[IPRoute], T]) -> T:
         try:
             fd = path if isinstance(path, int) else os.open(path, os.O_RDONLY)
             try:
-                _setns(fd)
+                setns(fd)
             finally:
                 if not isinstance(path, int):
                     os.close(fd)

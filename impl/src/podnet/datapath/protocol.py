@@ -83,9 +83,13 @@ class Datapath(Protocol):
     def apply_policy(
         self,
         endpoints: dict[str, tuple[int, bool]],
-        entries: Iterable[tuple[int, int, int, int]],
+        entries: Iterable[tuple[int, int, int, int]] | None,
         ipcache: dict[str, int] | None,
-    ) -> None: ...
+    ) -> None:
+        """The named endpoints' (identity, enforced); the allow entries (None: as last applied);
+        the remote IPs' identities (None: as last applied)."""
+        ...
+
     def index_of(self, ifname: str) -> int | None: ...
     def pod_interface(self, netns: str, ifname: str) -> PodLink | None:
         """The interface `ifname` in the pod's namespace, or None when it is not there."""

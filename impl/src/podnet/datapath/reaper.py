@@ -1,4 +1,4 @@
-"""Endpoint veths deleted on a thread and netlink socket of their own (see `Reaper`)."""
+"""Deleting endpoint veths in the background (podnet.datapath.veth hands them over)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import Protocol
 
 from podnet.datapath.errors import DatapathError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("podnet.datapath")
 
 
 class Deleter(Protocol):
-    """What the reaper's thread deletes with (a datapath of its own: its own netlink socket)."""
-
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool: ...
     def close(self) -> None: ...
 
@@ -32,9 +30,9 @@ class Reaper:
     leaked-veth collection.
     """
 
-    def __init__(self, open_datapath: Callable[[], Deleter]):
-        self._open = open_datapath
+    def __init__(self, deleter: Callable[[], Deleter]):
         self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
+        self._deleter = deleter
         self._pending = 0
         self._lock = threading.Lock()
         self._idle = threading.Event()
@@ -69,7 +67,7 @@ class Reaper:
         self._thread.join(10)
 
     def _run(self) -> None:
-        datapath = self._open()
+        datapath = self._deleter()  # its own netlink socket, made on this thread
         try:
             while (item := self._queue.get()) is not None:
                 endpoint_id, ip = item

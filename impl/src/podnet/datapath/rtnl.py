@@ -33,6 +33,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from podnet.datapath import nssocket
+
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ECHO = 0x1, 0x4, 0x8
@@ -82,7 +84,6 @@ _RTMSG = struct.Struct("=BBBBBBBBI")
 _TCMSG = struct.Struct("=BxxxiIII")
 _NDTMSG = struct.Struct("=Bxxx")
 _seq = itertools.count(1)
-_libc_setns = None
 
 
 class RtnlError(OSError):
@@ -216,25 +217,12 @@ class Rtnl:
 
     @classmethod
     def in_netns(cls, netns_fd: int) -> Rtnl:
-        """A socket of the network namespace `netns_fd` (a short-lived thread enters it to open one:
-        setns(2) moves only the calling thread, and a socket stays in the namespace it was made in)."""
-        out: dict[str, object] = {}
-
-        def target() -> None:
-            try:
-                _setns(netns_fd)
-                out["sock"] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
-            except OSError as err:
-                out["error"] = err
-
-        thread = threading.Thread(target=target, name="netns-socket")
-        thread.start()
-        thread.join()
-        if "error" in out:
-            raise out["error"]  # type: ignore[misc]
-        sock = out["sock"]
-        assert isinstance(sock, socket.socket)
-        return cls(sock)
+        """A socket of the network namespace `netns_fd` (opened there by a thread that enters it:
+        setns(2) moves only the calling thread, and a socket stays in the namespace it was made in;
+        see podnet.datapath.nssocket)."""
+        return cls(
+            nssocket.OPENER.open(netns_fd, socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        )
 
     def close(self) -> None:
         self.sock.close()
@@ -506,16 +494,3 @@ def del_route(dst: str, dst_len: int, oif: int | None = None) -> Request:
     return Request(
         f"deleting the route to {dst}/{dst_len}", RTM_DELROUTE, 0, body, tolerate=(errno.ESRCH, errno.ENODEV)
     )
-
-
-def _setns(fd: int) -> None:
-    global _libc_setns
-    if _libc_setns is None:
-        import ctypes
-
-        _libc_setns = ctypes.CDLL(None, use_errno=True).setns
-    if _libc_setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-        import ctypes
-
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))

@@ -332,7 +332,7 @@ class VethDatapath:
     def apply_policy(
         self,
         endpoints: dict[str, tuple[int, bool]],
-        entries: Iterable[tuple[int, int, int, int]],
+        entries: Iterable[tuple[int, int, int, int]] | None,
         ipcache: dict[str, int] | None,
     ) -> None:
         """Policy needs the eBPF datapath; with plain routes there is nothing to write."""

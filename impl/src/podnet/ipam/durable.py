@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from podnet.ipam.allocator import QUARANTINED_OWNER, ROUTER_OWNER, Allocation, Clock, NodeAllocator, validate_owner
 from podnet.ipam.cidr import Address, Network, parse_address
@@ -31,7 +32,7 @@ from podnet.ipam.errors import (
     QuarantinedError,
     ReservedAddressError,
 )
-from podnet.kvstore import Entry, KVStore, KVStoreError, keys
+from podnet.kvstore import Delete, Entry, KVStore, KVStoreError, Operation, Put, Unchanged, keys
 from podnet.kvstore.quarantine import Quarantine, UnreadableRecordError, json_object
 
 _RETRIES = 5  # conditional writes lost in a row before giving up (each one means another writer progressed)
@@ -233,12 +234,14 @@ class DurableNodeAllocator:
                 return allocation
         raise AlreadyAllocatedError(f"{address} is being allocated concurrently in pod CIDR {self.pod_cidr}; try again")
 
-    def release(self, ip: Address | str) -> Allocation | None:
+    def release(self, ip: Address | str, *, also: Sequence[Operation] = ()) -> Allocation | None:
         """Free `ip`: the allocation this allocator last saw there (what `get` showed).
 
         Deletes only at the revision it read (compare-and-delete). When another
         writer changed the record in between, it is read again: still the same
         owner (a new expiry), it retries; another owner now, it is left alone.
+        `also`: writes that go into the same store transaction (deleting the
+        endpoint's record), made only if the IP is released.
         Returns what was released, or None.
         """
         address = parse_address(ip) if isinstance(ip, str) else ip
@@ -256,11 +259,20 @@ class DurableNodeAllocator:
                 seen = current  # the caller saw nothing: the holder as first read
             if current.owner != seen.owner:
                 return None
-            if self.store.delete(self._key(address), mod_revision=self._revs[address]):
-                self.mem.release(address)
-                self._revs.pop(address, None)
+            if self._delete(address, self._revs[address], also):
                 return current
         raise IPAMError(f"{address} in pod CIDR {self.pod_cidr} kept changing while being released; try again")
+
+    def _delete(self, address: Address, mod_revision: int, also: Sequence[Operation]) -> bool:
+        key = self._key(address)
+        if also:
+            done = self.store.commit([Unchanged(key, mod_revision)], [Delete(key), *also]) > 0
+        else:
+            done = self.store.delete(key, mod_revision=mod_revision)
+        if done:
+            self.mem.release(address)
+            self._revs.pop(address, None)
+        return done
 
     def confirm(self, ip: Address | str) -> Allocation:
         """Keep an expiring allocation for good."""
@@ -272,47 +284,74 @@ class DurableNodeAllocator:
             return current
         return self.claim(address, current.owner)
 
-    def claim(self, ip: Address | str, owner: str, *, expires_in: float | None = None) -> Allocation:
+    def claim(
+        self, ip: Address | str, owner: str, *, expires_in: float | None = None, also: Sequence[Operation] = ()
+    ) -> Allocation:
         """Make `owner` the holder of `ip` (allocating it if free), with a new expiry.
 
         How an endpoint takes over the IP its runtime asked for (an expiring
         allocation becomes permanent), and how a deleted endpoint hands it back
-        to expiry until the runtime releases it.
+        to expiry until the runtime releases it. `also`: writes that go into the
+        same store transaction (the endpoint's record), all or nothing with the claim.
 
         Takes over only what the caller saw (`get`): the holder read from the
         store must be `owner` itself or the owner this allocator last saw there,
         and the swap happens only at the revision read (compare-and-swap); when
         another writer changed the record in between, it is read again and
         checked again. A holder the caller never saw is an
-        `AlreadyAllocatedError` naming it (and `get` now shows it).
+        `AlreadyAllocatedError` naming it (and `get` now shows it). The first
+        try swaps at the revision this allocator last saw, without reading the
+        record first: it holds only if nobody wrote the record since.
         """
         address = parse_address(ip) if isinstance(ip, str) else ip
         validate_owner(owner)
         self.refuse_reserved(address)  # never the router IP, never a quarantined record's
         seen = self.mem.get(address)
         accepted = {owner} if seen is None else {owner, seen.owner}
+        if seen is not None and address in self._revs:
+            swapped = self._swap(address, owner, expires_in, self._revs[address], also)
+            if swapped is not None:
+                return swapped
         for _ in range(_RETRIES):
             current = self._learn(address)
             if current is not None and current.owner == QUARANTINED_OWNER:
                 self.refuse_reserved(address)
             if current is None:
-                try:
-                    return self.allocate_ip(address, owner, expires_in=expires_in)
-                except AlreadyAllocatedError:
-                    continue
+                if not also:
+                    try:
+                        return self.allocate_ip(address, owner, expires_in=expires_in)
+                    except AlreadyAllocatedError:
+                        continue
+                created = self._swap(address, owner, expires_in, 0, also)
+                if created is not None:
+                    return created
+                continue
             if current.owner not in accepted:
                 raise AlreadyAllocatedError(
                     f"{address} is held by {current.owner!r} in pod CIDR {self.pod_cidr} "
                     f"(it changed hands since this node last read it); not taking it over for {owner!r}"
                 )
-            updated = Allocation(address, owner, self.mem.expiry(expires_in))
-            value = json.dumps(updated.to_json())
-            revision = self.store.compare_and_swap(self._key(address), value, mod_revision=self._revs[address])
-            if revision:
-                self.mem.restore([updated])
-                self._revs[address] = revision
-                return updated
+            swapped = self._swap(address, owner, expires_in, self._revs[address], also)
+            if swapped is not None:
+                return swapped
         raise IPAMError(f"{address} in pod CIDR {self.pod_cidr} kept changing while being claimed; try again")
+
+    def _swap(
+        self, address: Address, owner: str, expires_in: float | None, mod_revision: int, also: Sequence[Operation]
+    ) -> Allocation | None:
+        """Write `owner`'s record of `address` (and `also`) if the record is still at `mod_revision`
+        (0: absent); None when it is not."""
+        updated = Allocation(address, owner, self.mem.expiry(expires_in))
+        key, value = self._key(address), json.dumps(updated.to_json())
+        if also:
+            revision = self.store.commit([Unchanged(key, mod_revision)], [Put(key, value), *also])
+        else:
+            revision = self.store.compare_and_swap(key, value, mod_revision=mod_revision)
+        if not revision:
+            return None
+        self.mem.restore([updated])
+        self._revs[address] = revision
+        return updated
 
     def get(self, ip: Address | str) -> Allocation | None:
         return self.mem.get(ip)
