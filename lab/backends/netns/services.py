@@ -43,8 +43,9 @@ def start_control_plane(node: NetnsNode, topology: Topology, python: str) -> str
     )
     node.define("etcd", ProcessSpec([binary, *cluster.etcd_flags(settings)], ready="etcd"))
     node.start_process("etcd")
-    for worker, worker_ip in cluster.registrations(topology):
-        node.cmd(python, "-m", "podnet.cli", "node", "register", worker, "--node-ip", worker_ip, "--store", store)
+    registrations = cluster.registrations(topology)  # one command for all: a Python start each costs ~0.3 s
+    ips = [arg for _, ip in registrations for arg in ("--node-ip", ip)]
+    node.cmd(python, "-m", "podnet.cli", "node", "register", *(w for w, _ in registrations), *ips, "--store", store)
     node.define(
         "podnet-operator", ProcessSpec([python, "-m", "podnet.cmd.operator", *cluster.operator_args(topology, store)])
     )

@@ -79,7 +79,7 @@ class Operator:
                 outcome.waiting[reg.name] = str(err)
                 continue
             cidrs = [str(c) for c in self.pool.cidrs_of(reg.name)]
-            write_status(
+            written = write_status(
                 self.store,
                 NodeStatus(
                     reg.name,
@@ -87,6 +87,8 @@ class Operator:
                     Condition(ALLOCATED, True, "Allocated", f"pod CIDR {cidr} from {self.pool.pool.parent_of(cidr)}"),
                 ),
             )
+            if written:  # handed out (or changed) now: once per node, not every reconcile
+                log.info("node %s: pod CIDR %s", reg.name, ", ".join(cidrs))
             outcome.allocated[reg.name] = str(cidr)
         return outcome
 

@@ -100,12 +100,15 @@ def registrations(store: KVStore) -> list[Registration]:
     return sorted(regs, key=lambda r: (float(r.registered_at), r.name))
 
 
-def write_status(store: KVStore, status: NodeStatus) -> None:
+def write_status(store: KVStore, status: NodeStatus) -> bool:
+    """Write the node's status unless it is already so; whether it was written."""
     key = keys.cluster_status(status.name)
     value = json.dumps(asdict(status), sort_keys=True)
     current = store.get(key)
     if current is None or current.value.decode() != value:
         store.put(key, value)
+        return True
+    return False
 
 
 def node_status(store: KVStore, name: str) -> NodeStatus | None:
