@@ -162,6 +162,7 @@ class Result:
     up_cpu_s: dict[str, float] = field(default_factory=dict)
     bgp_s: float = 0.0
     operator_s: float = 0.0
+    operator_start_s: float = 0.0
     pods: int = 0
     pods_s: float = 0.0
     pods_per_s: float = 0.0
@@ -179,18 +180,23 @@ def step_seconds(lab: NetnsLab, prefix: str) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def operator_seconds(lab: NetnsLab, up_wall: float) -> float:
-    """From the operator's spawn to its last 'pod CIDR' line (its log's wall-clock stamps)."""
+def operator_seconds(lab: NetnsLab, up_wall: float) -> tuple[float, float]:
+    """(spawn → its last 'pod CIDR' line, spawn → its 'cluster pool' line: its own start-up), from its
+    log's wall-clock stamps."""
     control = lab.control
     assert control is not None
     start, seconds = step_seconds(lab, f"{control.name}: etcd")
     spawned = up_wall + start + seconds
-    last = 0.0
+    ready = last = 0.0
     for line in control.log_text("podnet-operator").splitlines():
-        if ": pod CIDR " in line:
+        if ": pod CIDR " in line or ": cluster pool " in line:
             stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            last = max(last, stamp)
-    return last - spawned if last else float("nan")
+            if ": cluster pool " in line:
+                ready = ready or stamp
+            else:
+                last = max(last, stamp)
+    nan = float("nan")
+    return (last - spawned if last else nan), (ready - spawned if ready else nan)
 
 
 def pods_phase(lab: NetnsLab, per_node: int, pairs: int, result: Result) -> None:
@@ -250,7 +256,7 @@ def run_size(base: Topology, workers: int, args: argparse.Namespace, tmp: Path, 
         sampler._sample_rss()
         result.up_cpu_s = sampler.cpu_seconds()
         result.bgp_s = step_seconds(lab, "BGP:")[1]
-        result.operator_s = operator_seconds(lab, up_wall)
+        result.operator_s, result.operator_start_s = operator_seconds(lab, up_wall)
         per_kind: dict[str, float] = {}
         for t in lab.timings:
             kind = t.what.split(": ", 1)[-1] if t.what.startswith("node") else t.what
@@ -290,6 +296,7 @@ def report(results: list[Result], console: Console) -> None:
         *[(f"CPU s during up: {k}", [r.up_cpu_s.get(k, 0.0) for r in results], "{:.1f}", "") for k in cpu_kinds],
         ("BGP: CIDRs handed out → on every router s", [r.bgp_s for r in results], "{:.2f}", ""),
         ("operator: spawn → last pod CIDR s", [r.operator_s for r in results], "{:.2f}", ""),
+        ("  of which its start-up (spawn → serving) s", [r.operator_start_s for r in results], "{:.2f}", ""),
         ("pods created", [float(r.pods) for r in results], "{:.0f}", ""),
         ("pods/s (cluster)", [r.pods_per_s for r in results], "{:.1f}", ""),
     ]
