@@ -266,7 +266,7 @@ def run_size(base: Topology, workers: int, args: argparse.Namespace, tmp: Path, 
             pods_phase(lab, args.pods, args.pairs, result)
     finally:
         sampler.stop()
-        errors = lab.down()
+        errors = lab.down(keep_logs=args.logs / topology.name if args.logs else None)
         result.errors += errors
     result.mem_drop_mib = sampler.drop_mib()
     result.rss_mib = sampler.peak_rss_mib()
@@ -337,6 +337,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="8,16,32,64", help="worker counts, comma-separated (each ≤ 64)")
     parser.add_argument("--pods", type=int, default=10, help="CNI pods per node")
     parser.add_argument("--pairs", type=int, default=12, help="cross-node pod pairs to ping")
+    parser.add_argument("--logs", type=Path, default=None, help="keep every node's logs here (DIR/scale-N/<node>/)")
     args = parser.parse_args()
     console = Console(width=160)
     try:

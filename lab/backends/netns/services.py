@@ -21,7 +21,7 @@ from lab.model.topology import Topology
 # The routers and the control plane run ahead of the workers' processes: in a cluster they have machines
 # of their own; on this one, 64 agents starting at once left the operator ~3 % of a core (its 64 pod
 # CIDRs took 9.8 s, 0.4 s of it its own start-up; bench/scale.py).
-CONTROL_NICE = -5
+CONTROL_NICE = -10
 
 
 def start_router_bird(tor: NetnsNode, topology: Topology) -> None:
