@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lab.backends.base import wait_for
 from lab.backends.netns.supervisor import ProcessSpec, Supervisor
 
 
@@ -19,7 +20,8 @@ def test_a_niced_process_runs_at_its_niceness_and_keeps_it_in_the_state(tmp_path
     sup.define("sleeper", ProcessSpec(["sleep", "30"], nice=5))
     pid = sup.spawn("sleeper")
     try:
-        assert Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"  # nice exec'd it: the PID is sleep's
+        # nice execs the command: the recorded PID becomes sleep's (once nice has run: it may not have yet)
+        wait_for(lambda: Path(f"/proc/{pid}/comm").read_text().strip() == "sleep", 5, "nice to exec sleep")
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(os.getpriority(os.PRIO_PROCESS, 0) + 5, 19)
         again = supervisor(tmp_path)
         again.load(sup.to_state())
