@@ -121,8 +121,8 @@ def test_derive_names_another_topology_by_count() -> None:
 
 
 def test_agents_starting_together_get_time_for_each_other() -> None:
-    """64 agents start at once on 2 cores: the last served 31 s after its start (a flat 30 s failed
-    scale-64's bring-up); one agent alone keeps the 30 s it always had."""
+    """64 agents start at once on 2 cores: a flat 30 s failed scale-64's bring-up once (an agent
+    serving, its healthz not yet answering the lab); one agent alone keeps the 30 s it always had."""
     from lab.backends.netns.lab import agent_start_timeout
 
     assert agent_start_timeout(1) == 30.0

@@ -35,8 +35,9 @@ AGENT_START_S_PER_WORKER = 0.5  # every agent starting beside it: ~0.8 CPU-s eac
 
 
 def agent_start_timeout(workers: int) -> float:
-    """How long a worker's agent may take to serve when `workers` agents start at once: scale-64's
-    last agents served 31 s after their start on a loaded 2-core machine (bench/scale.py), past a flat 30 s."""
+    """How long a worker's agent may take to serve when `workers` agents start at once. A flat 30 s
+    failed scale-64 on a loaded machine: node4's agent logged "serving" 18 s after its spawn, but its
+    healthz (2 s timeout, polled by 64 threads of this process) did not answer the lab before 30 s."""
     return AGENT_START_S + AGENT_START_S_PER_WORKER * max(workers - 1, 0)
 
 
