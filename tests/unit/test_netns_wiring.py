@@ -4,7 +4,7 @@ dual-homed nodes' /32 on lo."""
 
 from __future__ import annotations
 
-from lab.backends.netns.wiring import FALLBACK_METRIC, plan, veth_pairs
+from lab.backends.netns.wiring import FALLBACK_METRIC, plan, scripts, veth_batch, veth_pairs
 from lab.model.topology import load_topology
 from podnet.bgp.bird import KERNEL_METRIC
 
@@ -74,3 +74,24 @@ def test_dual_homed_node_has_its_node_ip_on_lo_and_a_fallback_default_over_both_
     ctrl = steps["ctrl"]
     assert ctrl[-1] == ["ip", "route", "add", "default", "via", topology.link_of("ctrl").upper_ip]
     assert not any("lo" in c for c in ctrl)
+
+
+def test_veth_pairs_are_one_ip_batch_made_inside_their_namespaces() -> None:
+    """scale-64's 145 links: one `ip` process, each pair created straight in its two namespaces."""
+    topology = load_topology("scale-64")
+    netns = {
+        name: f"pn-x-{name}" for name in [*(r.name for r in topology.routers()), *(n.name for n in topology.nodes)]
+    }
+    lines = veth_batch(topology, netns).splitlines()
+    assert len(lines) == len(topology.links()) == 145
+    assert lines[0] == "link add to-leaf1 netns pn-x-node1 type veth peer name to-node1 netns pn-x-leaf1"
+    assert lines[-1] == "link add to-spine2 netns pn-x-leaf8 type veth peer name to-leaf8 netns pn-x-spine2"
+
+
+def test_each_namespace_runs_its_plan_as_one_line_in_order() -> None:
+    steps = plan(load_topology("default"))
+    lines = scripts(steps)
+    assert lines["node1"] == (
+        "ip addr add 192.168.50.2/30 dev uplink && ip link set uplink up && ip route add default via 192.168.50.1"
+    )
+    assert set(lines) == {name for name, commands in steps.items() if commands}

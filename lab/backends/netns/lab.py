@@ -30,6 +30,16 @@ from lab.image import IMAGE, build_rootfs_tar
 from lab.model import cluster
 from lab.model.topology import Topology
 
+AGENT_START_S = 30.0  # one agent, from exec to serving, on a busy machine
+AGENT_START_S_PER_WORKER = 0.5  # every agent starting beside it: ~0.8 CPU-s each, on 2 cores
+
+
+def agent_start_timeout(workers: int) -> float:
+    """How long a worker's agent may take to serve when `workers` agents start at once. A flat 30 s
+    failed scale-64 on a loaded machine: node4's agent logged "serving" 18 s after its spawn, but its
+    healthz (2 s timeout, polled by 64 threads of this process) did not answer the lab before 30 s."""
+    return AGENT_START_S + AGENT_START_S_PER_WORKER * max(workers - 1, 0)
+
 
 @dataclass
 class NetnsLab(BaseLab[NetnsNode]):
@@ -90,7 +100,12 @@ class NetnsLab(BaseLab[NetnsNode]):
         with self.step(f"{node.name}: podnet-agent", report):
             # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
             settings = cluster.agent_settings(self.topology, node.name, self.store_url)
-            node.start_agent(self.python, *cluster.as_flags(settings), require_pod_cidr=self.control is None)
+            node.start_agent(
+                self.python,
+                *cluster.as_flags(settings),
+                require_pod_cidr=self.control is None,
+                timeout_s=agent_start_timeout(len(self.workers)),
+            )
         if docker:
             with self.step(f"{node.name}: podnet-docker", report):
                 node.start_plugin(self.python, *cluster.plugin_args())

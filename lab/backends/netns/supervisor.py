@@ -37,6 +37,7 @@ class ProcessSpec:
     ready: str = ""  # dockerd | agent | agent-cidr | plugin | etcd | bird | "" (started is enough)
     timeout_s: float = 30.0  # to serve, once started
     stop_timeout_s: float = 10.0  # after SIGTERM, before SIGKILL
+    nice: int = 0  # its scheduling niceness (negative: ahead of the rest; `nice -n`, as root)
 
 
 def exit_detail(status: str) -> str:
@@ -48,6 +49,11 @@ def exit_detail(status: str) -> str:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(code - 128).name}"
     return f"exited {code}"
+
+
+def _niced(spec: ProcessSpec) -> list[str]:
+    """The command line, under `nice -n` when it has a niceness (nice execs it: the PID is the process's)."""
+    return ["nice", "-n", str(spec.nice), *spec.argv] if spec.nice else list(spec.argv)
 
 
 @dataclass
@@ -84,7 +90,7 @@ class Supervisor:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as out:
             subprocess.Popen(
-                self.wrap(["bash", "-c", SUPERVISE, str(state), *spec.argv]),
+                self.wrap(["bash", "-c", SUPERVISE, str(state), *_niced(spec)]),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -164,7 +170,7 @@ class Supervisor:
         return {
             "pids": self.pids,
             "specs": {
-                n: {"argv": s.argv, "env": s.env, "ready": s.ready, "stop_timeout_s": s.stop_timeout_s}
+                n: {"argv": s.argv, "env": s.env, "ready": s.ready, "stop_timeout_s": s.stop_timeout_s, "nice": s.nice}
                 for n, s in self.specs.items()
             },
         }
@@ -177,4 +183,5 @@ class Supervisor:
                 dict(spec.get("env", {})),
                 str(spec.get("ready", "")),
                 stop_timeout_s=float(spec.get("stop_timeout_s", 10.0)),
+                nice=int(spec.get("nice", 0)),
             )

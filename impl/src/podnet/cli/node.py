@@ -1,9 +1,10 @@
 """`podnet node list|register|delete`: the cluster's nodes in the kvstore.
 
 `list` shows every registered node with its pod CIDR or why it has none.
-`register` adds a node ahead of its agent (the operator serves nodes in
-registration order, so an admin can fix that order); `delete` removes a node
-that is gone, and the operator releases its pod CIDR.
+`register` adds nodes ahead of their agents (the operator serves nodes in
+registration order, so an admin can fix that order; several in one call are
+registered in the order given); `delete` removes a node that is gone, and the
+operator releases its pod CIDR.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ def register(commands: Any) -> None:
     _store_option(listing)
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_list)
-    add = sub.add_parser("register", help="register a node (before its agent starts, to fix the order)")
+    add = sub.add_parser(
+        "register", help="register nodes (before their agents start, to fix the order): NAME… --node-ip IP…"
+    )
     _store_option(add)
-    add.add_argument("name", help="node name")
-    add.add_argument("--node-ip", required=True, help="the node's underlay IP (BGP next hop)")
+    add.add_argument("name", nargs="+", help="node name; several: registered in this order")
+    add.add_argument(
+        "--node-ip", required=True, action="append", help="the node's underlay IP (BGP next hop); one per name"
+    )
     add.set_defaults(handler=_register)
     delete = sub.add_parser("delete", help="remove a node that is gone; the operator releases its pod CIDR")
     _store_option(delete)
@@ -46,9 +51,12 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _register(args: argparse.Namespace) -> int:
+    if len(args.name) != len(args.node_ip):
+        raise PodnetError(f"{len(args.name)} node names but {len(args.node_ip)} --node-ip: give one IP per name")
     with open_store(args.store) as store:
-        reg = register_node(store, args.name, args.node_ip)
-    print(f"node {reg.name} registered with node IP {reg.node_ip}")
+        for name, node_ip in zip(args.name, args.node_ip, strict=True):
+            reg = register_node(store, name, node_ip)
+            print(f"node {reg.name} registered with node IP {reg.node_ip}")
     return 0
 
 

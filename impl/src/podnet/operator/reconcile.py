@@ -25,7 +25,7 @@ from podnet.operator.registry import (
     Condition,
     NodeStatus,
     registrations,
-    statuses,
+    stored_statuses,
     write_status,
 )
 
@@ -67,26 +67,32 @@ class Operator:
             self.store.delete(keys.cluster_status(node))
             outcome.released[node] = [str(c) for c in released]
             log.info("node %s is gone: released %s", node, ", ".join(map(str, released)))
-        for name in set(statuses(self.store)) - registered:
+        stored = stored_statuses(self.store)  # one list; each node's compared with it, not read again
+        for name in set(stored) - registered:
             self.store.delete(keys.cluster_status(name))
         for reg in regs:
             try:
                 cidr = self.pool.allocate(reg.name)
             except ClusterPoolExhaustedError as err:
                 write_status(
-                    self.store, NodeStatus(reg.name, [], Condition(ALLOCATED, False, "ClusterPoolExhausted", str(err)))
+                    self.store,
+                    NodeStatus(reg.name, [], Condition(ALLOCATED, False, "ClusterPoolExhausted", str(err))),
+                    stored,
                 )
                 outcome.waiting[reg.name] = str(err)
                 continue
             cidrs = [str(c) for c in self.pool.cidrs_of(reg.name)]
-            write_status(
+            written = write_status(
                 self.store,
                 NodeStatus(
                     reg.name,
                     cidrs,
                     Condition(ALLOCATED, True, "Allocated", f"pod CIDR {cidr} from {self.pool.pool.parent_of(cidr)}"),
                 ),
+                stored,
             )
+            if written:  # handed out (or changed) now: once per node, not every reconcile
+                log.info("node %s: pod CIDR %s", reg.name, ", ".join(cidrs))
             outcome.allocated[reg.name] = str(cidr)
         return outcome
 

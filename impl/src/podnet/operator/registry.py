@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from podnet.ipam import IPAMError, parse_address
 from podnet.ipam.nodecidrs import validate_node_name
-from podnet.kvstore import KVStore, keys
+from podnet.kvstore import Entry, KVStore, keys
 
 log = logging.getLogger("podnet.operator")
 ALLOCATED = "PodCIDRAllocated"
@@ -100,18 +100,28 @@ def registrations(store: KVStore) -> list[Registration]:
     return sorted(regs, key=lambda r: (float(r.registered_at), r.name))
 
 
-def write_status(store: KVStore, status: NodeStatus) -> None:
+def write_status(store: KVStore, status: NodeStatus, stored: dict[str, bytes] | None = None) -> bool:
+    """Write the node's status unless it is already so; whether it was written. `stored`: every status's
+    stored value, as the caller listed them (no read per node); without it, the node's is read."""
     key = keys.cluster_status(status.name)
     value = json.dumps(asdict(status), sort_keys=True)
-    current = store.get(key)
-    if current is None or current.value.decode() != value:
+    if stored is not None:
+        current = stored.get(status.name)
+    else:
+        entry = store.get(key)
+        current = entry.value if entry is not None else None
+    if current is None or current.decode(errors="replace") != value:
         store.put(key, value)
+        return True
+    return False
 
 
 def node_status(store: KVStore, name: str) -> NodeStatus | None:
     entry = store.get(keys.cluster_status(name))
-    if entry is None:
-        return None
+    return None if entry is None else _status(entry)
+
+
+def _status(entry: Entry) -> NodeStatus | None:
     try:
         data = json.loads(entry.value)
         status = _known(NodeStatus, data)
@@ -124,11 +134,16 @@ def node_status(store: KVStore, name: str) -> NodeStatus | None:
         return None
 
 
+def stored_statuses(store: KVStore) -> dict[str, bytes]:
+    """Every node's stored status record, as stored (one list, no read per node)."""
+    return {keys.cluster_status_name(e.key): e.value for e in store.list_prefix(keys.CLUSTER_STATUS)}
+
+
 def statuses(store: KVStore) -> dict[str, NodeStatus]:
+    """Every readable node status (one list: the entries it returns are parsed, not read again)."""
     result = {}
     for entry in store.list_prefix(keys.CLUSTER_STATUS):
-        name = keys.cluster_status_name(entry.key)
-        status = node_status(store, name)
+        status = _status(entry)
         if status is not None:
-            result[name] = status
+            result[keys.cluster_status_name(entry.key)] = status
     return result
