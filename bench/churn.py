@@ -4,7 +4,7 @@ then 1,000 endpoints on one node, with the agent's memory.
 Part 1, per round and plugin (rounds interleave podnet and the reference): N pod namespaces made
 first (not timed), then N exec'd ADDs at once: time until all answered, rate, p50/p99 of each
 call, errors; the same for N DELs. After podnet's round: no host veth left (the veths go on a
-background thread: the time until the last is gone is printed), no IP but the router's, no
+background thread, each DEL answering once its own is gone: the time until the last is gone is printed), no IP but the router's, no
 endpoints-map entry, no identity reference of the node still in use. Goal: podnet's rate
 ≥ 2x the reference's, errors 0, nothing left.
 

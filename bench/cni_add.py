@@ -216,7 +216,7 @@ def main() -> int:
         console.print(line)
     console.print(
         "kernel floor: bench/kernel_floor.py, podnet's kernel operations alone, in a running process (DEL includes "
-        "the veth's deletion, which podnet's DEL leaves to a background thread); exec alone: what each exec'd "
+        "the veth's deletion, which podnet's DEL waits for: its store work overlaps it); exec alone: what each exec'd "
         "plugin pays before it runs (nsenter into the node, env), included in every plugin's figures"
     )
     spare = statistics.median(podnet["ADD"]) - statistics.median(times[EXEC]["ADD"])
