@@ -3,7 +3,11 @@
 cgroups: a node's dockerd (`--cgroup-parent pn-<run>-<node>`) makes that
 directory in every mounted cgroup hierarchy — one on a cgroup v2 machine,
 each v1 controller plus `/sys/fs/cgroup/unified` on machines like this one —
-so removal walks every hierarchy in /proc/self/mountinfo.
+so removal walks every hierarchy in /proc/self/mountinfo. In a hierarchy where
+the lab's own process sits in a nested cgroup (here: the memory controller puts
+each job under `/process_api/<id>`), runc makes the relative parent below that
+cgroup, not at the root: the lab's cgroups are looked for down to NESTED_DEPTH
+levels, and a later `lab clean` from another job finds them too.
 """
 
 from __future__ import annotations
@@ -33,9 +37,19 @@ def cgroup_hierarchies(mountinfo: str | None = None) -> list[Path]:
     return found
 
 
-def lab_cgroups(pattern: str = "pn-*") -> list[Path]:
-    """Top-level lab cgroups (`pn-<run>-<node>`) in every hierarchy."""
-    return sorted(cg for root in cgroup_hierarchies() for cg in root.glob(pattern) if cg.is_dir())
+NESTED_DEPTH = 3  # /pn-…, and as deep as /<a>/<b>/pn-… (memory:/process_api/<id>/pn-… here)
+
+
+def lab_cgroups(pattern: str = "pn-*", roots: list[Path] | None = None) -> list[Path]:
+    """Lab cgroups (`pn-<run>-<node>`) in every hierarchy, at its root or nested up to NESTED_DEPTH
+    levels below it; never one inside another lab cgroup (that one goes with its parent)."""
+    found: set[Path] = set()
+    for root in cgroup_hierarchies() if roots is None else roots:
+        for depth in range(NESTED_DEPTH):
+            for cg in root.glob("/".join(["*"] * depth + [pattern])):
+                if cg.is_dir() and not any(part.startswith("pn-") for part in cg.relative_to(root).parts[:-1]):
+                    found.add(cg)
+    return sorted(found)
 
 
 def remove_cgroup(path: Path, *, timeout_s: float = 5.0) -> bool:
