@@ -93,10 +93,8 @@ def test_a_failure_after_the_record_was_written_leaves_no_record_veth_or_claim(
     assert env.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}})["id"] == "ep1"
 
 
-def test_a_store_failure_in_the_transaction_leaves_no_veth_record_or_claim(
-    env: RunningAgent, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ip = env.client.ipam_allocate("docker-ipam", expiration=True)["address"]["ipv4"]
+def fail_next_commit(env: RunningAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's next transaction fails as a locked store does; the ones after it go through."""
     store = env.agent.store
     real_commit = store.commit
 
@@ -105,6 +103,13 @@ def test_a_store_failure_in_the_transaction_leaves_no_veth_record_or_claim(
         raise KVStoreError("kvstore is locked by another writer")
 
     monkeypatch.setattr(store, "commit", locked)
+
+
+def test_a_store_failure_in_the_transaction_leaves_no_veth_record_or_claim(
+    env: RunningAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ip = env.client.ipam_allocate("docker-ipam", expiration=True)["address"]["ipv4"]
+    fail_next_commit(env, monkeypatch)
     with pytest.raises(AgentError) as err:
         env.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}})
     assert err.value.status == 503
@@ -174,14 +179,7 @@ def test_a_store_failure_in_delete_keeps_record_and_ip_together_and_a_retry_fini
 ) -> None:
     ip = env.client.ipam_allocate("default/pod1", expiration=True)["address"]["ipv4"]
     env.client.endpoint_create("ep1", {"addressing": {"ipv4": ip}})
-    store = env.agent.store
-    real_commit = store.commit
-
-    def locked(*args: Any, **kwargs: Any) -> int:
-        monkeypatch.setattr(store, "commit", real_commit)  # once
-        raise KVStoreError("kvstore is locked by another writer")
-
-    monkeypatch.setattr(store, "commit", locked)
+    fail_next_commit(env, monkeypatch)
     with pytest.raises(AgentError) as err:
         env.client.endpoint_delete("ep1", release_ip=True)
     assert err.value.status == 503

@@ -82,23 +82,23 @@ def _cidr(ip: str, subnet: str) -> str:
     return f"{ip}/{subnet.split('/')[1]}"
 
 
-def _mtu(topology: Topology, upper: str, lower: str) -> str:
-    """` <mtu>` for a link whose two VMs sit on different libvirt hosts (its frames cross in UDP),
-    nothing for one inside a host (1500, the NIC's own)."""
-    where = placement.placement(topology)
+def _mtu(where: dict[str, placement.Host], upper: str, lower: str) -> str:
+    """` <mtu>` for a link whose two VMs sit on different libvirt hosts (`where`: placement.placement;
+    its frames cross in UDP), nothing for one inside a host (1500, the NIC's own)."""
     return "" if where[upper] == where[lower] else f" {placement.HOST_MTU - placement.CROSSING_OVERHEAD}"
 
 
 def node_files(topology: Topology, name: str) -> dict[str, str]:
     """The configuration files of one VM (name -> content)."""
     links = topology.links()
+    where = placement.placement(topology)
     if name == topology.tor.name:
         files = {
             "role": "tor\n",
             "hostname": f"{name}\n",
             "links": "".join(
                 f"{_cidr(link.tor_ip, link.subnet)} to-{link.node} {link_mac(link.index, 1)}"
-                f"{_mtu(topology, name, link.node)}\n"
+                f"{_mtu(where, name, link.node)}\n"
                 for link in links
             ),
             "bird.conf": cluster.tor_config(topology),
@@ -111,7 +111,7 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
     files = {
         "hostname": f"{name}\n",
         "links": f"{_cidr(link.node_ip, link.subnet)} uplink {link_mac(link.index, 2)}"
-        f"{_mtu(topology, topology.tor.name, name)}\n",
+        f"{_mtu(where, topology.tor.name, name)}\n",
         "gateway": f"{link.tor_ip}\n",
         "profile.sh": f"export PATH={VENV}/bin:$PATH\nexport PODNET_STORE={store}\n",
     }
