@@ -210,6 +210,21 @@ def test_a_packets_check_without_its_capture_fails_the_step(lab: FakeLab, tmp_pa
         check("packets", lab, tmp_path, {"pcap": "nope", "tcp_syn": {}})
 
 
+def test_check_store_connections_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
+    node_ip = lab.topology.node_ip("node1")
+    listed: list[str] = []
+    lab.nodes["node1"].on_cmd.append(lambda argv: (0, "".join(listed), "") if argv[:1] == ["ss"] else None)
+    spec = {"node": "node1"}
+    result = check("store_connections", lab, tmp_path, spec)
+    assert not result.passed and result.actual == "no connection"  # none open: at least one is asked for
+    listed.append(f"0 0 {node_ip}:40312 10.0.0.5:2379\n")
+    assert check("store_connections", lab, tmp_path, spec).passed
+    listed.append("0 0 192.0.2.2:40313 10.0.0.5:2379\n")  # one from an uplink's own address
+    result = check("store_connections", lab, tmp_path, spec)
+    assert not result.passed and result.actual == f"{node_ip}, 192.0.2.2"
+    assert check("store_connections", lab, tmp_path, {"node": "node1", "min_count": 0}).passed is False
+
+
 def test_every_check_kind_has_a_failing_test() -> None:
     """A check kind is real only with a unit test where it fails: one here per kind, by name."""
     names = {name for name in dir(sys.modules[__name__]) if name.startswith("test_check_")}

@@ -32,6 +32,7 @@ from podnet.agent.monitor import Monitor
 from podnet.agent.networks import DockerNetworks
 from podnet.agent.policy import PolicyEngine
 from podnet.agent.restore import RestoreReport, remove_leaked_veths, restore
+from podnet.agent.storesource import follow_store_source
 from podnet.api.models import (
     BGPStatus,
     BpfMaps,
@@ -106,6 +107,8 @@ class Agent:
         self.health = Health(
             config, store, datapath, self.status, self.pool, self.ipam, self.endpoints, self.speaker, self.quarantine
         )
+        # A node whose node IP is its own (announced over BGP): its store connections follow the routes' source.
+        self.store_source = follow_store_source(store) if self.speaker and config.bgp_announce_node_ip else None
 
     @property
     def router_ip(self) -> str:
@@ -140,6 +143,8 @@ class Agent:
             bpf.start_events(self.monitor.publish)
         if self.speaker is not None:
             self.speaker.start()
+            if self.store_source is not None:
+                self.store_source.start()
             peers = ", ".join(f"{address} (AS {asn})" for address, asn in self.config.bgp_peers())
             log.info("announcing %s to %s over BGP", self.pod_cidr, peers)
         log.info(
@@ -172,6 +177,8 @@ class Agent:
 
     def stop(self) -> None:
         """Withdraw the pod CIDR (stop the speaker); endpoints and state stay."""
+        if self.store_source is not None:
+            self.store_source.stop()
         if self.speaker is not None:
             self.speaker.stop()
 

@@ -61,7 +61,7 @@ IPV4_DEVCONF = {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8}
 IFF_UP = 0x1
 
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC = 1, 4, 5, 7
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
@@ -334,6 +334,21 @@ class Rtnl:
             raise
         for message in replies[0]:
             return RouteInfo.parse(message)
+        return None
+
+    def source_for(self, ip: str) -> str | None:
+        """The source address the kernel would give a new connection to `ip` (`ip route get`), or
+        None (no route, or a route that names none)."""
+        body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + attr(RTA_DST, ipv4(ip))
+        try:
+            replies = self.run([Request(f"looking up the source address towards {ip}", RTM_GETROUTE, 0, body)])
+        except RtnlError as err:
+            if err.code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ESRCH):
+                return None
+            raise
+        for message in replies[0]:
+            found = parse_attrs(message, _RTMSG.size).get(RTA_PREFSRC)
+            return socket.inet_ntoa(found) if found else None
         return None
 
 

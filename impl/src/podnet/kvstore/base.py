@@ -134,6 +134,16 @@ class KVStore(abc.ABC):
     def close(self) -> None:
         """Release connections; the store object is unusable afterwards."""
 
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """Where the store's connections go (host, port): None for a store without any (SQLite)."""
+        return None
+
+    def reconnect(self) -> None:
+        """Close the pooled connections; the next call opens a new one, from the source address
+        the kernel chooses then (a store without connections has nothing to do)."""
+        return None
+
     def __enter__(self) -> KVStore:
         return self
 

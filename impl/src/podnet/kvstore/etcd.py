@@ -145,3 +145,11 @@ class EtcdStore(KVStore):
 
     def close(self) -> None:
         self._client.session.close()
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        return self._endpoints[0]
+
+    def reconnect(self) -> None:
+        # requests' Session stays usable: closing empties its pools, the next call fills them again.
+        self._client.session.close()
