@@ -287,6 +287,11 @@ def test_a_31_link_prefix_gives_the_netmask_and_addresses_the_model_gives(tmp_pa
             "underlay: 10.0.0.0/29 has room for 2 links (/30 each), not 3",
         ),
         (
+            FABRIC.replace("loopbacks: 10.9.0.0/24\n", "") + "  - {name: a, uplinks: [leaf1, leaf2]}\n",
+            {},
+            "nodes.0.uplinks: a node with two uplinks needs `loopbacks`",
+        ),
+        (
             "name: x\nnodes:\n  - {name: a, uplinks: [x]}\n",
             {},
             "nodes.0.uplinks: with one ToR a node's only uplink is the ToR (tor)",
