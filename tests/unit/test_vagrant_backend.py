@@ -123,12 +123,12 @@ def test_commands_run_over_the_master_connection(tmp_path: Path) -> None:
         node.unit("sshd")
 
 
-def test_a_fabric_topology_is_refused_by_the_vagrant_backend_naming_the_capability() -> None:
-    from lab.backends.base import LabError
+def test_a_fabric_is_taken_by_the_vagrant_backend_one_vm_per_router() -> None:
+    """Issue 18: the Vagrant backend brings fabrics up (capability fabric): a VM per spine and leaf."""
     from lab.backends.vagrant.lab import VagrantLab
-    from lab.model.topology import load_topology
 
     lab = VagrantLab(load_topology("spine-leaf"))
-    assert "fabric" not in lab.capabilities
-    with pytest.raises(LabError, match="spine-leaf is a fabric .* lacks capability fabric .* --backend netns"):
-        lab._up(None)
+    assert "fabric" in lab.capabilities
+    assert list(lab.routers) == ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"]
+    assert lab.tor.name == "spine1" and len(lab.nodes) == 9
+    assert list(VagrantLab(load_topology("three-nodes")).routers) == ["tor"]

@@ -78,3 +78,49 @@ def test_a_node_on_an_unknown_host_names_the_field() -> None:
     with pytest.raises(ValueError, match=r"nodes\.0\.host|no host 'nowhere' \(hosts: far\)"):
         Topology.model_validate(bad)
     assert TopologyError  # load_topology wraps the same error with the file's name
+
+
+FABRIC_TWO_HOSTS = {
+    "name": "fabric-two",
+    "loopbacks": "192.168.51.0/24",
+    "cluster_cidrs": ["10.20.30.0/24"],
+    "mask_size": 26,
+    "hosts": [{"name": "far", "uri": "qemu+ssh://lab@10.0.0.2/system", "address": "10.0.0.2"}],
+    "spines": [{"name": "spine1"}],
+    "leaves": [{"name": "leaf1"}, {"name": "leaf2", "host": "far"}],
+    "nodes": [
+        {"name": "node1", "uplinks": ["leaf1", "leaf2"]},
+        {"name": "node2", "uplinks": ["leaf2"], "host": "far"},
+        {"name": "ctrl", "role": "control", "uplinks": ["leaf1"]},
+    ],
+}
+
+
+def test_a_fabric_plan_has_a_vm_per_router_and_a_nic_per_uplink() -> None:
+    """vagrant_plan (what the Vagrantfile must dump): spines, leaves, then nodes; a dual-homed node
+    is an end of two links (two NICs); a rack on another host crosses only where its links leave it."""
+    from lab.backends.vagrant.placement import vagrant_plan
+
+    topology = Topology.model_validate(FABRIC_TWO_HOSTS)
+    plan = vagrant_plan(topology, local_address="10.0.0.1")
+    assert [(vm["name"], vm["role"], vm["uri"].split("@")[-1]) for vm in plan["vms"]] == [
+        ("spine1", "spine", "qemu:///system"),
+        ("leaf1", "leaf", "qemu:///system"),
+        ("leaf2", "leaf", "10.0.0.2/system"),
+        ("node1", "worker", "qemu:///system"),
+        ("node2", "worker", "10.0.0.2/system"),
+        ("ctrl", "control", "qemu:///system"),
+    ]
+    node1 = [lk for lk in plan["links"] if "node1" in (lk["upper"], lk["lower"])]
+    assert [(lk["upper"], lk["lower_ip"], lk["lower_mac"]) for lk in node1] == [
+        ("leaf1", "192.168.50.2", "52:54:00:52:00:00"),
+        ("leaf2", "192.168.50.6", "52:54:00:52:00:01"),
+    ]
+    crossing = [(lk["upper"], lk["lower"]) for lk in plan["links"] if lk["tunnel"]["mtu"] == 1458]
+    assert crossing == [("leaf2", "node1"), ("spine1", "leaf2")]
+    assert per_host(topology) == {"local": ["spine1", "leaf1", "node1", "ctrl"], "far": ["leaf2", "node2"]}
+    assert firewall(topology, local_address="10.0.0.1") == {
+        # link 1: leaf2 (far) listens on 47002, node1 (here) on 47003; link 5: spine1 (here) 47010, leaf2 47011
+        "far": ["udp from 10.0.0.1 to port 47002", "udp from 10.0.0.1 to port 47011"],
+        "local": ["udp from 10.0.0.2 to port 47003", "udp from 10.0.0.2 to port 47010"],
+    }

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from lab.backends.base import LabError
 from lab.backends.vagrant.box import BoxError, build
-from lab.backends.vagrant.provision import stage
+from lab.backends.vagrant.provision import StagingError, stage
 from lab.backends.vagrant.venv import VenvError, vm_venv
 from lab.deploy import wheelhouse
 from lab.model.topology import load_topology
@@ -27,7 +27,10 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
     except VenvError as err:
         raise LabError(str(err)) from None
     console.print(f"the VMs' venv (for /opt/podnet) {'built' if built else 'reused'}: {venv}")
-    staged = stage(topology)
+    try:
+        staged = stage(topology)
+    except StagingError as err:
+        raise LabError(str(err)) from None
     console.print(f"staged {', '.join(sorted(p.stem for p in staged.glob('*.tar')))} in {staged}")
     console.print(f"now: LAB_TOPOLOGY={topology.name} vagrant up   (then: vagrant ssh node1)")
     return 0

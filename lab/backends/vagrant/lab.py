@@ -1,4 +1,5 @@
-"""A running lab on the Vagrant backend: the topology as VMs (the root Vagrantfile).
+"""A running lab on the Vagrant backend: the topology as VMs (the root Vagrantfile): one per router
+(the ToR, or a fabric's spines and leaves) and one per node.
 
 `up()` stages every VM's provisioning directory (provision.py), runs
 `vagrant up` (python-vagrant) with the topology and the run id in the
@@ -6,8 +7,8 @@ environment — following each VM through it (progress.py: booting,
 provisioning which step, ready; reported as it happens and recorded as the
 `<vm>: boot|provision|ready` timings) — opens one ssh master per VM, and waits
 on the same readiness checks as the netns backend: every agent serves healthz,
-every plugin answers Plugin.Activate, every worker has its pod CIDR, the ToR
-routes them all. `down()` destroys the VMs and their networks.
+every plugin answers Plugin.Activate, every worker has its pod CIDR, every
+router routes them all (over every equal path in a fabric). `down()` destroys the VMs and their networks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from lab.backends.lab import BaseLab
 from lab.backends.vagrant import box
 from lab.backends.vagrant.node import VagrantNode
 from lab.backends.vagrant.progress import VagrantProgress
-from lab.backends.vagrant.provision import stage, store_url
+from lab.backends.vagrant.provision import StagingError, stage, store_url
 from lab.backends.vagrant.venv import VENV, VenvError
 from lab.model.topology import Topology
 
@@ -56,10 +57,11 @@ def root_ssh_config(vagrant_ssh_config: str) -> str:
 @dataclass
 class VagrantLab(BaseLab[VagrantNode]):
     backend: ClassVar[str] = "vagrant"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"fabric"})
 
     def __post_init__(self) -> None:
         ssh = self.root / "ssh_config"
-        self.tor = VagrantNode(self.topology.tor.name, self.root / self.topology.tor.name, ssh)
+        self.routers = {r.name: VagrantNode(r.name, self.root / r.name, ssh) for r in self.topology.routers()}
         self.nodes = {n.name: VagrantNode(n.name, self.root / n.name, ssh) for n in self.topology.nodes}
 
     @property
@@ -91,11 +93,6 @@ class VagrantLab(BaseLab[VagrantNode]):
 
     # -- bring-up -------------------------------------------------------------------------
     def _up(self, report: Progress | None) -> None:
-        if self.topology.is_fabric():
-            raise LabError(
-                f"{self.topology.name} is a fabric (spines and leaves): the vagrant backend lacks capability fabric "
-                "(the Vagrantfile wires one ToR); bring it up with --backend netns"
-            )
         self.topology_file.write_text(json.dumps(self.topology.model_dump(), indent=2))  # JSON is YAML
         self.save()
         with self.step("box (build or reuse)", report):
@@ -103,9 +100,9 @@ class VagrantLab(BaseLab[VagrantNode]):
         with self.step("podnet's venv for the VMs and each VM's provisioning files", report):
             try:
                 stage(self.topology)
-            except VenvError as err:
+            except (VenvError, StagingError) as err:
                 raise LabError(str(err)) from None
-        names = [self.tor.name, *self.nodes]
+        names = [*self.routers, *self.nodes]
         progress = VagrantProgress(self.root / "vagrant-up.log", names, self._up_started)
         try:
             with self.step(f"vagrant up: {len(names)} VMs booted and provisioned ({', '.join(names)})", report):
@@ -154,7 +151,10 @@ class VagrantLab(BaseLab[VagrantNode]):
         except NodeError as err:
             why = node.last_health_error or "it answered, without its pod CIDR"
             raise NodeError(f"{err} (last healthz: {why})") from None
-        wait_for(node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1)
+        if self.topology.spec(node.name).runtime == "docker":  # runtime cni: the agent only
+            wait_for(
+                node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1
+            )
         progress.set_ready(node.name)
         if report:
             report(f"ready: {progress.summary()}")

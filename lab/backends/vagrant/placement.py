@@ -7,13 +7,16 @@ other end's host address and port and listens on its own. The ports are derived,
 *i*'s upper end listens on `base + 2i`, its lower end on `base + 2i + 1`, so every host computes the
 same plan and no two links share a port on any host.
 
-The Vagrantfile derives the same plan (its LAB_VAGRANT_DUMP output is compared with this one in
-tests/integration/test_vagrantfile.py) and makes each link's NICs the two ends of its tunnel.
+The Vagrantfile derives the same plan (`vagrant_plan()`: its LAB_VAGRANT_DUMP output is compared with
+this one in tests/integration/test_vagrantfile.py): one VM per router (the ToR, or a fabric's spines and
+leaves) and per node, and per link its two NICs, each one end of the link's tunnel (a dual-homed node
+has two).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lab.model.topology import Topology
 
@@ -25,6 +28,8 @@ ETHERNET_HEADER = 14
 UDP_IPV4_OVERHEAD = 28  # the outer IPv4 and UDP headers of a tunnelled frame
 HOST_MTU = 1500
 CROSSING_OVERHEAD = UDP_IPV4_OVERHEAD + ETHERNET_HEADER  # what a tunnelled frame adds on the host network
+ROUTER_CPUS = 1  # a router VM (ToR, spine, leaf) runs bird only (and etcd on a ToR without a control node)
+ROUTER_MEMORY_MIB = 512
 
 
 @dataclass(frozen=True)
@@ -145,3 +150,45 @@ def per_host(topology: Topology) -> dict[str, list[str]]:
     for vm, host in placement(topology).items():
         found.setdefault(host.name, []).append(vm)
     return found
+
+
+def vagrant_plan(topology: Topology, local_address: str | None = None) -> dict[str, Any]:
+    """What the Vagrantfile builds, as it dumps it (LAB_VAGRANT_DUMP=1): every VM (routers first, then
+    the nodes, in topology order) with its size and libvirt URI, and every link with its two ends'
+    addresses and MACs, its tunnel's ports and addresses, and the guests' MTU on it."""
+    where = placement(topology)
+    sizes = {n.name: (n.cpus, n.memory_mib) for n in topology.nodes}
+    vms = [
+        {
+            "name": vm,
+            "role": topology.role(vm),
+            "cpus": sizes.get(vm, (ROUTER_CPUS, ROUTER_MEMORY_MIB))[0],
+            "memory_mib": sizes.get(vm, (ROUTER_CPUS, ROUTER_MEMORY_MIB))[1],
+            "uri": host.uri,
+        }
+        for vm, host in where.items()
+    ]
+
+    def end(e: TunnelEnd) -> dict[str, Any]:
+        return {
+            "local_ip": e.local_ip,
+            "local_port": e.local_port,
+            "remote_ip": e.remote_ip,
+            "remote_port": e.remote_port,
+        }
+
+    links = [
+        {
+            "link": link.index,
+            "upper": link.upper,
+            "lower": link.lower,
+            "subnet": link.subnet,
+            "upper_ip": link.upper_ip,
+            "lower_ip": link.lower_ip,
+            "upper_mac": tunnel.upper.mac,
+            "lower_mac": tunnel.lower.mac,
+            "tunnel": {"upper": end(tunnel.upper), "lower": end(tunnel.lower), "mtu": tunnel.guest_mtu},
+        }
+        for link, tunnel in zip(topology.links(), tunnels(topology, local_address=local_address), strict=True)
+    ]
+    return {"topology": topology.name, "datapath": topology.datapath, "vms": vms, "links": links}

@@ -3,20 +3,28 @@
 `stage()` writes `.vagrant/podnet/<topology>/<vm>/` (and the same as
 `<vm>.tar`, which the Vagrantfile uploads): the guest provisioning
 script and systemd units (lab/backends/vagrant/guest/), podnet's venv for
-/opt/podnet (built on this machine: venv.py; the ToR needs none), the lab
-image, and the node's configuration, rendered here from the same topology
-the netns backend uses:
+/opt/podnet (built on this machine: venv.py; routers need none), the lab
+image, and the VM's configuration, rendered here from the same topology and
+the same model code the netns backend uses:
 
-- every VM: `role`, `hostname`, `links` (underlay address/prefix, the interface
-  name the netns backend uses — `uplink` on a node, `to-<node>` on the ToR —
-  the MAC the Vagrantfile gives that NIC, and the MTU when the link crosses to
-  another libvirt host: placement.Tunnel.guest_mtu), `gateway`;
-- the ToR: `bird.conf` (cluster.tor_config), and `etcd.env` when the topology has
-  no control node (the agents then share the ToR's etcd as their store, where
-  the netns backend shares one SQLite file);
+- every VM: `role` (tor, spine, leaf, control or worker), `hostname`, `links`
+  (one line per link the VM is an end of: its address/prefix, the interface
+  name the netns backend uses — `uplink` on a single-homed node, `to-<peer>`
+  elsewhere — the MAC the Vagrantfile gives that NIC, and the MTU when the link
+  crosses to another libvirt host: placement.Tunnel.guest_mtu); `sysctl.conf`
+  and `underlay.sh`: the rest of its part of lab/model/underlay.py's plan
+  (forwarding and ECMP hashing on routers and dual-homed nodes; a dual-homed
+  node's /32 node IP on `lo` and its fallback default over both leaves; a
+  leaf's default over its spines; a single-homed node's default), `gateway` on
+  a single-homed node;
+- a router: `bird.conf` (cluster.router_config: the ToR's, a leaf's, a spine's),
+  and, on the ToR, `etcd.env` when the topology has no control node (the agents
+  then share the ToR's etcd as their store, where the netns backend shares one
+  SQLite file; a fabric needs a control node here);
 - the control node: `etcd.env`, `register` (workers in topology order),
   `operator.env`;
-- a worker: `agent.toml` (cluster.agent_settings), `image.tar`, and
+- a worker: `runtime`, `agent.toml` (cluster.agent_settings: one BGP peer per
+  uplink), and with `runtime: docker` `plugin.env` and `image.tar`;
   `registered_by` when the control node registers it (with `registration`:
   the etcd request that finds the registration, so the wait costs a curl).
 
@@ -38,7 +46,7 @@ from lab import paths
 from lab.backends.vagrant import placement
 from lab.backends.vagrant.venv import VENV, vm_venv
 from lab.image import build_rootfs_tar
-from lab.model import cluster
+from lab.model import cluster, underlay
 from lab.model.topology import Topology
 from podnet.kvstore import keys
 
@@ -47,10 +55,15 @@ ETCD_DATA = "/var/lib/etcd/podnet"
 VENV_TAR = "podnet-venv.tar.gz"  # in a VM's staging directory: unpacked at VENV
 
 
+class StagingError(ValueError):
+    pass
+
+
 def link_mac(link: int, side: int) -> str:
-    """The MAC of link `link`'s NIC on the ToR (side 1) or on its node (side 2); the Vagrantfile
-    derives the same (lab_mac) and gives the NIC that address, provision.sh finds it by it."""
-    return f"52:54:00:{0x50 + side:02x}:{link >> 8:02x}:{link & 0xFF:02x}"
+    """The MAC of link `link`'s NIC on its upper end (side 1: ToR, leaf, spine) or its lower end (side
+    2: node, leaf); the Vagrantfile derives the same (lab_mac) and gives the NIC that address,
+    provision.sh finds it by it."""
+    return placement.mac(link, side)
 
 
 def registration_request(topology: Topology, node: str) -> str:
@@ -69,7 +82,15 @@ def stage_dir() -> Path:
 def store_url(topology: Topology, node: str) -> str:
     """The cluster store a VM's agent uses: etcd on the control node, else on the ToR
     (at the ToR's address on the node's own link)."""
-    return cluster.control_store_url(topology) or f"etcd://{topology.link_of(node).tor_ip}:{cluster.ETCD_CLIENT_PORT}"
+    found = cluster.control_store_url(topology)
+    if found is not None:
+        return found
+    if topology.is_fabric():
+        raise StagingError(
+            f"{topology.name}: a fabric on the Vagrant backend needs a node with role control (etcd runs there; "
+            "without one, the netns backend's agents share a SQLite file, which VMs cannot)"
+        )
+    return f"etcd://{topology.link_of(node).tor_ip}:{cluster.ETCD_CLIENT_PORT}"
 
 
 def etcd_env(name: str, advertise_ip: str) -> str:
@@ -78,62 +99,87 @@ def etcd_env(name: str, advertise_ip: str) -> str:
     )
 
 
-def _cidr(ip: str, subnet: str) -> str:
-    return f"{ip}/{subnet.split('/')[1]}"
-
-
 def _mtu(where: dict[str, placement.Host], upper: str, lower: str) -> str:
     """` <mtu>` for a link whose two VMs sit on different libvirt hosts (`where`: placement.placement;
     its frames cross in UDP), nothing for one inside a host (1500, the NIC's own)."""
     return "" if where[upper] == where[lower] else f" {placement.HOST_MTU - placement.CROSSING_OVERHEAD}"
 
 
+def links_file(topology: Topology, name: str) -> str:
+    """One line per link `name` is an end of: `<address>/<prefix> <interface> <mac> [<mtu>]`."""
+    where = placement.placement(topology)
+    lines = []
+    for link in topology.links():
+        for side, vm, ip, ifname in (
+            (1, link.upper, link.upper_ip, link.upper_if),
+            (2, link.lower, link.lower_ip, link.lower_if),
+        ):
+            if vm == name:
+                lines.append(
+                    f"{ip}/{link.prefixlen} {ifname} {link_mac(link.index, side)}{_mtu(where, link.upper, link.lower)}\n"
+                )
+    return "".join(lines)
+
+
+def underlay_files(topology: Topology, name: str) -> dict[str, str]:
+    """The rest of the VM's part of the underlay plan (lab/model/underlay.py, what the netns backend
+    runs in the VM's namespace) beyond its links' addresses (`links`, applied per NIC):
+    `sysctl.conf` (its sysctls) and `underlay.sh` (its other commands, idempotent: `ip … replace`,
+    since provision.sh runs again on `vagrant provision` and the unit podnet-underlay at boot)."""
+    interfaces = {link.upper_if for link in topology.downlinks(name)} | {
+        link.lower_if for link in topology.uplinks(name)
+    }
+    sysctls: list[str] = []
+    commands: list[list[str]] = []
+    for command in underlay.plan(topology)[name]:
+        if command[:3] == ["ip", "addr", "add"] and command[-2:-1] == ["dev"] and command[-1] in interfaces:
+            continue  # a link's address: `links`
+        if command[:3] == ["ip", "link", "set"] and command[3] in interfaces and command[4:] == ["up"]:
+            continue  # a link's NIC up: `links`
+        if command[:2] == ["sysctl", "-qw"]:
+            sysctls.append(command[2])
+            continue
+        if command[:2] in (["ip", "addr"], ["ip", "route"]) and command[2] == "add":
+            command = [*command[:2], "replace", *command[3:]]
+        commands.append(command)
+    files = {}
+    if sysctls:
+        files["sysctl.conf"] = "".join(f"{line}\n" for line in sysctls)
+    if commands:
+        files["underlay.sh"] = "set -e\n" + "".join(shlex.join(c) + "\n" for c in commands)
+    return files
+
+
 def node_files(topology: Topology, name: str) -> dict[str, str]:
     """The configuration files of one VM (name -> content)."""
-    links = topology.links()
-    where = placement.placement(topology)
-    if name == topology.tor.name:
-        files = {
-            "role": "tor\n",
-            "hostname": f"{name}\n",
-            "links": "".join(
-                f"{_cidr(link.tor_ip, link.subnet)} to-{link.node} {link_mac(link.index, 1)}"
-                f"{_mtu(where, name, link.node)}\n"
-                for link in links
-            ),
-            "bird.conf": cluster.tor_config(topology),
-        }
-        if topology.control() is None:
-            files["etcd.env"] = etcd_env(name, links[0].tor_ip)
+    role = topology.role(name)
+    files = {"role": f"{role}\n", "hostname": f"{name}\n", "links": links_file(topology, name)}
+    files |= underlay_files(topology, name)
+    if role in ("tor", "spine", "leaf"):
+        files["bird.conf"] = cluster.router_config(topology, name)
+        if role == "tor" and topology.control() is None:
+            files["etcd.env"] = etcd_env(name, topology.downlinks(name)[0].upper_ip)
         return files
-    link = topology.link_of(name)
+    uplinks = topology.uplinks(name)
     store = store_url(topology, name)
-    files = {
-        "hostname": f"{name}\n",
-        "links": f"{_cidr(link.node_ip, link.subnet)} uplink {link_mac(link.index, 2)}"
-        f"{_mtu(where, topology.tor.name, name)}\n",
-        "gateway": f"{link.tor_ip}\n",
-        "profile.sh": f"export PATH={VENV}/bin:$PATH\nexport PODNET_STORE={store}\n",
-    }
-    spec = next(n for n in topology.nodes if n.name == name)
-    if spec.role == "control":
-        files |= {
-            "role": "control\n",
-            "etcd.env": etcd_env(name, link.node_ip),
+    if len(uplinks) == 1:
+        files["gateway"] = f"{uplinks[0].upper_ip}\n"
+    files["profile.sh"] = f"export PATH={VENV}/bin:$PATH\nexport PODNET_STORE={store}\n"
+    if role == "control":
+        return files | {
+            "etcd.env": etcd_env(name, topology.node_ip(name)),
             "register": "".join(f"{worker} {ip}\n" for worker, ip in cluster.registrations(topology)),
             "operator.env": f"PODNET_OPERATOR_ARGS={shlex.join(cluster.operator_args(topology, store))}\n",
         }
-    else:
-        settings = {"node_name": name, **cluster.agent_settings(topology, name, store)}
-        files |= {
-            "role": "worker\n",
-            "agent.toml": cluster.as_toml(settings),
-            "plugin.env": f"PODNET_PLUGIN_ARGS={shlex.join(cluster.plugin_args())}\n",
-        }
-        control = topology.control()
-        if control is not None:  # provision.sh starts the agent once the control node registered it
-            files["registered_by"] = f"{control.name}\n"
-            files["registration"] = registration_request(topology, name)
+    runtime = topology.spec(name).runtime
+    settings = {"node_name": name, **cluster.agent_settings(topology, name, store)}
+    files |= {"runtime": f"{runtime}\n", "agent.toml": cluster.as_toml(settings)}
+    if runtime == "docker":  # runtime cni: the agent only (no dockerd, no plugin, no image)
+        files["plugin.env"] = f"PODNET_PLUGIN_ARGS={shlex.join(cluster.plugin_args())}\n"
+    control = topology.control()
+    if control is not None:  # provision.sh starts the agent once the control node registered it
+        files["registered_by"] = f"{control.name}\n"
+        files["registration"] = registration_request(topology, name)
     return files
 
 
@@ -154,20 +200,23 @@ def _link_tree(src: Path, dest: Path) -> None:
 
 def stage(topology: Topology) -> Path:
     """Write every VM's provisioning directory; returns the topology's staging directory."""
+    for node in topology.workers():
+        store_url(topology, node.name)  # a fabric without a control node: refused before anything is built
     venv, _ = vm_venv()
     root = stage_dir() / topology.name
     shutil.rmtree(root, ignore_errors=True)
     stage_dir().mkdir(parents=True, exist_ok=True)
     image = build_rootfs_tar(stage_dir() / "image.tar")
-    for name in [topology.tor.name, *(n.name for n in topology.nodes)]:
+    routers = [r.name for r in topology.routers()]
+    for name in [*routers, *(n.name for n in topology.nodes)]:
         node_dir = root / name
         _link_tree(GUEST, node_dir)
         for filename, content in node_files(topology, name).items():
             (node_dir / filename).write_text(content)
-        if name != topology.tor.name:  # podnet runs on the nodes; the ToR runs bird (and etcd)
+        if name not in routers:  # podnet runs on the nodes; routers run bird (and a ToR maybe etcd)
             _link(venv, node_dir / VENV_TAR)
             (node_dir / "venv").write_text(venv.name + "\n")
-        if (node_dir / "agent.toml").exists():
+        if (node_dir / "plugin.env").exists():  # a worker with dockerd
             _link(image, node_dir / "image.tar")
         # One file: vagrant's file provisioner uploads a directory file by file, minutes under TCG.
         with tarfile.open(root / f"{name}.tar", "w") as tar:

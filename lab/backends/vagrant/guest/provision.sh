@@ -46,10 +46,6 @@ while read -r cidr ifname mac mtu; do
   printf "$network" > "/etc/systemd/network/20-$ifname.network"
   say "underlay $cidr on $ifname"
 done < "$stage/links"
-if [ -f "$stage/gateway" ]; then
-  # The management network (vagrant's ssh) has no router: the ToR is the way out.
-  ip route replace default via "$(cat "$stage/gateway")" dev uplink
-fi
 
 # Unit files into /etc/systemd/system; one daemon-reload if any changed. Enabling is a symlink
 # (what `systemctl enable` makes; `lab status` lists the enabled units).
@@ -78,6 +74,25 @@ start() {
   systemctl restart "$@"
   say "started $*"
 }
+
+# The rest of the VM's underlay, as the netns backend sets it in a namespace (lab/model/underlay.py):
+# sysctls (forwarding, ECMP hashed by ports; -e: fib_multipath_hash_seed needs Linux 6.11), then
+# addresses and routes (a dual-homed node's /32 node IP on lo and its fallback default over both
+# leaves, a leaf's default over its spines, a single-homed node's default: the management network,
+# vagrant's ssh, has no router). Kept for a reboot: sysctl.d, and the unit podnet-underlay (enabled,
+# not started: this runs it now).
+if [ -f "$stage/sysctl.conf" ]; then
+  install -m 644 "$stage/sysctl.conf" /etc/sysctl.d/60-podnet.conf
+  sysctl -q -e -p /etc/sysctl.d/60-podnet.conf
+  say "sysctls: $(tr '\n' ' ' < "$stage/sysctl.conf")"
+fi
+if [ -f "$stage/underlay.sh" ]; then
+  install -m 644 "$stage/underlay.sh" /etc/podnet/underlay.sh
+  bash /etc/podnet/underlay.sh
+  install -m 644 "$stage/podnet-underlay.service" /etc/systemd/system/
+  enable podnet-underlay
+  say "underlay: $(grep -c '^ip ' /etc/podnet/underlay.sh) addresses and routes"
+fi
 
 install_podnet() {
   say "step: podnet venv"
@@ -109,9 +124,7 @@ start_etcd() {
 }
 
 case $role in
-  tor)
-    echo net.ipv4.ip_forward=1 > /etc/sysctl.d/60-podnet-tor.conf
-    sysctl -q -p /etc/sysctl.d/60-podnet-tor.conf
+  tor|spine|leaf)
     [ -f "$stage/etcd.env" ] && start_etcd
     say "step: bird"
     install -m 644 "$stage/bird.conf" /etc/bird/bird.conf
@@ -131,19 +144,26 @@ case $role in
     start podnet-operator
     ;;
   worker)
-    install_units podnet-agent podnet-docker
-    enable docker
-    systemctl start --no-block docker  # dockerd starts while the venv unpacks
+    runtime=$(cat "$stage/runtime")  # docker: dockerd, the image, podnet-docker; cni: the agent only
+    if [ "$runtime" = docker ]; then
+      install_units podnet-agent podnet-docker
+      enable docker
+      systemctl start --no-block docker  # dockerd starts while the venv unpacks
+    else
+      install_units podnet-agent
+    fi
     install_podnet
-    say "step: docker"
-    systemctl start docker  # waits until dockerd is up
-    if ! docker image inspect podnet/busybox:lab >/dev/null 2>&1; then
-      say "step: lab image"
-      docker import -c "ENV PATH=/bin" "$stage/image.tar" podnet/busybox:lab >/dev/null
-      say "imported podnet/busybox:lab"
+    if [ "$runtime" = docker ]; then
+      say "step: docker"
+      systemctl start docker  # waits until dockerd is up
+      if ! docker image inspect podnet/busybox:lab >/dev/null 2>&1; then
+        say "step: lab image"
+        docker import -c "ENV PATH=/bin" "$stage/image.tar" podnet/busybox:lab >/dev/null
+        say "imported podnet/busybox:lab"
+      fi
+      install -m 644 "$stage/plugin.env" /etc/podnet/plugin.env
     fi
     install -m 644 "$stage/agent.toml" /etc/podnet/agent.toml
-    install -m 644 "$stage/plugin.env" /etc/podnet/plugin.env
     if [ -f "$stage/registration" ]; then
       # The control node registers the workers in topology order, the order the operator
       # serves them in (as on the netns backend). VMs come up in parallel: an agent started
@@ -160,8 +180,13 @@ case $role in
         sleep 1
       done
     fi
-    say "step: podnet-agent and podnet-docker"
-    start podnet-agent podnet-docker
+    if [ "$runtime" = docker ]; then
+      say "step: podnet-agent and podnet-docker"
+      start podnet-agent podnet-docker
+    else
+      say "step: podnet-agent"
+      start podnet-agent
+    fi
     ;;
   *) echo "podnet provision: unknown role $role" >&2; exit 1 ;;
 esac
