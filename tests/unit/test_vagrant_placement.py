@@ -124,3 +124,18 @@ def test_a_fabric_plan_has_a_vm_per_router_and_a_nic_per_uplink() -> None:
         "far": ["udp from 10.0.0.1 to port 47002", "udp from 10.0.0.1 to port 47011"],
         "local": ["udp from 10.0.0.2 to port 47003", "udp from 10.0.0.2 to port 47010"],
     }
+
+
+def test_pods_fit_the_smallest_underlay_mtu_once_a_link_crosses_hosts() -> None:
+    import tomllib
+
+    from lab.backends.vagrant.placement import pod_mtu
+    from lab.backends.vagrant.provision import node_files
+
+    two = Topology.model_validate(TWO_HOSTS)
+    assert pod_mtu(two) == 1458
+    for worker in ("node1", "node2"):  # node1 stays here, yet its pods talk to node2's over the crossing link
+        assert tomllib.loads(node_files(two, worker)["agent.toml"])["mtu"] == 1458
+    one = load_topology("three-nodes")
+    assert pod_mtu(one) is None
+    assert "mtu" not in tomllib.loads(node_files(one, "node1")["agent.toml"])

@@ -26,7 +26,8 @@ from typing import Any, ClassVar, TypeVar
 from lab import paths
 from lab.backends.base import LabError, NodeError, Progress, wait_for
 from lab.backends.lab import BaseLab
-from lab.backends.vagrant import box
+from lab.backends.vagrant import box, placement
+from lab.backends.vagrant.clean import clean_host, remember_hosts
 from lab.backends.vagrant.node import VagrantNode
 from lab.backends.vagrant.progress import VagrantProgress
 from lab.backends.vagrant.provision import StagingError, stage, store_url
@@ -97,6 +98,7 @@ class VagrantLab(BaseLab[VagrantNode]):
         self.save()
         with self.step("box (build or reuse)", report):
             box.build(report=lambda _: None)
+        remember_hosts(host.uri for host in placement.placement(self.topology).values())  # for `lab clean`
         with self.step("podnet's venv for the VMs and each VM's provisioning files", report):
             try:
                 stage(self.topology)
@@ -193,6 +195,12 @@ class VagrantLab(BaseLab[VagrantNode]):
             self.vagrant("destroy", lambda v: v.destroy())
         except LabError as err:
             errors.append(str(err))
+        # Then every host the lab used, through its own URI: nothing named after this run is left there.
+        for uri in sorted({host.uri for host in placement.placement(self.topology).values()}):
+            try:
+                clean_host(uri, prefix=f"pn-{self.run_id}-")
+            except LabError as err:
+                errors.append(str(err))
         if not errors:  # else keep the record: `lab down` again, or `lab clean`
             self._release_root()
         return errors

@@ -90,6 +90,16 @@ def placement(topology: Topology) -> dict[str, Host]:
     return {vm: known[host or "local"] for vm, host in named.items()}
 
 
+def pod_mtu(topology: Topology) -> int | None:
+    """The pods' MTU when a link crosses hosts: the smallest underlay MTU, for every pod of the lab
+    (a pod's packets to any other node may cross it; a smaller MTU than the path's would be dropped
+    there or need ICMP's help). None when the lab sits on one machine (the agent's default)."""
+    where = placement(topology)
+    if all(where[link.upper] == where[link.lower] for link in topology.links()):
+        return None
+    return HOST_MTU - CROSSING_OVERHEAD
+
+
 def mac(link: int, side: int) -> str:
     """As provision.link_mac: side 1 the upper end, 2 the lower end (provision.sh finds the NIC by it)."""
     return f"52:54:00:{0x50 + side:02x}:{link >> 8:02x}:{link & 0xFF:02x}"

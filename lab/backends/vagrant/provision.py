@@ -173,6 +173,9 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
         }
     runtime = topology.spec(name).runtime
     settings = {"node_name": name, **cluster.agent_settings(topology, name, store)}
+    mtu = placement.pod_mtu(topology)
+    if mtu is not None:  # a link crosses hosts: every pod's MTU fits it
+        settings["mtu"] = mtu
     files |= {"runtime": f"{runtime}\n", "agent.toml": cluster.as_toml(settings)}
     if runtime == "docker":  # runtime cni: the agent only (no dockerd, no plugin, no image)
         files["plugin.env"] = f"PODNET_PLUGIN_ARGS={shlex.join(cluster.plugin_args())}\n"
