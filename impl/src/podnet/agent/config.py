@@ -102,6 +102,11 @@ class AgentConfig(BaseModel):
     docker_gc_grace_s: float = Field(
         default=60.0, ge=0, description="with docker_plugin_socket: endpoints younger than this are left alone"
     )
+    docker_plugin_log_level: Literal["debug", "info", "warning", "error"] | None = Field(
+        default=None,
+        description="with docker_plugin_socket: the plugin's own log level (debug: every libnetwork call); "
+        "unset: the agent's",
+    )
     bpf_map_entries: dict[str, int] = Field(
         default_factory=dict,
         description="BPF map sizes (endpoints, policy, ipcache, counters: max entries; events: ring buffer bytes); "

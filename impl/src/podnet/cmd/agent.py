@@ -6,7 +6,8 @@ podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
              [--netns-path PATTERN ...] [--node-ip IP] [--bgp-peer IP ...] [--bgp-peer-asn N ...]
              [--bgp-asn N] [--bgp-announce-node-ip] [--bgp-import-default]
              [--bgp-bfd-interval-ms MS] [--bpf-map-entries NAME=N ...]
-             [--docker-plugin-socket PATH [--docker-host URL] [--docker-gc-interval S] [--docker-gc-grace S]]
+             [--docker-plugin-socket PATH [--docker-host URL] [--docker-gc-interval S] [--docker-gc-grace S]
+              [--docker-plugin-log-level L]]
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docker-host", metavar="URL", help="dockerd's API, for the plugin's labels and GC")
     p.add_argument("--docker-gc-interval", dest="docker_gc_interval_s", type=float, metavar="SECONDS")
     p.add_argument("--docker-gc-grace", dest="docker_gc_grace_s", type=float, metavar="SECONDS")
+    p.add_argument("--docker-plugin-log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 

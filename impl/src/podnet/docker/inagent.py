@@ -22,6 +22,8 @@ log = logging.getLogger("podnet.docker")
 async def start_plugin(host: Host, config: AgentConfig) -> PluginService:
     """Serve the plugin socket of `config` for the agent `host` serves; `stop()` it before the agent."""
     assert config.docker_plugin_socket is not None
+    if config.docker_plugin_log_level is not None:
+        log.setLevel(config.docker_plugin_log_level.upper())  # podnet.docker and below: the plugin's
     calls = in_process_calls(host, asyncio.get_running_loop(), timeout=DEFAULT_TIMEOUT_S)
     service = PluginService(
         calls,
