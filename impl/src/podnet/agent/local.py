@@ -108,7 +108,7 @@ async def run_cni_here(
                 return run_cni(
                     stdin,
                     call.env,
-                    lambda *_: LocalAgentCalls(host.agent, _inline, _no_health, timeout=budget, deadline=deadline),
+                    lambda *_: LocalAgentCalls(host.agent, inline, no_health, timeout=budget, deadline=deadline),
                     conf=conf,
                 )
             finally:
@@ -136,11 +136,11 @@ def _conf(stdin: bytes) -> NetConf | None:
         return None  # the plugin says what is wrong with it
 
 
-def _inline(timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def inline(timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return fn(*args, **kwargs)  # already on the worker
 
 
-def _no_health(timeout: float) -> dict[str, Any]:
+def no_health(timeout: float) -> dict[str, Any]:
     raise AssertionError("healthz from the worker would wait for itself")  # STATUS runs on the pool
 
 

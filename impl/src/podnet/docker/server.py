@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
-from podnet import jsonsafe
+from podnet import jsonsafe, timing
 from podnet.docker.libnetwork import Handlers, method_table
 from podnet.errors import PodnetError
 
@@ -27,6 +27,9 @@ CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
 BODY_TIMEOUT_S = 10.0  # dockerd sends a whole request at once
 
 AfterCall = Callable[[str, Any, Any], None]
+#: How a handler runs: (path, handler, body, the call's phases or None) -> its reply; by default on
+#: the server's own threads.
+Run = Callable[[str, Callable[[Any], Any], Any, "timing.Phases | None"], Awaitable[Any]]
 
 
 def reply(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -35,13 +38,22 @@ def reply(body: dict[str, Any], status: int = 200) -> web.Response:
 
 class PluginServer:
     def __init__(
-        self, handlers: Handlers, after_call: AfterCall | None = None, *, body_timeout_s: float = BODY_TIMEOUT_S
+        self,
+        handlers: Handlers,
+        after_call: AfterCall | None = None,
+        *,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+        run: Run | None = None,
     ):
         self.methods = method_table(handlers)
         self.after_call = after_call
         self.body_timeout_s = body_timeout_s
         # Agent calls block: run them off the event loop, a few at a time.
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plugin")
+        self.run = run or self._in_pool
+
+    async def _in_pool(self, path: str, handler: Callable[[Any], Any], body: Any, timed: timing.Phases | None) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, timing.carried(handler, timed), body)
 
     async def dispatch(self, request: web.Request) -> web.Response:
         path = request.path
@@ -66,12 +78,18 @@ class PluginServer:
             body = jsonsafe.loads(raw) if raw.strip() else None
         except jsonsafe.JSONInputError as err:
             return reply({"Err": f"podnet: request body of {path} is not valid JSON: {err}"}, 400)
+        timed = timing.start(f"docker {path}", log)  # at debug: where the call's time went, in one line
+        if timed is not None:
+            timed.mark("request")
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self.pool, handler, body)
+            result = await self.run(path, handler, body, timed)
             log.debug("%s -> %s", path, result)
             if self.after_call is not None:
                 self.after_call(path, body, result)
             text = json.dumps(result)
+            if timed is not None:
+                timed.mark("reply")
+                log.debug("%s", timed.summary())
         except PodnetError as err:
             log.warning("%s failed: %s", path, err)
             return reply({"Err": f"podnet: {err}"}, 500)

@@ -19,7 +19,7 @@ from aiohttp import web
 from podnet.docker.calls import AgentCalls
 from podnet.docker.libnetwork import Handlers
 from podnet.docker.reconcile import DockerWatcher
-from podnet.docker.server import AfterCall, PluginServer
+from podnet.docker.server import AfterCall, PluginServer, Run
 from podnet.errors import PodnetError
 from podnet.private import bind_socket
 
@@ -65,8 +65,14 @@ class PluginService:
         docker_host: str = DEFAULT_DOCKER_HOST,
         gc_interval_s: float = 30.0,
         gc_grace_s: float = 60.0,
+        handler_calls: AgentCalls | None = None,
+        run: Run | None = None,
     ):
+        """`handler_calls`, `run`: what the libnetwork handlers call the agent with and where they run
+        (default: `agent`, on the plugin server's threads); the reconciler always uses `agent`."""
         self.agent = agent
+        self.handler_calls = handler_calls or agent
+        self.run = run
         self.path = Path(socket_path)
         self.docker_host = docker_host
         self.gc_interval_s = gc_interval_s
@@ -76,7 +82,7 @@ class PluginService:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        server = PluginServer(Handlers(self.agent), label_resolver(self.watcher, loop))
+        server = PluginServer(Handlers(self.handler_calls), label_resolver(self.watcher, loop), run=self.run)
         runner = server.runner()
         await runner.setup()
         try:
