@@ -55,7 +55,7 @@ class PluginServer:
     async def _in_pool(self, path: str, handler: Callable[[Any], Any], body: Any, timed: timing.Phases | None) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, timing.carried(handler, timed), body)
 
-    async def dispatch(self, request: web.Request) -> web.Response:
+    async def dispatch(self, request: web.BaseRequest) -> web.Response:
         path = request.path
         handler = self.methods.get(path)
         if handler is None:
@@ -65,7 +65,10 @@ class PluginServer:
         if request.method != "POST":
             return reply({"Err": f"podnet: {path} takes POST, not {request.method}"}, 405)
         try:
-            raw = await asyncio.wait_for(request.read(), self.body_timeout_s)
+            if request.content.is_eof():  # all there (dockerd sends it at once): no timer, no task
+                raw = await request.read()
+            else:
+                raw = await asyncio.wait_for(request.read(), self.body_timeout_s)
         except TimeoutError:
             response = reply(
                 {"Err": f"podnet: the body of {path} did not arrive within {self.body_timeout_s:g} s"}, 408
@@ -98,11 +101,8 @@ class PluginServer:
             return reply({"Err": f"podnet: internal error in {path}: {type(err).__name__}: {err}"}, 500)
         return web.Response(text=text, content_type=CONTENT_TYPE)
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=1 << 20)
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
-        return app
-
-    def runner(self) -> web.AppRunner:
-        # No lingering: a request whose body never came is closed once answered, not read for 10 s more.
-        return web.AppRunner(self.app(), access_log=None, lingering_time=0)
+    def runner(self) -> web.BaseRunner:
+        # aiohttp's low-level server: `dispatch` takes every path, without an Application's router and
+        # middleware machinery (~0.15 ms of each call). No lingering: a request whose body never came
+        # is closed once answered, not read for 10 s more. Bodies up to 1 MiB (BaseRequest's limit).
+        return web.ServerRunner(web.Server(self.dispatch, access_log=None, lingering_time=0))

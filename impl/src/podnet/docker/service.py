@@ -77,7 +77,7 @@ class PluginService:
         self.docker_host = docker_host
         self.gc_interval_s = gc_interval_s
         self.watcher = DockerWatcher(agent, docker_host, grace_s=gc_grace_s)
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._reconciling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
