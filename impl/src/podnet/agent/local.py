@@ -237,12 +237,16 @@ class LocalAgentCalls:
             return self.agent.ipam_allocate(owner.strip(), expiration=expiration, pool=pool).wire()
 
         if not owner.strip():
-            raise AgentError(400, "missing owner (who holds the IP, e.g. default/app1)", Reason.bad_request)
+            raise AgentError(
+                400, "missing query parameter owner (who holds the IP, e.g. owner=default/app1)", Reason.bad_request
+            )
         return self._run("POST /v1/ipam", allocate)
 
     def ipam_allocate_ip(self, ip: str, owner: str, *, expiration: bool = False) -> Any:
         if not owner.strip():
-            raise AgentError(400, "missing owner (who holds the IP, e.g. default/app1)", Reason.bad_request)
+            raise AgentError(
+                400, "missing query parameter owner (who holds the IP, e.g. owner=default/app1)", Reason.bad_request
+            )
         return self._run(
             f"POST /v1/ipam/{ip}",
             lambda: self.agent.ipam_allocate_ip(ip, owner.strip(), expiration=expiration).wire(),
