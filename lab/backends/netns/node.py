@@ -325,22 +325,15 @@ class NetnsNode(LabNode):
         require_pod_cidr: bool = True,
         docker_plugin: Sequence[str] | None = None,
     ) -> None:
-        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR).
-
-        With `docker_plugin` (extra flags for it, e.g. `cluster.in_agent_plugin_flags()`), the agent
-        serves the libnetwork plugin on this node's plugin socket too (no podnet-docker), and is
-        ready once that answers as well. Without `extra`, the agent starts again as it was defined
-        (a restart)."""
+        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR). With
+        `docker_plugin` (its flags for it) it serves the plugin socket too, and is ready once that answers.
+        Without `extra` or `docker_plugin`, the agent starts again as it was defined (a restart)."""
         if extra or docker_plugin is not None or "podnet-agent" not in self.supervisor.specs:
-            plugin: list[str] = []
-            ready = "agent-cidr" if require_pod_cidr else "agent"
-            if docker_plugin is not None:
-                plugin = [
-                    "--docker-plugin-socket", str(self.plugin_sock),
-                    "--docker-host", f"unix://{self.docker_sock}",
-                    *docker_plugin,
-                ]  # fmt: skip
-                ready += "+plugin"
+            ready = ("agent-cidr" if require_pod_cidr else "agent") + ("" if docker_plugin is None else "+plugin")
+            plugin = [] if docker_plugin is None else [
+                "--docker-plugin-socket", str(self.plugin_sock), "--docker-host", f"unix://{self.docker_sock}",
+                *docker_plugin,
+            ]  # fmt: skip
             argv = [
                 python, "-m", "podnet.cmd.agent",
                 "--node-name", self.name,

@@ -22,11 +22,30 @@ from podnet import timing
 from podnet.agent.config import AgentConfig
 from podnet.agent.local import Host, LocalAgentCalls, in_process_calls, inline, no_health
 from podnet.api.client import DEFAULT_TIMEOUT_S
-from podnet.docker.libnetwork import AGENTLESS, PluginError
+from podnet.docker.libnetwork import PluginError
 from podnet.docker.server import Run
 from podnet.docker.service import PluginService
 
 log = logging.getLogger("podnet.docker")
+
+
+#: Calls answered without the agent (constants, or checks of the request alone): on the event loop.
+AGENTLESS = frozenset(
+    {
+        "/Plugin.Activate",
+        "/NetworkDriver.GetCapabilities",
+        "/NetworkDriver.Leave",
+        "/NetworkDriver.ProgramExternalConnectivity",
+        "/NetworkDriver.RevokeExternalConnectivity",
+        "/NetworkDriver.DiscoverNew",
+        "/NetworkDriver.DiscoverDelete",
+        "/NetworkDriver.AllocateNetwork",
+        "/NetworkDriver.FreeNetwork",
+        "/IpamDriver.GetCapabilities",
+        "/IpamDriver.GetDefaultAddressSpaces",
+        "/IpamDriver.ReleasePool",
+    }
+)
 
 
 def on_worker(host: Host, timeout: float) -> Run:

@@ -363,25 +363,6 @@ def refuse_unsupported_network_options(options: dict[str, Any]) -> None:
         )
 
 
-#: Calls answered without the agent (constants, or checks of the request alone).
-AGENTLESS = frozenset(
-    {
-        "/Plugin.Activate",
-        "/NetworkDriver.GetCapabilities",
-        "/NetworkDriver.Leave",
-        "/NetworkDriver.ProgramExternalConnectivity",
-        "/NetworkDriver.RevokeExternalConnectivity",
-        "/NetworkDriver.DiscoverNew",
-        "/NetworkDriver.DiscoverDelete",
-        "/NetworkDriver.AllocateNetwork",
-        "/NetworkDriver.FreeNetwork",
-        "/IpamDriver.GetCapabilities",
-        "/IpamDriver.GetDefaultAddressSpaces",
-        "/IpamDriver.ReleasePool",
-    }
-)
-
-
 def method_table(h: Handlers) -> dict[str, Any]:
     return {
         "/Plugin.Activate": h.activate,
