@@ -1,7 +1,8 @@
 """`docker run` on podnet vs Docker's bridge driver, and the plugin's per-call latency.
 
-One lab node (own netns, own dockerd 20.10, podnet agent + plugin), both
-networks on the same dockerd; runs alternate podnet/bridge so drift hits both:
+One lab node (own netns, own dockerd 20.10, podnet agent serving the plugin,
+or with `--plugin process` podnet-docker beside it), both networks on the same
+dockerd; runs alternate podnet/bridge so drift hits both:
 
 - `docker run --rm --net NET IMAGE sh -c :`, N runs each: medians, p90, ratio;
   `--net none` is docker's own floor (a container with no network at all);
@@ -9,7 +10,7 @@ networks on the same dockerd; runs alternate podnet/bridge so drift hits both:
   socket, real agent, real veths): RequestAddress, CreateEndpoint, Join,
   DeleteEndpoint, ReleaseAddress.
 
-    python bench/docker_run.py [--runs 20] [--calls 50]
+    python bench/docker_run.py [--runs 20] [--calls 50] [--plugin agent|process]
 """
 
 from __future__ import annotations
@@ -128,10 +129,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="docker runs per network (default 20)")
     parser.add_argument("--calls", type=int, default=50, help="plugin call sequences (default 50)")
+    parser.add_argument(
+        "--plugin",
+        choices=["agent", "process"],
+        default="agent",
+        help="agent (default): podnet-agent serves the plugin socket; process: podnet-docker, a process of its own",
+    )
     args = parser.parse_args()
     console = Console(width=140)
-    with console.status("bringing up a lab node (own dockerd, podnet agent + plugin)…"):
-        ctx = docker_node("bench", sys.executable)
+    with console.status(f"bringing up a lab node (own dockerd, podnet agent + plugin: {args.plugin})…"):
+        ctx = docker_node("bench", sys.executable, plugin_in_agent=args.plugin == "agent")
         node = ctx.__enter__()
     try:
         node.docker("network", "create", "--driver", "podnet", "--ipam-driver", "podnet", "podnet-bench")
@@ -159,7 +166,9 @@ def main() -> int:
             f"{(med - floor) * 1000:.1f}",
         )
     console.print(table)
-    calls_table = Table(title=f"plugin call latency over its socket ({args.calls} sequences; real agent and veths)")
+    calls_table = Table(
+        title=f"plugin call latency over its socket ({args.calls} sequences; real agent and veths; plugin: {args.plugin})"
+    )
     for column in ("call", "median ms", "p90 ms", "goal"):
         calls_table.add_column(column, justify="left" if column == "call" else "right")
     for name, values in calls.items():

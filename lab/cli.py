@@ -161,6 +161,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     _require_root()
     lab = registry.load_lab()
     node = lab.node(args.node)
+    node.require_process(args.name)
     if args.action in ("stop", "restart"):
         node.stop_process(args.name)
     if args.action in ("start", "restart"):

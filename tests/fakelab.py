@@ -106,7 +106,7 @@ class FakeNode(LabNode):
         return f"fake {self.name}/{name}.log"
 
     def plugin_ready(self) -> bool:
-        return self.alive("podnet-docker")
+        return self.alive(self.plugin_process())
 
     @contextmanager
     def capture(self, interface: str, path: Path) -> Iterator[None]:
@@ -203,7 +203,9 @@ def fake_lab(tmp_path: Path, topology: str = "default") -> FakeLab:
     lab = FakeLab(load_topology(topology), run_id="fake01", scratch=tmp_path)
     for name in lab.workers:
         lab.node_info[name] = {"pod_cidr": "10.20.30.0/26", "router_ip": "10.20.30.1"}
-        for process in ("dockerd", "podnet-agent", "podnet-docker"):
+        # As the topology has it: podnet-docker beside the agent (docker_plugin: process), or in it.
+        plugin = ["podnet-docker"] if lab.topology.spec(name).docker_plugin == "process" else []
+        for process in ("dockerd", "podnet-agent", *plugin):
             lab.nodes[name].states[process] = ProcessState(process, True, 100)
     control = lab.control
     if control is not None:

@@ -148,7 +148,7 @@ def running_plugin(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
-    async def start() -> web.AppRunner:
+    async def start() -> web.BaseRunner:
         runner = server.runner()
         await runner.setup()
         await web.UnixSite(runner, path).start()

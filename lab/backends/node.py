@@ -105,6 +105,20 @@ class LabNode(ABC):
         return f"pn-{self.name}"
 
     # -- built on the above --------------------------------------------------------------
+    def plugin_process(self) -> str:
+        """The process serving the libnetwork plugin (and logging its calls): podnet-docker where the
+        node runs one, else podnet-agent (a node's `docker_plugin: agent`)."""
+        return "podnet-docker" if "podnet-docker" in self.processes() else "podnet-agent"
+
+    def require_process(self, name: str) -> None:
+        """A clear error for a process this node does not run (podnet-docker, when the agent serves the plugin)."""
+        if name == "podnet-docker" and name not in self.processes():
+            raise NodeError(
+                f"{self.name} runs no podnet-docker: its podnet-agent serves the libnetwork plugin "
+                "(topology docker_plugin: agent), so the plugin stops and starts with the agent; act on "
+                "podnet-agent, or give the node docker_plugin: process"
+            )
+
     def alive(self, name: str) -> bool:
         state = self.processes().get(name)
         return state is not None and state.running

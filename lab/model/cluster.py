@@ -74,6 +74,27 @@ def plugin_args() -> list[str]:
     return ["--log-level", "debug", "--gc-interval", "5", "--gc-grace", "10"]
 
 
+def in_agent_plugin_settings() -> Settings:
+    """The same for a plugin served by podnet-agent (a node's `docker_plugin: agent`), as agent
+    settings: the plugin's calls logged at debug (in the agent's log), the same reconcile period.
+    The socket and dockerd's address are the node's (each backend adds them)."""
+    return {"docker_plugin_log_level": "debug", "docker_gc_interval_s": 5.0, "docker_gc_grace_s": 10.0}
+
+
+def in_agent_plugin_flags() -> list[str]:
+    """`in_agent_plugin_settings` as podnet-agent's flags."""
+    names = {
+        "docker_plugin_log_level": "--docker-plugin-log-level",
+        "docker_gc_interval_s": "--docker-gc-interval",
+        "docker_gc_grace_s": "--docker-gc-grace",
+    }
+    return [
+        part
+        for key, value in in_agent_plugin_settings().items()
+        for part in (names[key], f"{value:g}" if isinstance(value, float) else str(value))
+    ]
+
+
 def as_flags(settings: Settings) -> list[str]:
     """A list is a repeated flag, a dict NAME=VALUE pairs of one, True a bare flag (False none)."""
     flags: list[str] = []

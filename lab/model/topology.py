@@ -59,7 +59,13 @@ class NodeSpec(Strict):
         description="the leaves it is wired to, one or two (a fabric); with one ToR, the ToR (the default)",
     )
     runtime: Literal["docker", "cni"] = Field(
-        default="docker", description="docker: dockerd + podnet-docker + agent; cni: the agent and CNI only"
+        default="docker", description="docker: dockerd + the libnetwork plugin + agent; cni: the agent and CNI only"
+    )
+    docker_plugin: Literal["agent", "process"] = Field(
+        default="agent",
+        description="runtime docker: where the libnetwork plugin runs. agent: podnet-agent serves its socket "
+        "(--docker-plugin-socket; no podnet-docker process, its calls in the agent's log); process: podnet-docker, "
+        "a process of its own calling the agent over its socket (what `process` faults on podnet-docker need)",
     )
     host: str | None = Field(default=None, description="the libvirt host it runs on (a name under `hosts`)")
 

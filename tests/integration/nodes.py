@@ -18,6 +18,8 @@ from podnet.api.client import AgentClient
 PYTHON = sys.executable
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "integration"
 FAST_GC = ("--gc-interval", "1", "--gc-grace", "3", "--log-level", "debug")
+# The same for the plugin in the agent (podnet-agent --docker-plugin-socket).
+IN_AGENT_FAST_GC = ("--docker-gc-interval", "1", "--docker-gc-grace", "3", "--docker-plugin-log-level", "debug")
 
 
 def host_snapshot() -> dict[str, set[str]]:
@@ -39,8 +41,17 @@ def host_snapshot() -> dict[str, set[str]]:
 
 
 @contextmanager
-def docker_node(name: str, *agent_args: str) -> Iterator[NetnsNode]:
-    with lab_docker_node(name, PYTHON, agent_args=agent_args, plugin_args=FAST_GC, keep_logs=ARTIFACTS) as node:
+def docker_node(name: str, *agent_args: str, plugin_in_agent: bool = False) -> Iterator[NetnsNode]:
+    """`plugin_in_agent`: the agent serves the libnetwork plugin (no podnet-docker)."""
+    plugin_args = IN_AGENT_FAST_GC if plugin_in_agent else FAST_GC
+    with lab_docker_node(
+        name,
+        PYTHON,
+        agent_args=agent_args,
+        plugin_args=plugin_args,
+        keep_logs=ARTIFACTS,
+        plugin_in_agent=plugin_in_agent,
+    ) as node:
         yield node
 
 

@@ -62,13 +62,17 @@ def test_processes_can_be_killed_and_started_by_a_later_command() -> None:
     try:
         again = registry.load_lab()  # as another `lab` command would
         node = again.node("node1")
-        node.signal_process("podnet-docker", signal.SIGKILL)
+        # node1's agent serves the docker plugin (docker_plugin: agent); node2 runs podnet-docker
+        assert node.plugin_ready() and "podnet-docker" not in node.processes()
+        with pytest.raises(NodeError, match="node1 runs no podnet-docker: its podnet-agent serves"):
+            node.require_process("podnet-docker")
+        again.node("node2").signal_process("podnet-docker", signal.SIGKILL)
         again.save()
-        state = registry.load_lab().node("node1").processes()["podnet-docker"]
+        state = registry.load_lab().node("node2").processes()["podnet-docker"]
         assert not state.running and state.detail == "killed by SIGKILL", state
         third = registry.load_lab()
-        third.start_process("node1", "podnet-docker")
-        assert third.node("node1").plugin_ready()
+        third.start_process("node2", "podnet-docker")
+        assert third.node("node2").plugin_ready()
         # node1's bird is podnet-agent's speaker: killed, the agent starts it again and says so
         speaker = node.processes()["bird"]
         assert speaker.running and speaker.pid is not None
@@ -87,7 +91,8 @@ def test_processes_can_be_killed_and_started_by_a_later_command() -> None:
         wait_for(lambda: node.agent().healthz()["state"] == "ok", 30, "node1's agent to be ok again")
         status = registry.load_lab().status()
         node1 = next(n for n in status.nodes if n.name == "node1")
-        assert {p.name: p.running for p in node1.processes}["podnet-docker"] is True
+        node2 = next(n for n in status.nodes if n.name == "node2")
+        assert {p.name: p.running for p in node2.processes}["podnet-docker"] is True
         assert node1.pod_cidr and node1.role == "worker" and node1.agent is not None and node1.agent.state == "ok"
     finally:
         registry.load_lab().down()

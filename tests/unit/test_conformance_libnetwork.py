@@ -47,8 +47,8 @@ def podnet_docker(tmp: Path) -> Iterator[tuple[RunningAgent, str]]:
         thread.start()
         sock = str(tmp / "podnet-docker.sock")
 
-        async def start() -> web.AppRunner:
-            runner = web.AppRunner(PluginServer(Handlers(AgentClient(env.socket))).app())
+        async def start() -> web.BaseRunner:
+            runner = PluginServer(Handlers(AgentClient(env.socket))).runner()
             await runner.setup()
             await web.UnixSite(runner, sock).start()
             return runner

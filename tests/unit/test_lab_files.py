@@ -65,7 +65,7 @@ def test_default_topology_and_derived_addresses() -> None:
         ),
         (
             "name: x\ncluster_cidrs: [10.0.0.0/16]\nmask_size: 24\nnodes: [{name: a, colour: red}]\n",
-            "nodes.0.colour: unknown field (known here: cpus, host, memory_mib, name, role, runtime, uplinks)",
+            "nodes.0.colour: unknown field (known here: cpus, docker_plugin, host, memory_mib, name, role, runtime, uplinks)",
         ),
         ("- just\n- a list\n", "a topology is a mapping"),
         ("name: [unclosed\n", "not valid YAML"),

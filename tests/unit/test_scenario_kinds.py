@@ -150,23 +150,26 @@ def test_check_inspect_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
     assert not missing.passed and missing.expected == "a value at 0.Nope"
 
 
-def test_check_plugin_calls_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
-    node = lab.nodes["node1"]
-    node.logs["podnet-docker"] = "x podnet.docker: /NetworkDriver.CreateNetwork {}\n"
+@pytest.mark.parametrize(("name", "process"), [("node1", "podnet-agent"), ("node2", "podnet-docker")])
+def test_check_plugin_calls_passes_and_fails(lab: FakeLab, tmp_path: Path, name: str, process: str) -> None:
+    """In the log of whichever process serves the plugin: the agent (node1's docker_plugin: agent) or podnet-docker."""
+    node = lab.nodes[name]
+    node.logs[process] = "x podnet.docker: /NetworkDriver.CreateNetwork {}\n"
     context = ctx(lab, tmp_path)
     spec = CHECKS["plugin_calls"].spec.model_validate(
-        {"node": "node1", "sequence": ["/IpamDriver.RequestAddress", "/NetworkDriver.Join"]}
+        {"node": name, "sequence": ["/IpamDriver.RequestAddress", "/NetworkDriver.Join"]}
     )
     CHECKS["plugin_calls"].prepare(context, spec)  # type: ignore[misc]
-    node.logs["podnet-docker"] += (
+    node.logs[process] += (
         "x podnet.docker: /IpamDriver.RequestAddress {}\n"
         "x podnet.docker: /NetworkDriver.CreateEndpoint {}\n"
         "x podnet.docker: /NetworkDriver.Join {}\n"
     )
     result = CHECKS["plugin_calls"].evaluate(context, spec)
     assert result.passed and result.data["calls"][0] == "/IpamDriver.RequestAddress"  # the mark hid CreateNetwork
+    assert result.where == f"logs/{name}/{process}.log"
     reversed_order = CHECKS["plugin_calls"].spec.model_validate(
-        {"node": "node1", "sequence": ["/NetworkDriver.Join", "/IpamDriver.RequestAddress"]}
+        {"node": name, "sequence": ["/NetworkDriver.Join", "/IpamDriver.RequestAddress"]}
     )
     assert not CHECKS["plugin_calls"].evaluate(context, reversed_order).passed
 
@@ -436,13 +439,26 @@ def test_restore_names_an_applied_fault(lab: FakeLab, tmp_path: Path) -> None:
 
 def test_a_failing_step_still_restores_every_fault(lab: FakeLab, tmp_path: Path) -> None:
     steps = [
-        {"name": "kill", "fault": {"process": {"node": "node1", "name": "podnet-docker"}}},
+        {"name": "kill", "fault": {"process": {"node": "node2", "name": "podnet-docker"}}},
         {"name": "fails", "checks": [{"compare": {"left": "1", "right": "2", "equals": True}}]},
         {"name": "never", "wait": {"seconds": 0.01}},
     ]
     run = Runner(lab).run(scenario(steps), tmp_path / "out")
     assert not run.passed and run.steps[2].skipped
-    assert lab.nodes["node1"].alive("podnet-docker") and run.steps[-1].passed
+    assert lab.nodes["node2"].alive("podnet-docker") and run.steps[-1].passed
+
+
+@pytest.mark.parametrize("kind", ["fault", "process"])
+def test_podnet_docker_on_a_node_whose_agent_serves_the_plugin_is_a_clear_error(
+    lab: FakeLab, tmp_path: Path, kind: str
+) -> None:
+    """node1's agent serves the plugin (docker_plugin: agent): there is no podnet-docker to kill or stop."""
+    target = {"node": "node1", "name": "podnet-docker"}
+    step = {"process": target} if kind == "fault" else {**target, "action": "restart"}
+    run = Runner(lab).run(scenario([{"name": "kill", kind: step}]), tmp_path / "out")
+    assert not run.passed
+    assert "node1 runs no podnet-docker: its podnet-agent serves the libnetwork plugin" in run.failure
+    assert lab.nodes["node1"].alive("podnet-agent")
 
 
 def test_every_fault_kind_is_tested_here() -> None:

@@ -132,3 +132,25 @@ def test_a_fabric_is_taken_by_the_vagrant_backend_one_vm_per_router() -> None:
     assert list(lab.routers) == ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"]
     assert lab.tor.name == "spine1" and len(lab.nodes) == 9
     assert list(VagrantLab(load_topology("three-nodes")).routers) == ["tor"]
+
+
+def test_a_node_whose_agent_serves_the_docker_plugin_gets_no_podnet_docker(tmp_path: Path) -> None:
+    """default: node1's agent serves the plugin (agent.toml, no plugin.env: provision.sh installs no
+    podnet-docker unit); node2 runs podnet-docker (docker_plugin: process)."""
+    topology = load_topology("default")
+    node1, node2 = node_files(topology, "node1"), node_files(topology, "node2")
+    assert "plugin.env" not in node1 and "plugin.env" in node2
+    path = tmp_path / "agent.toml"
+    path.write_text(node1["agent.toml"])
+    config = load_config(str(path), {})
+    assert config.docker_plugin_socket == "/run/docker/plugins/podnet.sock"
+    assert (config.docker_gc_interval_s, config.docker_gc_grace_s, config.docker_plugin_log_level) == (5, 10, "debug")
+    assert "docker_plugin_socket" not in tomllib.loads(node2["agent.toml"])
+
+
+def test_the_netns_lab_gives_the_agent_the_same_plugin_settings_as_flags() -> None:
+    from lab.model.cluster import in_agent_plugin_flags, in_agent_plugin_settings
+    from podnet.cmd.agent import parse_args
+
+    args = vars(parse_args(in_agent_plugin_flags()))
+    assert {key: args[key] for key in in_agent_plugin_settings()} == in_agent_plugin_settings()

@@ -72,7 +72,14 @@ def test_every_vm_runs_its_services(session: LabSession) -> None:
     lab = session.lab
     host_kernel = os.uname().release
     expected = {lab.tor.name: ["bird", "etcd"] if lab.control is None else ["bird"]}
-    expected |= {name: ["docker", "podnet-agent", "podnet-docker"] for name in lab.workers}
+    expected |= {  # the libnetwork plugin in the agent, or podnet-docker (docker_plugin: process)
+        name: [
+            "docker",
+            "podnet-agent",
+            *(["podnet-docker"] if lab.topology.spec(name).docker_plugin == "process" else []),
+        ]
+        for name in lab.workers
+    }
     if lab.control is not None:
         expected[lab.control.name] = ["etcd", "podnet-operator"]
     for name, units in expected.items():

@@ -97,7 +97,8 @@ class NetnsLab(BaseLab[NetnsNode]):
                 node.start_dockerd()
             with self.step(f"{node.name}: image {IMAGE}", report):
                 node.import_image(image, IMAGE)
-        with self.step(f"{node.name}: podnet-agent", report):
+        in_agent = docker and self.topology.spec(node.name).docker_plugin == "agent"
+        with self.step(f"{node.name}: podnet-agent" + (" (serving the docker plugin)" if in_agent else ""), report):
             # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
             settings = cluster.agent_settings(self.topology, node.name, self.store_url)
             node.start_agent(
@@ -105,8 +106,9 @@ class NetnsLab(BaseLab[NetnsNode]):
                 *cluster.as_flags(settings),
                 require_pod_cidr=self.control is None,
                 timeout_s=agent_start_timeout(len(self.workers)),
+                docker_plugin=cluster.in_agent_plugin_flags() if in_agent else None,
             )
-        if docker:
+        if docker and not in_agent:
             with self.step(f"{node.name}: podnet-docker", report):
                 node.start_plugin(self.python, *cluster.plugin_args())
 

@@ -164,6 +164,8 @@ class NetnsNode(LabNode):
         if not self.alive(name):
             detail = self.processes()[name].detail
             raise NodeError(f"{self.name}: {name} {detail or 'exited'}; see {self.log_where(name)}")
+        if "+" in ready:  # each of them (an agent serving the docker plugin: agent-cidr+plugin)
+            return all(self._serving(name, part) for part in ready.split("+"))
         if ready == "dockerd":
             return self.docker("version", "--format", "{{.Server.Version}}", check=False).returncode == 0
         if ready in ("agent", "agent-cidr"):
@@ -315,20 +317,32 @@ class NetnsNode(LabNode):
         self.stop_process("dockerd", timeout_s=20)
 
     # -- podnet -------------------------------------------------------------------------
-    def start_agent(self, python: str, *extra: str, timeout_s: float = 30.0, require_pod_cidr: bool = True) -> None:
-        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR).
-
-        Without `extra`, the agent starts again as it was defined (a restart)."""
-        if extra or "podnet-agent" not in self.supervisor.specs:
+    def start_agent(
+        self,
+        python: str,
+        *extra: str,
+        timeout_s: float = 30.0,
+        require_pod_cidr: bool = True,
+        docker_plugin: Sequence[str] | None = None,
+    ) -> None:
+        """Start podnet-agent; ready when it serves healthz (and, if required, has its pod CIDR). With
+        `docker_plugin` (its flags for it) it serves the plugin socket too, and is ready once that answers.
+        Without `extra` or `docker_plugin`, the agent starts again as it was defined (a restart)."""
+        if extra or docker_plugin is not None or "podnet-agent" not in self.supervisor.specs:
+            ready = ("agent-cidr" if require_pod_cidr else "agent") + ("" if docker_plugin is None else "+plugin")
+            plugin = [] if docker_plugin is None else [
+                "--docker-plugin-socket", str(self.plugin_sock), "--docker-host", f"unix://{self.docker_sock}",
+                *docker_plugin,
+            ]  # fmt: skip
             argv = [
                 python, "-m", "podnet.cmd.agent",
                 "--node-name", self.name,
                 "--socket", str(self.agent_sock),
                 "--store", self.state_url,
+                *plugin,
                 "--bpf-pin-dir", str(self.bpf_pin_dir),
                 *extra,
             ]  # fmt: skip
-            ready = "agent-cidr" if require_pod_cidr else "agent"
             self.define("podnet-agent", ProcessSpec(argv, ready=ready, timeout_s=timeout_s))
         self.start_process("podnet-agent")
 

@@ -42,9 +42,13 @@ def docker_node(
     plugin_args: Sequence[str] = (),
     keep_logs: Path | None = None,
     plugins: Mapping[str, Path] | None = None,
+    plugin_in_agent: bool = False,
 ) -> Iterator[NetnsNode]:
     """One node with its own dockerd and the lab image, and (with `python`, where podnet is installed)
-    podnet's agent and plugin; dockerd finds each of `plugins` (driver name -> socket) by a spec file."""
+    podnet's agent and plugin; dockerd finds each of `plugins` (driver name -> socket) by a spec file.
+
+    `plugin_in_agent`: the agent serves the libnetwork plugin (`plugin_args` are then its flags for
+    it, e.g. --docker-gc-interval), no podnet-docker; else podnet-docker with `plugin_args`."""
     with bare_node(name, keep_logs=keep_logs) as node:
         specs = node.path("etc-docker", "plugins")
         specs.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,9 @@ def docker_node(
             (specs / f"{driver}.spec").write_text(f"unix://{sock}\n")
         node.start_dockerd()
         node.import_image(build_rootfs_tar(node.root / "busybox.tar"), IMAGE)
-        if python is not None:
+        if python is not None and plugin_in_agent:
+            node.start_agent(python, *agent_args, docker_plugin=plugin_args)
+        elif python is not None:
             node.start_agent(python, *agent_args)
             node.start_plugin(python, *plugin_args)
         yield node

@@ -34,7 +34,7 @@ class ProcessSpec:
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    ready: str = ""  # dockerd | agent | agent-cidr | plugin | etcd | bird | "" (started is enough)
+    ready: str = ""  # dockerd | agent | agent-cidr | plugin | etcd | bird | "" (started is enough); a+b: both
     timeout_s: float = 30.0  # to serve, once started
     stop_timeout_s: float = 10.0  # after SIGTERM, before SIGKILL
     nice: int = 0  # its scheduling niceness (negative: ahead of the rest; `nice -n`, as root)

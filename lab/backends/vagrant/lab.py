@@ -155,7 +155,10 @@ class VagrantLab(BaseLab[VagrantNode]):
             raise NodeError(f"{err} (last healthz: {why})") from None
         if self.topology.spec(node.name).runtime == "docker":  # runtime cni: the agent only
             wait_for(
-                node.plugin_ready, timeout_s, f"podnet-docker on {node.name} answering Plugin.Activate", interval_s=1
+                node.plugin_ready,
+                timeout_s,
+                f"the docker plugin on {node.name} answering Plugin.Activate",
+                interval_s=1,
             )
         progress.set_ready(node.name)
         if report:

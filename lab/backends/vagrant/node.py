@@ -112,6 +112,12 @@ class VagrantNode(LabNode):
         self.cmd("systemctl", "start", self.unit(name), timeout=60)
         if name == "podnet-agent":
             wait_for(lambda: self.agent_ready(require_pod_cidr=False), 60, f"podnet-agent on {self.name}")
+            if (
+                "podnet-docker" not in self.processes()
+                and self.cmd("grep", "-q", "^docker_plugin_socket", "/etc/podnet/agent.toml", check=False).returncode
+                == 0
+            ):
+                wait_for(self.plugin_ready, 60, f"the docker plugin in podnet-agent on {self.name}", interval_s=0.5)
         elif name == "podnet-docker":
             wait_for(self.plugin_ready, 60, f"podnet-docker on {self.name}", interval_s=0.5)
 

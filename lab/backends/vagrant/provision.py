@@ -44,6 +44,7 @@ from pathlib import Path
 
 from lab import paths
 from lab.backends.vagrant import placement
+from lab.backends.vagrant.node import REMOTE_PLUGIN_SOCK
 from lab.backends.vagrant.venv import VENV, vm_venv
 from lab.image import build_rootfs_tar
 from lab.model import cluster, underlay
@@ -176,9 +177,13 @@ def node_files(topology: Topology, name: str) -> dict[str, str]:
     mtu = placement.pod_mtu(topology)
     if mtu is not None:  # a link crosses hosts: every pod's MTU fits it
         settings["mtu"] = mtu
-    files |= {"runtime": f"{runtime}\n", "agent.toml": cluster.as_toml(settings)}
-    if runtime == "docker":  # runtime cni: the agent only (no dockerd, no plugin, no image)
+    # runtime cni: the agent only (no dockerd, no plugin, no image). docker: the agent serves the
+    # libnetwork plugin (docker_plugin: agent; no podnet-docker unit, no plugin.env), or podnet-docker does.
+    if runtime == "docker" and topology.spec(name).docker_plugin == "agent":
+        settings |= {"docker_plugin_socket": REMOTE_PLUGIN_SOCK, **cluster.in_agent_plugin_settings()}
+    elif runtime == "docker":
         files["plugin.env"] = f"PODNET_PLUGIN_ARGS={shlex.join(cluster.plugin_args())}\n"
+    files |= {"runtime": f"{runtime}\n", "agent.toml": cluster.as_toml(settings)}
     control = topology.control()
     if control is not None:  # provision.sh starts the agent once the control node registered it
         files["registered_by"] = f"{control.name}\n"

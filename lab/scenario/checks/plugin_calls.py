@@ -1,4 +1,7 @@
-"""`plugin_calls`: the libnetwork calls dockerd made to podnet-docker during the step, in this order."""
+"""`plugin_calls`: the libnetwork calls dockerd made to the plugin during the step, in this order.
+
+The plugin's debug log names each call ("podnet.docker: /NetworkDriver.Join …"): podnet-docker's,
+or podnet-agent's where the agent serves the plugin (the lab logs its calls at debug there too)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from lab.model.files import Strict
 from lab.scenario.context import Context
 from lab.scenario.kinds import CheckKind
 from lab.scenario.results import CheckResult
-
-PROCESS = "podnet-docker"  # its debug log names each call: "podnet.docker: /NetworkDriver.Join …"
 
 
 class PluginCalls(Strict):
@@ -23,7 +24,8 @@ def _mark(node: str) -> str:
 
 def prepare(ctx: Context, check: PluginCalls) -> None:
     """Where the plugin's log ends before the step: the calls after it are the step's."""
-    ctx.marks[_mark(check.node)] = ctx.node(check.node).log_size(PROCESS)
+    node = ctx.node(check.node)
+    ctx.marks[_mark(check.node)] = node.log_size(node.plugin_process())
 
 
 def calls_in(log_text: str) -> list[str]:
@@ -36,7 +38,8 @@ def calls_in(log_text: str) -> list[str]:
 
 def evaluate(ctx: Context, check: PluginCalls) -> CheckResult:
     node = ctx.node(check.node)
-    calls = calls_in(node.log_text(PROCESS, int(ctx.marks.get(_mark(check.node), 0))))
+    process = node.plugin_process()
+    calls = calls_in(node.log_text(process, int(ctx.marks.get(_mark(check.node), 0))))
     position = 0
     for call in calls:
         if position < len(check.sequence) and call == check.sequence[position]:
@@ -47,7 +50,7 @@ def evaluate(ctx: Context, check: PluginCalls) -> CheckResult:
         position == len(check.sequence),
         " → ".join(check.sequence),
         " → ".join(calls) or "no calls",
-        f"logs/{node.name}/{PROCESS}.log",
+        f"logs/{node.name}/{process}.log",
         data={"node": node.name, "calls": calls, "expected": check.sequence},
     )
 

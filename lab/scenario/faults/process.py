@@ -37,6 +37,7 @@ class Process(Strict):
 
 def apply(ctx: Context, spec: Process) -> Undo:
     node = ctx.node(spec.node)
+    node.require_process(spec.name)
     number = signal.Signals[f"SIG{spec.signal}"]
     speaker = spec.name == "bird" and node.name in ctx.lab.workers
     node.signal_process(spec.name, number)

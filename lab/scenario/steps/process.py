@@ -29,6 +29,7 @@ class Process(Strict):
 
 
 def run(ctx: Context, spec: Process) -> Outcome:
+    ctx.node(spec.node).require_process(spec.name)
     if spec.action in ("stop", "restart"):
         ctx.lab.stop_process(spec.node, spec.name)
     if spec.action in ("start", "restart"):

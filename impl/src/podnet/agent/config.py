@@ -88,6 +88,25 @@ class AgentConfig(BaseModel):
         default=None, ge=10, le=10000, description="BFD on every BGP session at this interval (none: no BFD)"
     )
     bgp_bfd_multiplier: int = Field(default=3, ge=2, le=255, description="BFD packets missed before a session is down")
+    docker_plugin_socket: str | None = Field(
+        default=None,
+        description="serve podnet's libnetwork plugin (network + IPAM driver) on this socket, inside the agent "
+        "(e.g. /run/docker/plugins/podnet.sock), instead of a podnet-docker process of its own",
+    )
+    docker_host: str = Field(
+        default="unix:///var/run/docker.sock", description="with docker_plugin_socket: dockerd's API (labels, GC)"
+    )
+    docker_gc_interval_s: float = Field(
+        default=30.0, gt=0, description="with docker_plugin_socket: how often labels and garbage are reconciled"
+    )
+    docker_gc_grace_s: float = Field(
+        default=60.0, ge=0, description="with docker_plugin_socket: endpoints younger than this are left alone"
+    )
+    docker_plugin_log_level: Literal["debug", "info", "warning", "error"] | None = Field(
+        default=None,
+        description="with docker_plugin_socket: the plugin's own log level (debug: every libnetwork call); "
+        "unset: the agent's",
+    )
     bpf_map_entries: dict[str, int] = Field(
         default_factory=dict,
         description="BPF map sizes (endpoints, policy, ipcache, counters: max entries; events: ring buffer bytes); "

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from podnet import timing
 from podnet.agent.config import describe_validation_error
+from podnet.agent.errors import BadRequestError
 from podnet.agent.service import Agent
 from podnet.api import models as m
 from podnet.api.client import AgentError, AgentTimeoutError
@@ -107,7 +108,7 @@ async def run_cni_here(
                 return run_cni(
                     stdin,
                     call.env,
-                    lambda *_: LocalAgentCalls(host.agent, _inline, _no_health, timeout=budget, deadline=deadline),
+                    lambda *_: LocalAgentCalls(host.agent, inline, no_health, timeout=budget, deadline=deadline),
                     conf=conf,
                 )
             finally:
@@ -135,11 +136,11 @@ def _conf(stdin: bytes) -> NetConf | None:
         return None  # the plugin says what is wrong with it
 
 
-def _inline(timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def inline(timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return fn(*args, **kwargs)  # already on the worker
 
 
-def _no_health(timeout: float) -> dict[str, Any]:
+def no_health(timeout: float) -> dict[str, Any]:
     raise AssertionError("healthz from the worker would wait for itself")  # STATUS runs on the pool
 
 
@@ -148,7 +149,13 @@ def _busy(version: str, budget: float, what: str) -> dict[str, object]:
     return CNIError(spec.TRY_AGAIN_LATER, message, what).to_json(version)
 
 
-def local_calls(host: Host, loop: asyncio.AbstractEventLoop) -> Callable[[str, float, float], LocalAgentCalls]:
+def in_process_calls(host: Host, loop: asyncio.AbstractEventLoop, *, timeout: float) -> LocalAgentCalls:
+    """This agent's API for code on other threads than the loop's and the worker's (the in-agent
+    docker plugin's): each call on the worker, waiting at most `timeout` for it."""
+    return local_calls(host, loop)("", timeout, None)
+
+
+def local_calls(host: Host, loop: asyncio.AbstractEventLoop) -> Callable[[str, float, float | None], LocalAgentCalls]:
     """How `podnet.cmd.cni.run` reaches this agent from the `/v1/cni` handler's threads."""
 
     def health(timeout: float) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def local_calls(host: Host, loop: asyncio.AbstractEventLoop) -> Callable[[str, f
     def submit(timeout: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return submit_to_worker(host, timeout, fn, *args, **kwargs)
 
-    def connect(socket_path: str, timeout: float, deadline: float) -> LocalAgentCalls:
+    def connect(socket_path: str, timeout: float, deadline: float | None) -> LocalAgentCalls:
         return LocalAgentCalls(host.agent, submit, health, timeout=timeout, deadline=deadline)
 
     return connect
@@ -230,11 +237,26 @@ class LocalAgentCalls:
             return self.agent.ipam_allocate(owner.strip(), expiration=expiration, pool=pool).wire()
 
         if not owner.strip():
-            raise AgentError(400, "missing owner (who holds the IP, e.g. default/app1)", Reason.bad_request)
+            raise AgentError(
+                400, "missing query parameter owner (who holds the IP, e.g. owner=default/app1)", Reason.bad_request
+            )
         return self._run("POST /v1/ipam", allocate)
+
+    def ipam_allocate_ip(self, ip: str, owner: str, *, expiration: bool = False) -> Any:
+        if not owner.strip():
+            raise AgentError(
+                400, "missing query parameter owner (who holds the IP, e.g. owner=default/app1)", Reason.bad_request
+            )
+        return self._run(
+            f"POST /v1/ipam/{ip}",
+            lambda: self.agent.ipam_allocate_ip(ip, owner.strip(), expiration=expiration).wire(),
+        )
 
     def ipam_release(self, ip: str) -> Any:
         return self._run(f"DELETE /v1/ipam/{ip}", lambda: self.agent.ipam_release(ip).wire())
+
+    def node(self) -> Any:
+        return self._run("GET /v1/node", lambda: self.agent.node_info().wire())
 
     def endpoint_create(self, endpoint_id: str, body: dict[str, Any]) -> Any:
         endpoint_id = self._endpoint_id(endpoint_id)
@@ -244,6 +266,15 @@ class LocalAgentCalls:
             return self.agent.endpoint_create(endpoint_id, request).wire()
 
         return self._run(f"PUT /v1/endpoint/{endpoint_id}", create)
+
+    def endpoint_patch(self, endpoint_id: str, body: dict[str, Any]) -> Any:
+        endpoint_id = self._endpoint_id(endpoint_id)
+
+        def patch() -> dict[str, Any]:
+            request = m.EndpointChangeRequest.model_validate(body)
+            return self.agent.endpoint_patch(endpoint_id, request).wire()
+
+        return self._run(f"PATCH /v1/endpoint/{endpoint_id}", patch)
 
     def endpoint_get(self, endpoint_id: str) -> Any:
         endpoint_id = self._endpoint_id(endpoint_id)
@@ -265,6 +296,32 @@ class LocalAgentCalls:
             f"DELETE /v1/endpoint/{endpoint_id}",
             lambda: self.agent.endpoint_delete(endpoint_id, release_ip=release_ip).wire(),
         )
+
+    @staticmethod
+    def _network_id(network_id: str) -> str:
+        try:
+            return m.validate_endpoint_id(network_id)
+        except ValueError as err:
+            message = str(err).replace("endpoint id", "docker network id")
+            raise AgentError(http_status(Reason.bad_request), message, Reason.bad_request) from None
+
+    def network_put(self, network_id: str, body: dict[str, Any]) -> Any:
+        network_id = self._network_id(network_id)
+
+        def put() -> dict[str, Any]:
+            network = m.DockerNetwork.model_validate(body)
+            if network.id != network_id:
+                raise BadRequestError(f"network id in the body ({network.id}) differs from the path")
+            return self.agent.network_put(network).wire()
+
+        return self._run(f"PUT /v1/docker/network/{network_id}", put)
+
+    def network_delete(self, network_id: str) -> None:
+        network_id = self._network_id(network_id)
+        self._run(f"DELETE /v1/docker/network/{network_id}", lambda: self.agent.network_delete(network_id))
+
+    def network_list(self) -> Any:
+        return self._run("GET /v1/docker/network", lambda: [n.wire() for n in self.agent.network_list()])
 
     def healthz(self) -> Any:
         """As `GET /v1/healthz` answers: without the worker when it is busy for too long."""

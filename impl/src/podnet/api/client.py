@@ -175,6 +175,9 @@ class AgentClient:
     def healthz(self) -> Any:
         return self.request("GET", "/v1/healthz")
 
+    def node(self) -> Any:
+        return self.request("GET", "/v1/node")
+
     def ipam_allocate(self, owner: str, *, expiration: bool = False, pool: str | None = None) -> Any:
         query = {"family": "ipv4", "owner": owner}
         if pool:
@@ -207,3 +210,12 @@ class AgentClient:
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any:
         query = {"release-ip": "true"} if release_ip else None
         return self.request("DELETE", path("/v1/endpoint", endpoint_id), query=query)
+
+    def network_put(self, network_id: str, body: dict[str, Any]) -> Any:
+        return self.request("PUT", path("/v1/docker/network", network_id), body=body)
+
+    def network_delete(self, network_id: str) -> Any:
+        return self.request("DELETE", path("/v1/docker/network", network_id))
+
+    def network_list(self) -> Any:
+        return self.request("GET", "/v1/docker/network")

@@ -6,6 +6,8 @@ podnet-agent [--config FILE] [--node-name N] [--socket PATH] [--store URL]
              [--netns-path PATTERN ...] [--node-ip IP] [--bgp-peer IP ...] [--bgp-peer-asn N ...]
              [--bgp-asn N] [--bgp-announce-node-ip] [--bgp-import-default]
              [--bgp-bfd-interval-ms MS] [--bpf-map-entries NAME=N ...]
+             [--docker-plugin-socket PATH [--docker-host URL] [--docker-gc-interval S] [--docker-gc-grace S]
+              [--docker-plugin-log-level L]]
 """
 
 from __future__ import annotations
@@ -134,6 +136,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a place pods' network namespaces may be (repeat; replaces the defaults: /run/netns/*, "
         "/var/run/netns/*, /run/user/*/netns/*, /proc/*/ns/net, /var/run/docker/netns/*, runtimes' state dirs)",
     )
+    p.add_argument(
+        "--docker-plugin-socket",
+        metavar="PATH",
+        help="also serve the libnetwork plugin (docker) on this socket, in this process (no podnet-docker)",
+    )
+    p.add_argument("--docker-host", metavar="URL", help="dockerd's API, for the plugin's labels and GC")
+    p.add_argument("--docker-gc-interval", dest="docker_gc_interval_s", type=float, metavar="SECONDS")
+    p.add_argument("--docker-gc-grace", dest="docker_gc_grace_s", type=float, metavar="SECONDS")
+    p.add_argument("--docker-plugin-log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -144,8 +155,18 @@ async def run(agent: Agent, socket_path: str) -> None:
     app, api = make_app(agent)
     runner = await serve(app, socket_path)
     log.info("serving the agent API on %s", socket_path)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    plugin = None
+    if agent.config.docker_plugin_socket:
+        from podnet.docker.inagent import start_plugin  # only in this mode: docker's SDK is no small import
+
+        try:
+            plugin = await start_plugin(api, agent.config)
+        except PodnetError:  # its socket taken: the agent stops as it would on SIGTERM
+            await loop.run_in_executor(None, agent.stop)
+            await runner.cleanup()
+            raise
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     while not stop.is_set():
@@ -157,6 +178,8 @@ async def run(agent: Agent, socket_path: str) -> None:
             log.error("garbage collection failed: %s", err)
     log.info("stopping")
     api.closing = True
+    if plugin is not None:
+        await plugin.stop()
     # Not on the API worker: it may be stuck on an unreachable store, and the
     # BGP speaker must stop (withdrawing the pod CIDR) whatever the worker does.
     await loop.run_in_executor(None, agent.stop)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.api.client import AgentClient, AgentError, path
+from podnet.api.client import AgentError
 from podnet.datapath.names import temp_ifname
+from podnet.docker.calls import AgentCalls
 from podnet.errors import PodnetError, Reason
 
 GATEWAY_TYPE = "com.docker.network.gateway"
@@ -93,22 +95,22 @@ def _ipv4(text: str, what: str) -> ipaddress.IPv4Address:
 class Handlers:
     NODE_TTL_S = 5.0  # the pod CIDR and router IP change only when the agent restarts
 
-    def __init__(self, agent: AgentClient):
+    def __init__(self, agent: AgentCalls):
         self.agent = agent
         self._node: tuple[float, dict[str, Any]] | None = None
         # EndpointOperInfo's answers, learned at CreateEndpoint (dockerd asks twice per container).
         self._oper_info: dict[str, dict[str, str]] = {}
 
-    def _agent(self, what: str, method: str, path: str, **kwargs: Any) -> Any:
+    def _agent(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.agent.request(method, path, **kwargs)
+            return call(*args, **kwargs)
         except AgentError as err:
             raise PluginError(f"{what}: {err}") from None
 
     def node(self) -> dict[str, Any]:
         now = time.monotonic()
         if self._node is None or now - self._node[0] > self.NODE_TTL_S:
-            node: dict[str, Any] = self._agent("asking the agent for the node's pod CIDR", "GET", "/v1/node")
+            node: dict[str, Any] = self._agent("asking the agent for the node's pod CIDR", self.agent.node)
             self._node = (now, node)
         return self._node[1]
 
@@ -187,24 +189,20 @@ class Handlers:
             if address not in pool.allocation_range:
                 raise PluginError(f"--ip {address} is not inside the network's pool {pool.allocation_range}")
             reply = self._agent(
-                f"allocating --ip {address}",
-                "POST",
-                path("/v1/ipam", str(address)),
-                query={"owner": IPAM_OWNER},
-                headers={"Expiration": "true"},
+                f"allocating --ip {address}", self.agent.ipam_allocate_ip, str(address), IPAM_OWNER, expiration=True
             )
         else:
-            query = {"family": "ipv4", "owner": IPAM_OWNER}
             node = self.node()
-            if str(pool.allocation_range) != node["pod-cidrs"][0]:
-                query["pool"] = str(pool.allocation_range)
-            reply = self._agent("allocating an IP", "POST", "/v1/ipam", query=query, headers={"Expiration": "true"})
+            sub_range = str(pool.allocation_range) if str(pool.allocation_range) != node["pod-cidrs"][0] else None
+            reply = self._agent(
+                "allocating an IP", self.agent.ipam_allocate, IPAM_OWNER, expiration=True, pool=sub_range
+            )
         return {"Address": f"{reply['address']['ipv4']}/32", "Data": {}}
 
     def release_address(self, body: Any) -> dict[str, Any]:
         PoolID.decode(_field(body, "PoolID"))
         address = _ipv4(_field(body, "Address"), "Address")
-        self._agent(f"releasing {address}", "DELETE", path("/v1/ipam", str(address)))
+        self._agent(f"releasing {address}", self.agent.ipam_release, str(address))
         return {}
 
     # -- networks ------------------------------------------------------------------------
@@ -230,13 +228,13 @@ class Handlers:
             "gateway": data[0].get("Gateway", ""),
             "options": generic if isinstance(generic, dict) else {},
         }
-        self._agent("recording the network", "PUT", path("/v1/docker/network", network_id), body=record)
+        self._agent("recording the network", self.agent.network_put, network_id, record)
         return {}
 
     def delete_network(self, body: Any) -> dict[str, Any]:
         network_id = _id(body, "NetworkID")
         try:
-            self.agent.request("DELETE", path("/v1/docker/network", network_id))
+            self.agent.network_delete(network_id)
         except AgentError as err:
             if err.reason != Reason.not_found:
                 raise PluginError(f"forgetting network {network_id}: {err}") from None
@@ -263,9 +261,9 @@ class Handlers:
         ip = str(_ipv4(address, "Interface.Address"))
         ep = self._agent(
             f"creating endpoint {endpoint_id[:12]} with {ip}",
-            "PUT",
-            path("/v1/endpoint", endpoint_id),
-            body={"addressing": {"ipv4": ip}, "docker-endpoint-id": endpoint_id, "docker-network-id": network_id},
+            self.agent.endpoint_create,
+            endpoint_id,
+            {"addressing": {"ipv4": ip}, "docker-endpoint-id": endpoint_id, "docker-network-id": network_id},
         )
         self._oper_info[endpoint_id] = self._oper_value(ep)
         # libnetwork supplied the address: the reply's Interface must be empty.
@@ -285,7 +283,7 @@ class Handlers:
         endpoint_id = _id(body, "EndpointID")
         value = self._oper_info.get(endpoint_id)
         if value is None:  # created before this plugin process started
-            ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", "GET", path("/v1/endpoint", endpoint_id))
+            ep = self._agent(f"looking up endpoint {endpoint_id[:12]}", self.agent.endpoint_get, endpoint_id)
             value = self._oper_info[endpoint_id] = self._oper_value(ep)
         return {"Value": value}
 
@@ -293,7 +291,7 @@ class Handlers:
         endpoint_id = _id(body, "EndpointID")
         self._oper_info.pop(endpoint_id, None)
         try:
-            self.agent.request("DELETE", path("/v1/endpoint", endpoint_id))
+            self.agent.endpoint_delete(endpoint_id)
         except AgentError as err:
             if err.reason != Reason.not_found:  # already gone: deleting is idempotent
                 raise PluginError(f"deleting endpoint {endpoint_id[:12]}: {err}") from None
@@ -313,9 +311,9 @@ class Handlers:
         if sandbox:
             self._agent(
                 f"joining endpoint {endpoint_id[:12]}",
-                "PATCH",
-                path("/v1/endpoint", endpoint_id),
-                body={"sandbox-key": sandbox},
+                self.agent.endpoint_patch,
+                endpoint_id,
+                {"sandbox-key": sandbox},
             )
         router = self.node()["router-ip"]
         return {

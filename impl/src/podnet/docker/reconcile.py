@@ -23,7 +23,8 @@ import docker
 import requests
 from docker.errors import DockerException, NotFound
 
-from podnet.api.client import AgentClient, AgentError, path
+from podnet.api.client import AgentError
+from podnet.docker.calls import AgentCalls
 from podnet.errors import PodnetError, Reason
 
 log = logging.getLogger("podnet.docker.reconcile")
@@ -33,7 +34,7 @@ DOCKERD_DOWN = (DockerException, requests.RequestException)
 
 
 class DockerWatcher:
-    def __init__(self, agent: AgentClient, docker_host: str, *, grace_s: float = 60.0):
+    def __init__(self, agent: AgentCalls, docker_host: str, *, grace_s: float = 60.0):
         self.agent = agent
         self.docker_host = docker_host
         self.grace_s = grace_s
@@ -111,7 +112,7 @@ class DockerWatcher:
         outside every label-based policy): looked up in dockerd again and recorded. Returns their ids."""
         pending = [
             e
-            for e in self.agent.request("GET", "/v1/endpoint")
+            for e in self.agent.endpoint_list()
             if e.get("docker-endpoint-id") and (e.get("state") == "waiting-for-identity" or not e.get("container-id"))
         ]
         if not pending:
@@ -157,16 +158,16 @@ class DockerWatcher:
             log.warning("garbage collection skipped: dockerd at %s: %s", self.docker_host, err)
             return removed
         now = time.time()
-        for endpoint in self.agent.request("GET", "/v1/endpoint"):
+        for endpoint in self.agent.endpoint_list():
             docker_id = endpoint.get("docker-endpoint-id")
             if not docker_id or docker_id in live_endpoints or now - endpoint["created-at"] < self.grace_s:
                 continue
             log.info("deleting endpoint %s: dockerd no longer knows it", docker_id[:12])
             self.agent.endpoint_delete(endpoint["id"], release_ip=True)
             removed["endpoints"].append(endpoint["id"])
-        for network in self.agent.request("GET", "/v1/docker/network"):
+        for network in self.agent.network_list():
             if network["id"] not in networks:
                 log.info("forgetting network %s: dockerd no longer knows it", network["id"][:12])
-                self.agent.request("DELETE", path("/v1/docker/network", network["id"]))
+                self.agent.network_delete(network["id"])
                 removed["networks"].append(network["id"])
         return removed

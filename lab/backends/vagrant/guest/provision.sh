@@ -144,13 +144,20 @@ case $role in
     start podnet-operator
     ;;
   worker)
-    runtime=$(cat "$stage/runtime")  # docker: dockerd, the image, podnet-docker; cni: the agent only
+    runtime=$(cat "$stage/runtime")  # docker: dockerd, the image and the plugin; cni: the agent only
+    install_units podnet-agent
+    plugin=""  # the agent serves the libnetwork plugin (agent.toml: docker_plugin_socket), or ...
+    if [ -f "$stage/plugin.env" ]; then  # ... podnet-docker does (the node's docker_plugin: process)
+      plugin=podnet-docker
+      install_units podnet-docker
+    elif [ -f /etc/systemd/system/podnet-docker.service ]; then  # provisioned before with podnet-docker
+      systemctl disable --now podnet-docker >/dev/null 2>&1 || true
+      rm -f /etc/systemd/system/podnet-docker.service
+      reload=1
+    fi
     if [ "$runtime" = docker ]; then
-      install_units podnet-agent podnet-docker
       enable docker
       systemctl start --no-block docker  # dockerd starts while the venv unpacks
-    else
-      install_units podnet-agent
     fi
     install_podnet
     if [ "$runtime" = docker ]; then
@@ -161,9 +168,9 @@ case $role in
         docker import -c "ENV PATH=/bin" "$stage/image.tar" podnet/busybox:lab >/dev/null
         say "imported podnet/busybox:lab"
       fi
-      install -m 644 "$stage/plugin.env" /etc/podnet/plugin.env
     fi
     install -m 644 "$stage/agent.toml" /etc/podnet/agent.toml
+    if [ -n "$plugin" ]; then install -m 644 "$stage/plugin.env" /etc/podnet/plugin.env; fi
     if [ -f "$stage/registration" ]; then
       # The control node registers the workers in topology order, the order the operator
       # serves them in (as on the netns backend). VMs come up in parallel: an agent started
@@ -180,13 +187,8 @@ case $role in
         sleep 1
       done
     fi
-    if [ "$runtime" = docker ]; then
-      say "step: podnet-agent and podnet-docker"
-      start podnet-agent podnet-docker
-    else
-      say "step: podnet-agent"
-      start podnet-agent
-    fi
+    say "step: podnet-agent${plugin:+ and $plugin}"
+    start podnet-agent $plugin
     ;;
   *) echo "podnet provision: unknown role $role" >&2; exit 1 ;;
 esac
