@@ -1,6 +1,16 @@
-"""What podnet-agent imports before it serves (issue 17 item 7: the agent's start is its imports):
-nothing it does not use — not pyroute2 (podnet.datapath.rtnl serves the hot path), not h11 (the
-agent's own HTTP client code is imported for its errors, never used to send)."""
+"""What podnet-agent and podnet-docker import before they serve (issue 17 item 7: their start is
+their imports): nothing they do not use on the way to serving.
+
+- not pyroute2 (podnet.datapath.rtnl serves the hot path), not h11 (the agent's own HTTP client
+  code is imported for its errors, never used to send);
+- an agent without BGP peers: not the BGP speaker; nobody asked for the OpenAPI document yet: not
+  the schema generator;
+- an agent waiting for the operator's pod CIDR serves its healthz before it imports the agent
+  proper (service, datapath, policy, BGP) or the etcd client (etcd3gw and requests, imported by
+  its first store call, after the socket serves);
+- podnet-docker: not the docker SDK nor requests (used to ask dockerd for a container's labels
+  after a Join, and by the periodic reconcile; imported then).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +21,61 @@ import sys
 AGENT_MODULES = (
     "podnet.cmd.agent, podnet.agent.service, podnet.agent.server, podnet.agent.waiting, podnet.datapath.ebpf"
 )
-NOT_NEEDED = ("pyroute2", "h11")
+NOT_NEEDED = ("pyroute2", "h11", "podnet.bgp.bird", "podnet.api.openapi", "etcd3gw", "requests", "docker")
+# Operator mode before the pod CIDR: what main() has run by the time the waiting healthz answers.
+WAITING = (
+    "import podnet.cmd.agent, podnet.agent.waiting; from podnet.kvstore import open_store; "
+    "open_store('etcd://127.0.0.1:2379')"
+)
+NOT_WHILE_WAITING = (
+    "podnet.agent.service",
+    "podnet.agent.server",
+    "podnet.datapath.protocol",
+    "podnet.datapath.bpf.maps",
+    "podnet.policy.compile",
+    "podnet.bgp.bird",
+    "etcd3gw",
+    "requests",
+    "urllib3",
+)
+PLUGIN_NOT_NEEDED = ("docker", "requests", "urllib3", "etcd3gw", "pyroute2")
+
+
+def imported(statement: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of `candidates` are in sys.modules after `statement`, in a fresh interpreter."""
+    code = f"import sys\n{statement}\nprint(' '.join(m for m in {candidates!r} if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
 
 
 def test_the_agent_imports_no_library_it_does_not_use() -> None:
-    code = f"import sys, {AGENT_MODULES}; print(' '.join(m for m in {NOT_NEEDED!r} if m in sys.modules))"
+    assert imported(f"import {AGENT_MODULES}", NOT_NEEDED) == []
+
+
+def test_an_agent_waiting_for_its_pod_cidr_serves_without_importing_the_agent_proper() -> None:
+    assert imported(WAITING, NOT_WHILE_WAITING) == []
+
+
+def test_the_docker_plugin_imports_the_docker_sdk_only_when_it_asks_dockerd() -> None:
+    assert imported("import podnet.cmd.docker", PLUGIN_NOT_NEEDED) == []
+
+
+def test_the_lazily_imported_parts_are_there_when_used() -> None:
+    """The other side: what was made lazy still comes in when its user runs, and its errors are
+    still told apart (an etcd nobody answers on is the store's own error, naming the store)."""
+    code = (
+        "import sys\n"
+        "from podnet.kvstore import KVStoreError, open_store\n"
+        "store = open_store('etcd://127.0.0.1:1')\n"
+        "try:\n    store.get('k')\nexcept KVStoreError as err:\n    print('store error:', err)\n"
+        "from podnet.docker.reconcile import DockerWatcher, dockerd_errors\n"
+        "from podnet.api.client import AgentClient\n"
+        "watcher = DockerWatcher(AgentClient('/nonexistent.sock'), 'unix:///nonexistent.sock')\n"
+        "try:\n    watcher.client.api.containers()\nexcept dockerd_errors()[1] as err:\n"
+        "    print('dockerd error:', type(err).__name__)\n"
+        "print(' '.join(m for m in ('etcd3gw', 'requests', 'docker') if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == []
+    lines = out.splitlines()
+    assert lines[0].startswith("store error: kvstore etcd://127.0.0.1:1 is unreachable"), out
+    assert lines[1].startswith("dockerd error: "), out
+    assert lines[2].split() == ["etcd3gw", "requests", "docker"]

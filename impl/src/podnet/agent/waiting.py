@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from podnet.agent.config import AgentConfig
-from podnet.agent.server import error_response
+from podnet.agent.replies import error_response
 from podnet.api.models import ComponentHealth, Healthz
 from podnet.errors import Reason, http_status
 from podnet.kvstore import KVStore, KVStoreError
