@@ -14,6 +14,7 @@ their imports): nothing they do not use on the way to serving.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -79,3 +80,37 @@ def test_the_lazily_imported_parts_are_there_when_used() -> None:
     assert lines[0].startswith("store error: kvstore etcd://127.0.0.1:1 is unreachable"), out
     assert lines[1].startswith("dockerd error: "), out
     assert lines[2].split() == ["etcd3gw", "requests", "docker"]
+
+
+def test_aiohttp_is_imported_without_parsing_the_ca_bundle_and_the_environment_is_restored() -> None:
+    """podnet.aiohttp_import: aiohttp's import-time client contexts hold no CA (they are never used:
+    podnet serves unix sockets), and the process's own CA settings are as they were."""
+    code = (
+        "import os\n"
+        "os.environ['SSL_CERT_FILE'] = '/etc/ssl/mine.pem'\n"
+        "from podnet.aiohttp_import import import_aiohttp\n"
+        "import_aiohttp()\n"
+        "import aiohttp.connector as c\n"
+        "print(c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'], c._SSL_CONTEXT_UNVERIFIED.cert_store_stats()['x509_ca'])\n"
+        "print(os.environ.get('SSL_CERT_FILE'), os.environ.get('SSL_CERT_DIR'))\n"
+        "import ssl\n"
+        "print(ssl.create_default_context().cert_store_stats()['x509_ca'] > 0 or 'no system bundle')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.splitlines()[:2] == ["0 0", "/etc/ssl/mine.pem None"]
+
+
+def test_podnet_agent_imports_aiohttp_without_the_ca_bundle() -> None:
+    """podnet-agent's main() imports aiohttp through podnet.aiohttp_import, before anything else does
+    (here it stops at a store URL it cannot open, after that import)."""
+    code = (
+        "import sys\n"
+        "from podnet.cmd.agent import main\n"
+        "assert 'aiohttp' not in sys.modules\n"
+        "code = main(['--node-name', 'n1', '--datapath', 'routes', '--store', 'nosuch://store', '--log-level', 'error'])\n"
+        "import aiohttp.connector as c\n"
+        "print(code, c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "0"], out.stderr

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from podnet import timing
 from podnet.agent.config import AgentConfig, load_config
+from podnet.aiohttp_import import import_aiohttp
 from podnet.errors import PodnetError
 from podnet.private import make_dirs
 
@@ -225,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides)
         mark("config")
+        import_aiohttp()  # the API's server; first, while this process has one thread
+        mark("import aiohttp")
         preload = BpfPreload(config) if config.datapath == "bpf" else None
         from podnet.kvstore import open_store
 
