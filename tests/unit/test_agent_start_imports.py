@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 # As bench/lab_up.py times them: podnet.cmd.agent imports the rest once it runs.
 AGENT_MODULES = (
@@ -114,3 +115,28 @@ def test_podnet_agent_imports_aiohttp_without_the_ca_bundle() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "0"], out.stderr
+
+
+def test_podnet_docker_serves_without_the_docker_sdk(tmp_path: Path) -> None:
+    """podnet-docker serving its socket has not imported the docker SDK yet (it does once the plugin
+    asks dockerd something)."""
+    sock = tmp_path / "plugin.sock"
+    code = f"""
+import argparse, asyncio, os, sys
+from podnet.cmd import docker as cmd
+
+async def main():
+    args = argparse.Namespace(socket={str(sock)!r}, agent_socket={str(tmp_path / "agent.sock")!r},
+                              docker_host="unix:///nonexistent.sock", gc_interval=3600.0, gc_grace=60.0)
+    task = asyncio.create_task(cmd.run(args))
+    for _ in range(1000):
+        if os.path.exists({str(sock)!r}):
+            break
+        await asyncio.sleep(0.01)
+    print([m for m in ("docker", "requests") if m in sys.modules])
+    task.cancel()
+
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
