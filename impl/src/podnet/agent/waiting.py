@@ -17,6 +17,7 @@ import time
 
 from aiohttp import web
 
+from podnet import timing
 from podnet.agent.config import AgentConfig
 from podnet.agent.replies import error_response
 from podnet.api.models import ComponentHealth, Healthz
@@ -81,6 +82,12 @@ async def wait_for_pod_cidr(
     runner = web.AppRunner(app, access_log=None, lingering_time=0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
+    since = timing.since_exec()
+    log.info(
+        "serving healthz on %s until the node has a pod CIDR%s",
+        config.socket,
+        f", {since:.2f} s after exec" if since is not None else "",
+    )
     last = ""
     registered = False
     try:

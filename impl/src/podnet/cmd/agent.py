@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -152,18 +151,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def since_exec() -> float | None:
-    """Seconds since this process started (the kernel's start time; 10 ms ticks), None if unknown."""
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 0.0)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _started(what: str) -> str:
-    seconds = since_exec()
+    seconds = timing.since_exec()
     return f"{what}, {seconds:.2f} s after exec" if seconds is not None else what
 
 
