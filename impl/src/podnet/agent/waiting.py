@@ -6,6 +6,7 @@ operator reported, e.g. the cluster pool is exhausted) until a pod CIDR shows
 up in its node status. Every other API call answers 503 with the same reason.
 A store it cannot reach (etcd down) is one more reason to wait, not to exit:
 healthz says so (store `failure`, reason `store-unavailable`) and it retries.
+The store is asked from a thread, so healthz answers while a call hangs.
 """
 
 from __future__ import annotations
@@ -90,13 +91,22 @@ async def wait_for_pod_cidr(
     )
     last = ""
     registered = False
+    loop = asyncio.get_running_loop()
+    node_ip = config.node_ip
+
+    def poll() -> tuple[str | None, str, Reason]:
+        nonlocal registered
+        if not registered:
+            register_node(store, config.node_name, node_ip)
+            registered = True
+        return waiting_reason(store, config.node_name)
+
     try:
         while not stop.is_set():
             try:
-                if not registered:
-                    register_node(store, config.node_name, config.node_ip)
-                    registered = True
-                cidr, reason, code["reason"] = waiting_reason(store, config.node_name)
+                # Off the event loop: healthz answers while a store call hangs (an etcd that does not
+                # answer holds it for its whole timeout) or etcd's client is imported (the first call).
+                cidr, reason, code["reason"] = await loop.run_in_executor(None, poll)
                 state["store"] = ""
             except KVStoreError as err:
                 cidr, reason, code["reason"] = None, f"cannot reach the cluster store ({err}); retrying", err.reason
