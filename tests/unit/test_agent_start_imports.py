@@ -140,3 +140,10 @@ asyncio.run(main())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_since_exec_counts_from_the_process_start() -> None:
+    """The start lines' "… s after exec" (podnet.timing.since_exec): a fresh interpreter is seconds old at most."""
+    code = "import time; time.sleep(0.3); from podnet.timing import since_exec; print(since_exec())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 0.25 <= float(out) < 10
