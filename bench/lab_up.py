@@ -37,6 +37,10 @@ AGENT_GOAL_S = 0.7
 AGENT_MODULES = (
     "podnet.cmd.agent, podnet.agent.service, podnet.agent.server, podnet.agent.waiting, podnet.datapath.ebpf"
 )
+# As podnet-agent's main() imports them: aiohttp first, without the CA bundle (podnet.aiohttp_import).
+AGENT_IMPORTS = (
+    f"import resource; from podnet.aiohttp_import import import_aiohttp; import_aiohttp(); import {AGENT_MODULES}"
+)
 LAB_UP_GOAL_S = 4.0
 
 
@@ -64,7 +68,7 @@ def agent_start(python: Path, cycles: int, console: Console) -> None:
     for _ in range(cycles):
         t = time.perf_counter()
         out = subprocess.run(
-            [str(python), "-c", f"import resource, {AGENT_MODULES}; print(resource.getrusage(0).ru_maxrss)"],
+            [str(python), "-c", f"{AGENT_IMPORTS}; print(resource.getrusage(0).ru_maxrss)"],
             capture_output=True,
             text=True,
             check=True,

@@ -14,10 +14,12 @@ The line reads `cni ADD cni-c1-eth0: 3.41 ms: queue 0.12, ipam 0.40, veth 1.10, 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -98,3 +100,13 @@ def carried(fn: Callable[..., T], timed: Phases | None = None) -> Callable[..., 
             return fn(*args, **kwargs)
 
     return run
+
+
+def since_exec() -> float | None:
+    """Seconds since this process started (the kernel's start time, in 10 ms ticks); None if unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from podnet.agent.config import AgentConfig
 from podnet.agent.datapath import DatapathStatus
 from podnet.agent.endpoints import EndpointStore
 from podnet.api.models import BGPPeer, BGPStatus, ComponentHealth, Healthz, NodeInfo, QuarantinedRecord
-from podnet.bgp.bird import BGPError, BirdSpeaker
 from podnet.datapath.protocol import Datapath
 from podnet.errors import Reason
 from podnet.ipam import ClusterPool, DurableNodeAllocator
 from podnet.kvstore import KVStore, KVStoreError
 from podnet.kvstore.quarantine import Quarantine
+
+if TYPE_CHECKING:
+    from podnet.bgp.bird import BirdSpeaker
 
 
 class Health:
@@ -127,6 +130,8 @@ class Health:
     def bgp_status(self) -> BGPStatus:
         if self.speaker is None:
             return BGPStatus(enabled=False, message="BGP is off (start the agent with --node-ip and --bgp-peer)")
+        from podnet.bgp.bird import BGPError  # imported by the agent with its speaker
+
         try:
             peers = [BGPPeer(**p.__dict__) for p in self.speaker.peers()]
             routes = self.speaker.routes()

@@ -26,9 +26,9 @@ from podnet.agent.config import describe_validation_error
 from podnet.agent.errors import BadRequestError
 from podnet.agent.health import health_while_busy
 from podnet.agent.local import run_cni_here
+from podnet.agent.replies import error_response
 from podnet.agent.service import Agent
 from podnet.api import models as m
-from podnet.api.openapi import build as build_openapi
 from podnet.api.routes import ROUTES
 from podnet.errors import PodnetError, Reason, http_status
 from podnet.policy.model import PolicyRule
@@ -48,10 +48,6 @@ BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(status: int, message: str, reason: Reason) -> web.Response:
-    return web.json_response(m.Error(code=status, message=message, reason=reason).wire(), status=status)
 
 
 @web.middleware
@@ -374,7 +370,9 @@ class AgentAPI:
         return response
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(build_openapi())
+        from podnet.api.openapi import build  # pydantic's schema generator: only when asked
+
+        return web.json_response(build())
 
 
 def make_app(agent: Agent, *, body_timeout_s: float = BODY_TIMEOUT_S) -> tuple[web.Application, AgentAPI]:

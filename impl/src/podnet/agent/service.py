@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podnet.agent.bpfview import BpfViews
 from podnet.agent.config import AgentConfig
@@ -49,7 +50,6 @@ from podnet.api.models import (
     PolicyDeleted,
     PolicyState,
 )
-from podnet.bgp.bird import BGPConfig, BirdSpeaker, Peer
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.protocol import BpfAccess, Datapath
 from podnet.ipam import ClusterPool, DurableClusterPool, DurableNodeAllocator, parse_cidr
@@ -59,6 +59,9 @@ from podnet.kvstore import KVStore
 from podnet.kvstore.quarantine import Quarantine
 from podnet.policy.compile import CompiledPolicy
 from podnet.policy.model import PolicyRule
+
+if TYPE_CHECKING:
+    from podnet.bgp.bird import BirdSpeaker
 
 log = logging.getLogger("podnet.agent")
 
@@ -94,6 +97,8 @@ class Agent:
         self.last_restore = RestoreReport()
         self.speaker: BirdSpeaker | None = None
         if config.bgp_peers() and config.node_ip:
+            from podnet.bgp.bird import BGPConfig, BirdSpeaker, Peer  # only with BGP peers
+
             bgp = BGPConfig(
                 config.node_ip,
                 config.bgp_asn,

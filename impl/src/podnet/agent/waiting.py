@@ -6,6 +6,7 @@ operator reported, e.g. the cluster pool is exhausted) until a pod CIDR shows
 up in its node status. Every other API call answers 503 with the same reason.
 A store it cannot reach (etcd down) is one more reason to wait, not to exit:
 healthz says so (store `failure`, reason `store-unavailable`) and it retries.
+The store is asked from a thread, so healthz answers while a call hangs.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import time
 
 from aiohttp import web
 
+from podnet import timing
 from podnet.agent.config import AgentConfig
-from podnet.agent.server import error_response
+from podnet.agent.replies import error_response
 from podnet.api.models import ComponentHealth, Healthz
 from podnet.errors import Reason, http_status
 from podnet.kvstore import KVStore, KVStoreError
@@ -81,15 +83,30 @@ async def wait_for_pod_cidr(
     runner = web.AppRunner(app, access_log=None, lingering_time=0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
+    since = timing.since_exec()
+    log.info(
+        "serving healthz on %s until the node has a pod CIDR%s",
+        config.socket,
+        f", {since:.2f} s after exec" if since is not None else "",
+    )
     last = ""
     registered = False
+    loop = asyncio.get_running_loop()
+    node_ip = config.node_ip
+
+    def poll() -> tuple[str | None, str, Reason]:
+        nonlocal registered
+        if not registered:
+            register_node(store, config.node_name, node_ip)
+            registered = True
+        return waiting_reason(store, config.node_name)
+
     try:
         while not stop.is_set():
             try:
-                if not registered:
-                    register_node(store, config.node_name, config.node_ip)
-                    registered = True
-                cidr, reason, code["reason"] = waiting_reason(store, config.node_name)
+                # Off the event loop: healthz answers while a store call hangs (an etcd that does not
+                # answer holds it for its whole timeout) or etcd's client is imported (the first call).
+                cidr, reason, code["reason"] = await loop.run_in_executor(None, poll)
                 state["store"] = ""
             except KVStoreError as err:
                 cidr, reason, code["reason"] = None, f"cannot reach the cluster store ({err}); retrying", err.reason

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from podnet import timing
 from podnet.agent.config import AgentConfig, load_config
+from podnet.aiohttp_import import import_aiohttp
 from podnet.errors import PodnetError
 from podnet.private import make_dirs
 
@@ -149,12 +151,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def run(agent: Agent, socket_path: str) -> None:
+def _started(what: str) -> str:
+    seconds = timing.since_exec()
+    return f"{what}, {seconds:.2f} s after exec" if seconds is not None else what
+
+
+async def run(agent: Agent, socket_path: str, phases: timing.Phases | None = None) -> None:
     from podnet.agent.server import make_app, serve
 
+    if phases is not None:
+        phases.mark("import the server")
     app, api = make_app(agent)
     runner = await serve(app, socket_path)
-    log.info("serving the agent API on %s", socket_path)
+    if phases is not None:
+        phases.mark("serve")
+    log.info("%s", _started(f"serving the agent API on {socket_path}"))
+    if phases is not None:
+        log.debug("%s", phases.summary())
     loop = asyncio.get_running_loop()
     plugin = None
     if agent.config.docker_plugin_socket:
@@ -192,29 +205,46 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "log_level")}
+    # Where the start goes, at debug level: "phases: agent start: … ms: config …, serve …" (from main()).
+    phases = timing.start("agent start", log)
+
+    def mark(phase: str) -> None:
+        if phases is not None:
+            phases.mark(phase)
+
     try:
         config = load_config(args.config, overrides)
+        mark("config")
+        import_aiohttp()  # the API's server; first, while this process has one thread
+        mark("import aiohttp")
         preload = BpfPreload(config) if config.datapath == "bpf" else None
-        # Only now the rest (the server, the agent's parts), beside the eBPF object's load.
-        from podnet.agent.service import Agent
         from podnet.kvstore import open_store
 
         _ensure_store_dir(config.store)
         store = open_store(config.store)
+        mark("open the store")
         if config.ipam_mode == "operator" and config.pod_cidr is None:
+            # Serves healthz from here, before the agent proper below is imported.
             cidr = asyncio.run(_wait(config, store))
             if cidr is None:
                 return 0  # stopped while waiting
             config = config.model_copy(update={"pod_cidr": cidr})
+            mark("wait for the pod CIDR")
+        # Only now the rest (the agent's parts, then the server), beside the eBPF object's load.
+        from podnet.agent.service import Agent
+
+        mark("import the agent")
         datapath, note = make_datapath(config, preload)
+        mark("datapath")
         agent = Agent(config, store, datapath)
         agent.datapath_note = note
         agent.start()
+        mark("start: host device, restore, policy")
     except PodnetError as err:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(run(agent, config.socket))
+        asyncio.run(run(agent, config.socket, phases))
     except PodnetError as err:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
         return 1

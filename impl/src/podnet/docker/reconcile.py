@@ -15,22 +15,31 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from typing import Any
-
-import docker
-import requests
-from docker.errors import DockerException, NotFound
+from typing import TYPE_CHECKING, Any
 
 from podnet.api.client import AgentError
 from podnet.docker.calls import AgentCalls
 from podnet.errors import PodnetError, Reason
 
+if TYPE_CHECKING:
+    import docker
+
 log = logging.getLogger("podnet.docker.reconcile")
-# What talking to dockerd can raise: the SDK's own errors, and requests' when dockerd is not there at
-# all (its socket gone while it restarts) — which the SDK does not wrap.
-DOCKERD_DOWN = (DockerException, requests.RequestException)
+
+
+@functools.cache
+def dockerd_errors() -> tuple[type[Exception], tuple[type[Exception], ...]]:
+    """(the SDK's NotFound, what talking to dockerd can raise: the SDK's own errors, and requests'
+    when dockerd is not there at all — its socket gone while it restarts — which the SDK does not
+    wrap). The docker SDK and requests (~0.15 s) are imported here, on first need, not at the
+    plugin's start: podnet-docker serves dockerd before it ever asks dockerd anything."""
+    import requests
+    from docker.errors import DockerException, NotFound
+
+    return NotFound, (DockerException, requests.RequestException)
 
 
 class DockerWatcher:
@@ -43,6 +52,8 @@ class DockerWatcher:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
+            import docker
+
             self._client = docker.DockerClient(base_url=self.docker_host, timeout=10)
         return self._client
 
@@ -85,6 +96,8 @@ class DockerWatcher:
         """Record the container behind an endpoint on the agent; True when found.
 
         False when it could not be now (the periodic `complete_endpoints` tries again)."""
+        not_found, dockerd_down = dockerd_errors()
+        failed: tuple[type[Exception], ...] = (*dockerd_down, PodnetError)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             time.sleep(0.25)  # the container finishes starting after Join
@@ -95,9 +108,9 @@ class DockerWatcher:
                 if container_id:
                     self._record(endpoint_id, container_id, sandbox_key)
                     return True
-            except NotFound:
+            except not_found:
                 return False
-            except (*DOCKERD_DOWN, PodnetError) as err:
+            except failed as err:
                 log.warning("resolving the container of endpoint %s: %s", endpoint_id[:12], err)
                 return False
         return False
@@ -117,6 +130,8 @@ class DockerWatcher:
         ]
         if not pending:
             return []
+        not_found, dockerd_down = dockerd_errors()
+        failed: tuple[type[Exception], ...] = (*dockerd_down, PodnetError)
         try:
             holders: dict[str, str] = {}  # docker endpoint id -> container id
             for network in self.client.api.networks(filters={"driver": "podnet"}):
@@ -125,7 +140,7 @@ class DockerWatcher:
                     for net in ((container.get("NetworkSettings") or {}).get("Networks") or {}).values():
                         if net.get("EndpointID"):
                             holders[net["EndpointID"]] = str(container["Id"])
-        except DOCKERD_DOWN as err:
+        except dockerd_down as err:
             log.warning("completing endpoints skipped: dockerd at %s: %s", self.docker_host, err)
             return []
         completed = []
@@ -135,9 +150,9 @@ class DockerWatcher:
                 continue  # not attached yet (being set up), or gone (collected below, after the grace)
             try:
                 self._record(endpoint["id"], container_id, endpoint.get("sandbox-key"))
-            except NotFound:
+            except not_found:
                 continue  # the container left meanwhile
-            except (*DOCKERD_DOWN, PodnetError) as err:
+            except failed as err:
                 log.warning("completing endpoint %s: %s", endpoint["id"][:12], err)
                 continue
             log.info(
@@ -148,13 +163,14 @@ class DockerWatcher:
 
     def collect_garbage(self) -> dict[str, list[str]]:
         removed: dict[str, list[str]] = {"endpoints": [], "networks": []}
+        _, dockerd_down = dockerd_errors()
         try:
             networks = {n["Id"]: n for n in self.client.api.networks() if n.get("Driver") == "podnet"}
             live_endpoints = set()
             for network_id in networks:
                 detail: dict[str, Any] = self.client.api.inspect_network(network_id)
                 live_endpoints |= {c.get("EndpointID") for c in (detail.get("Containers") or {}).values()}
-        except DOCKERD_DOWN as err:
+        except dockerd_down as err:
             log.warning("garbage collection skipped: dockerd at %s: %s", self.docker_host, err)
             return removed
         now = time.time()

@@ -3,16 +3,17 @@
 Used when several nodes share one store (the multi-node lab runs Debian's
 `etcd-server` on the control node). Conditional writes are etcd transactions
 comparing a key's mod revision, so they are atomic cluster-wide.
+
+etcd3gw (and requests below it, ~0.15 s) is imported by the first call, not by
+opening the store: an agent waiting for its pod CIDR serves its healthz first.
 """
 
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
-
-from etcd3gw import exceptions as etcd_exceptions
-from etcd3gw.client import Etcd3Client
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from podnet.kvstore.base import (
     Condition,
@@ -25,6 +26,9 @@ from podnet.kvstore.base import (
     as_bytes,
     check_operations,
 )
+
+if TYPE_CHECKING:
+    from etcd3gw.client import Etcd3Client
 
 T = TypeVar("T")
 
@@ -47,12 +51,26 @@ class EtcdStore(KVStore):
     def __init__(self, endpoints: list[tuple[str, int]], *, timeout_s: float = 10.0):
         if not endpoints:
             raise KVStoreError("etcd kvstore URL names no endpoint (expected etcd://HOST:PORT)")
-        host, port = endpoints[0]
         self.url = "etcd://" + ",".join(f"{h}:{p}" for h, p in endpoints)
         self._endpoints = endpoints
-        self._client = Etcd3Client(host=host, port=port, timeout=timeout_s, api_path="/v3/")
+        self._timeout_s = timeout_s
+        self._client: Etcd3Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> Etcd3Client:
+        """etcd3gw's client, made (and etcd3gw imported) on first use."""
+        with self._client_lock:
+            if self._client is None:
+                from etcd3gw.client import Etcd3Client
+
+                host, port = self._endpoints[0]
+                self._client = Etcd3Client(host=host, port=port, timeout=self._timeout_s, api_path="/v3/")
+            return self._client
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from etcd3gw import exceptions as etcd_exceptions  # imported by the client already
+
         try:
             return fn()
         except (etcd_exceptions.ConnectionFailedError, etcd_exceptions.ConnectionTimeoutError) as err:
@@ -61,7 +79,7 @@ class EtcdStore(KVStore):
             raise KVStoreError(f"kvstore {self.url} refused {what}: {err.detail_text or err}") from err
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        client = self._client
+        client = self.client
         result: dict[str, Any] = self._call(path, lambda: client.post(client.get_url(path), json=payload))
         return result
 
@@ -144,7 +162,8 @@ class EtcdStore(KVStore):
         return int(result["header"]["revision"])
 
     def close(self) -> None:
-        self._client.session.close()
+        if self._client is not None:
+            self._client.session.close()
 
     @property
     def peer(self) -> tuple[str, int] | None:
@@ -152,4 +171,5 @@ class EtcdStore(KVStore):
 
     def reconnect(self) -> None:
         # requests' Session stays usable: closing empties its pools, the next call fills them again.
-        self._client.session.close()
+        if self._client is not None:  # none yet: the first call opens its connections anew
+            self._client.session.close()
