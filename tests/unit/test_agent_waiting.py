@@ -132,3 +132,60 @@ def test_healthz_answers_while_a_store_call_hangs(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         real.close()
+
+
+def test_the_plugin_socket_answers_while_the_node_waits_for_its_pod_cidr(tmp_path: Path) -> None:
+    """An agent serving the docker plugin: while it waits, dockerd can activate the plugin, and a call
+    that needs the agent gets libnetwork's error with the reason (not a missing plugin); once the pod
+    CIDR arrives the waiting plugin is gone (the agent proper serves the socket)."""
+    import json
+
+    from podnet.api import unixhttp
+
+    plugin = tmp_path / "plugins" / "podnet.sock"
+    config = AgentConfig(
+        node_name="node1",
+        socket=str(tmp_path / "agent.sock"),
+        store=f"sqlite://{tmp_path}/s.db",
+        ipam_mode="operator",
+        node_ip="10.0.0.11",
+        docker_plugin_socket=str(plugin),
+    )
+    store = open_store(config.store)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    stop = asyncio.Event()
+    waiting = asyncio.run_coroutine_threadsafe(wait_for_pod_cidr(config, store, stop, interval_s=0.05), loop)
+
+    def call(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = unixhttp.request(str(plugin), "POST", path, body=json.dumps(body).encode(), host="x")
+        return response.status, json.loads(response.body)
+
+    try:
+        deadline = time.monotonic() + 10
+        while not plugin.exists():
+            assert time.monotonic() < deadline, "no plugin socket while the node waits"
+            time.sleep(0.05)
+        assert call("/Plugin.Activate", {}) == (200, {"Implements": ["NetworkDriver", "IpamDriver"]})
+        status, reply = call("/IpamDriver.RequestPool", {"AddressSpace": "podnet", "Pool": "", "Options": {}})
+        assert status == 500 and "node1 is not ready: waiting for podnet-operator to assign a pod CIDR" in reply["Err"]
+        write_status(store, NodeStatus("node1", ["10.20.30.0/26"], None))
+        assert waiting.result(10) == "10.20.30.0/26"
+        assert not plugin.exists() or call_refused(str(plugin))
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        store.close()
+
+
+def call_refused(path: str) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            return True
+    return False

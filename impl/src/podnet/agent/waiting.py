@@ -89,6 +89,15 @@ async def wait_for_pod_cidr(
         config.socket,
         f", {since:.2f} s after exec" if since is not None else "",
     )
+    plugin: web.BaseRunner | None = None
+    if config.docker_plugin_socket:
+        from podnet.docker.inagent import plugin_while_waiting  # only in this mode
+
+        try:
+            plugin = await plugin_while_waiting(config)
+        except BaseException:
+            await runner.cleanup()
+            raise
     last = ""
     registered = False
     loop = asyncio.get_running_loop()
@@ -122,4 +131,6 @@ async def wait_for_pod_cidr(
                 await asyncio.wait_for(stop.wait(), interval_s)
         return None
     finally:
+        if plugin is not None:
+            await plugin.cleanup()
         await runner.cleanup()

@@ -16,17 +16,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from podnet import timing
 from podnet.agent.config import AgentConfig
 from podnet.agent.local import Host, LocalAgentCalls, in_process_calls, inline, no_health
-from podnet.api.client import DEFAULT_TIMEOUT_S
-from podnet.docker.libnetwork import PluginError
-from podnet.docker.server import Run
+from podnet.api.client import DEFAULT_TIMEOUT_S, AgentClient
+from podnet.docker.libnetwork import Handlers, PluginError
+from podnet.docker.server import PluginServer, Run
 from podnet.docker.service import PluginService
+from podnet.private import bind_socket
 
 log = logging.getLogger("podnet.docker")
+WAITING_CALL_TIMEOUT_S = 5.0  # the waiting agent answers at once, from memory
 
 
 #: Calls answered without the agent (constants, or checks of the request alone): on the event loop.
@@ -100,3 +105,23 @@ async def start_plugin(host: Host, config: AgentConfig) -> PluginService:
         config.docker_host,
     )
     return service
+
+
+async def plugin_while_waiting(config: AgentConfig) -> web.BaseRunner:
+    """The plugin socket while the agent waits for its pod CIDR (operator mode): dockerd may activate
+    the plugin and learn what it implements, and every call that needs the agent is answered, in
+    libnetwork's form, with why the node is not ready — the waiting agent's own answer, through its
+    socket, as podnet-docker gets it. `cleanup()` the runner when the wait ends (the agent proper then
+    serves the socket)."""
+    assert config.docker_plugin_socket is not None
+    server = PluginServer(Handlers(AgentClient(config.socket, timeout=WAITING_CALL_TIMEOUT_S)))
+    runner = server.runner()
+    await runner.setup()
+    try:
+        sock = bind_socket(Path(config.docker_plugin_socket), "docker plugin")
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info("serving the libnetwork plugin on %s while the node waits for its pod CIDR", config.docker_plugin_socket)
+    return runner
