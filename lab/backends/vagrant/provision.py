@@ -224,8 +224,8 @@ def stage(topology: Topology) -> Path:
         if name not in routers:  # podnet runs on the nodes; routers run bird (and a ToR maybe etcd)
             _link(venv, node_dir / VENV_TAR)
             (node_dir / "venv").write_text(venv.name + "\n")
-        if (node_dir / "plugin.env").exists():  # a worker with dockerd
-            _link(image, node_dir / "image.tar")
+        if (node_dir / "runtime").exists() and (node_dir / "runtime").read_text().strip() == "docker":
+            _link(image, node_dir / "image.tar")  # a worker with dockerd (its plugin in the agent or not)
         # One file: vagrant's file provisioner uploads a directory file by file, minutes under TCG.
         with tarfile.open(root / f"{name}.tar", "w") as tar:
             tar.add(node_dir, arcname=".")
