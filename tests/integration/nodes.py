@@ -40,6 +40,14 @@ def host_snapshot() -> dict[str, set[str]]:
     }
 
 
+def assert_nothing_left(before: dict[str, set[str]]) -> None:
+    """Nothing a node made outlives it: no namespace, root-ns link, mount, BPF pin or cgroup more than `before`."""
+    after = host_snapshot()
+    assert after["netns"] == before["netns"], "a lab namespace was left behind"
+    for kind in ("links", "mounts", "pins", "cgroups"):
+        assert after[kind] <= before[kind], f"{kind} left behind: {after[kind] - before[kind]}"
+
+
 @contextmanager
 def docker_node(name: str, *agent_args: str, plugin_in_agent: bool = False) -> Iterator[NetnsNode]:
     """`plugin_in_agent`: the agent serves the libnetwork plugin (no podnet-docker)."""

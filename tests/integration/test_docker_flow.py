@@ -20,7 +20,14 @@ from lab.backends.netns.node import NetnsNode
 from lab.image import IMAGE, INDEX_HTML
 from podnet.api import unixhttp
 from podnet.api.client import AgentClient
-from tests.integration.nodes import PYTHON, assert_delivered_to, datapath, docker_node, host_snapshot
+from tests.integration.nodes import (
+    PYTHON,
+    assert_delivered_to,
+    assert_nothing_left,
+    datapath,
+    docker_node,
+    host_snapshot,
+)
 
 pytestmark = pytest.mark.root
 
@@ -31,12 +38,7 @@ def node(request: pytest.FixtureRequest) -> Iterator[NetnsNode]:
     with docker_node("node1", "--datapath", request.param) as n:
         assert agent(n).healthz()["datapath"]["message"].startswith("eBPF" if request.param == "bpf" else "veth")
         yield n
-    after = host_snapshot()
-    assert after["netns"] == before["netns"], "a lab namespace was left behind"
-    assert after["links"] <= before["links"], f"links left in the root namespace: {after['links'] - before['links']}"
-    assert after["mounts"] <= before["mounts"], f"mounts left behind: {after['mounts'] - before['mounts']}"
-    assert after["pins"] <= before["pins"], f"BPF pins left behind: {after['pins'] - before['pins']}"
-    assert after["cgroups"] <= before["cgroups"], f"cgroups left behind: {after['cgroups'] - before['cgroups']}"
+    assert_nothing_left(before)
 
 
 @pytest.fixture

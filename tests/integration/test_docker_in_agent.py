@@ -15,7 +15,7 @@ from lab.backends.base import wait_for
 from lab.backends.netns.node import NetnsNode
 from lab.image import IMAGE, INDEX_HTML
 from podnet.api.client import AgentClient
-from tests.integration.nodes import assert_delivered_to, docker_node, host_snapshot
+from tests.integration.nodes import assert_delivered_to, assert_nothing_left, docker_node, host_snapshot
 
 pytestmark = pytest.mark.root
 
@@ -26,10 +26,7 @@ def node() -> Iterator[NetnsNode]:
     with docker_node("node1", plugin_in_agent=True) as n:
         assert set(n.processes()) == {"dockerd", "podnet-agent"}, "no podnet-docker: the agent serves the plugin"
         yield n
-    after = host_snapshot()
-    assert after["netns"] == before["netns"], "a lab namespace was left behind"
-    assert after["links"] <= before["links"], f"links left in the root namespace: {after['links'] - before['links']}"
-    assert after["pins"] <= before["pins"], f"BPF pins left behind: {after['pins'] - before['pins']}"
+    assert_nothing_left(before)
 
 
 @pytest.fixture

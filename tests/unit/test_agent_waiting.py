@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket as sockets
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from podnet.agent.config import AgentConfig
 from podnet.agent.waiting import wait_for_pod_cidr
+from podnet.api import unixhttp
 from podnet.api.client import AgentClient, AgentUnreachableError
 from podnet.kvstore import KVStore, KVStoreError, open_store
 from podnet.operator.registry import NodeStatus, write_status
+
+
+@contextmanager
+def waiting(config: AgentConfig, store: Any) -> Iterator[Future[str | None]]:
+    """`wait_for_pod_cidr` running on a loop of its own thread (the test's thread stays free to call
+    it), polling every 50 ms; its result: the pod CIDR. Stopped, with its loop, on the way out."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    stop = asyncio.Event()
+    try:
+        yield asyncio.run_coroutine_threadsafe(wait_for_pod_cidr(config, store, stop, interval_s=0.05), loop)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
 
 
 class FlakyStore:
@@ -42,37 +64,30 @@ def test_a_store_down_at_start_is_waited_for_and_said(tmp_path: Path) -> None:
     )
     real = open_store(config.store)
     store = FlakyStore(real)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    stop = asyncio.Event()
-    waiting = asyncio.run_coroutine_threadsafe(wait_for_pod_cidr(config, store, stop, interval_s=0.05), loop)  # type: ignore[arg-type]
     client = AgentClient(socket)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                health = client.healthz()
-                break
-            except AgentUnreachableError:
-                assert time.monotonic() < deadline, "no healthz while the store is down: the agent gave up"
+        with waiting(config, store) as pending:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    health = client.healthz()
+                    break
+                except AgentUnreachableError:
+                    assert time.monotonic() < deadline, "no healthz while the store is down: the agent gave up"
+                    time.sleep(0.05)
+            assert health["store"]["state"] == "failure" and "unreachable" in health["store"]["message"]
+            assert (
+                health["ipam"]["reason"] == "store-unavailable"
+                and "cannot reach the cluster store" in health["ipam"]["message"]
+            )
+            store.down = False  # etcd is back; the operator assigns a pod CIDR
+            deadline = time.monotonic() + 10
+            while not real.list_prefix("podnet/cluster/nodes/"):
+                assert time.monotonic() < deadline, "the agent never registered once the store was back"
                 time.sleep(0.05)
-        assert health["store"]["state"] == "failure" and "unreachable" in health["store"]["message"]
-        assert (
-            health["ipam"]["reason"] == "store-unavailable"
-            and "cannot reach the cluster store" in health["ipam"]["message"]
-        )
-        store.down = False  # etcd is back; the operator assigns a pod CIDR
-        deadline = time.monotonic() + 10
-        while not real.list_prefix("podnet/cluster/nodes/"):
-            assert time.monotonic() < deadline, "the agent never registered once the store was back"
-            time.sleep(0.05)
-        write_status(real, NodeStatus("node1", ["10.20.30.0/26"], None))
-        assert waiting.result(10) == "10.20.30.0/26"
+            write_status(real, NodeStatus("node1", ["10.20.30.0/26"], None))
+            assert pending.result(10) == "10.20.30.0/26"
     finally:
-        loop.call_soon_threadsafe(stop.set)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
         real.close()
 
 
@@ -109,28 +124,21 @@ def test_healthz_answers_while_a_store_call_hangs(tmp_path: Path) -> None:
     )
     real = open_store(config.store)
     store = HangingStore(real)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    stop = asyncio.Event()
-    waiting = asyncio.run_coroutine_threadsafe(wait_for_pod_cidr(config, store, stop, interval_s=0.05), loop)  # type: ignore[arg-type]
     try:
-        deadline = time.monotonic() + 10
-        while not store.calls or not Path(socket).exists():
-            assert time.monotonic() < deadline, "the waiting agent never served nor called its store"
-            time.sleep(0.01)
-        started = time.monotonic()
-        health = AgentClient(socket, timeout=2.0).healthz()  # AgentTimeoutError while the call holds it
-        assert time.monotonic() - started < 1.0
-        assert health["state"] == "failure" and health["ipam"]["reason"] == "agent-not-ready"
-        store.hang.clear()
-        write_status(real, NodeStatus("node1", ["10.20.30.0/26"], None))
-        assert waiting.result(10) == "10.20.30.0/26"
+        with waiting(config, store) as pending:
+            deadline = time.monotonic() + 10
+            while not store.calls or not Path(socket).exists():
+                assert time.monotonic() < deadline, "the waiting agent never served nor called its store"
+                time.sleep(0.01)
+            started = time.monotonic()
+            health = AgentClient(socket, timeout=2.0).healthz()  # AgentTimeoutError while the call holds it
+            assert time.monotonic() - started < 1.0
+            assert health["state"] == "failure" and health["ipam"]["reason"] == "agent-not-ready"
+            store.hang.clear()
+            write_status(real, NodeStatus("node1", ["10.20.30.0/26"], None))
+            assert pending.result(10) == "10.20.30.0/26"
     finally:
         store.hang.clear()
-        loop.call_soon_threadsafe(stop.set)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
         real.close()
 
 
@@ -138,9 +146,6 @@ def test_the_plugin_socket_answers_while_the_node_waits_for_its_pod_cidr(tmp_pat
     """An agent serving the docker plugin: while it waits, dockerd can activate the plugin, and a call
     that needs the agent gets libnetwork's error with the reason (not a missing plugin); once the pod
     CIDR arrives the waiting plugin is gone (the agent proper serves the socket)."""
-    import json
-
-    from podnet.api import unixhttp
 
     plugin = tmp_path / "plugins" / "podnet.sock"
     config = AgentConfig(
@@ -152,38 +157,31 @@ def test_the_plugin_socket_answers_while_the_node_waits_for_its_pod_cidr(tmp_pat
         docker_plugin_socket=str(plugin),
     )
     store = open_store(config.store)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    stop = asyncio.Event()
-    waiting = asyncio.run_coroutine_threadsafe(wait_for_pod_cidr(config, store, stop, interval_s=0.05), loop)
 
     def call(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         response = unixhttp.request(str(plugin), "POST", path, body=json.dumps(body).encode(), host="x")
         return response.status, json.loads(response.body)
 
     try:
-        deadline = time.monotonic() + 10
-        while not plugin.exists():
-            assert time.monotonic() < deadline, "no plugin socket while the node waits"
-            time.sleep(0.05)
-        assert call("/Plugin.Activate", {}) == (200, {"Implements": ["NetworkDriver", "IpamDriver"]})
-        status, reply = call("/IpamDriver.RequestPool", {"AddressSpace": "podnet", "Pool": "", "Options": {}})
-        assert status == 500 and "node1 is not ready: waiting for podnet-operator to assign a pod CIDR" in reply["Err"]
-        write_status(store, NodeStatus("node1", ["10.20.30.0/26"], None))
-        assert waiting.result(10) == "10.20.30.0/26"
-        assert not plugin.exists() or call_refused(str(plugin))
+        with waiting(config, store) as pending:
+            deadline = time.monotonic() + 10
+            while not plugin.exists():
+                assert time.monotonic() < deadline, "no plugin socket while the node waits"
+                time.sleep(0.05)
+            assert call("/Plugin.Activate", {}) == (200, {"Implements": ["NetworkDriver", "IpamDriver"]})
+            status, reply = call("/IpamDriver.RequestPool", {"AddressSpace": "podnet", "Pool": "", "Options": {}})
+            assert (
+                status == 500 and "node1 is not ready: waiting for podnet-operator to assign a pod CIDR" in reply["Err"]
+            )
+            write_status(store, NodeStatus("node1", ["10.20.30.0/26"], None))
+            assert pending.result(10) == "10.20.30.0/26"
+            assert not plugin.exists() or call_refused(str(plugin))
     finally:
-        loop.call_soon_threadsafe(stop.set)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
         store.close()
 
 
 def call_refused(path: str) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_UNIX) as sock:
+    with sockets.socket(sockets.AF_UNIX) as sock:
         try:
             sock.connect(path)
         except OSError:
