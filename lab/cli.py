@@ -61,7 +61,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             session.up(progress=_progress(status, lab.run_id))
         except BaseException:
-            console.print(f"[red]lab up failed[/]; cleaned up lab {lab.run_id} (logs: {session.out / 'logs'})")
+            if session.cleanup_errors:
+                console.print(f"[red]lab up failed[/], and cleaning up lab {lab.run_id} did not finish:")
+                for error in session.cleanup_errors:
+                    console.print(f"  [yellow]{error}[/]")
+                console.print(f"run `lab down` (or `lab clean`) once that is fixed (logs: {session.out / 'logs'})")
+            else:
+                console.print(f"[red]lab up failed[/]; cleaned up lab {lab.run_id} (logs: {session.out / 'logs'})")
             raise
     lab = session.lab
     if session.reused:
@@ -216,19 +222,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     capabilities = registry.backend(args.backend).lab.capabilities
     sessions: list[LabSession] = []
     for topology_name, group in groups.items():
-        runnable = [s for s in group if not s.why_not(args.backend, capabilities)]
+        topology = load_topology(topology_name)
+        members = frozenset([*(r.name for r in topology.routers()), *(n.name for n in topology.nodes)])
+
+        def why_not(s: ScenarioBase, topology: Topology = topology, members: frozenset[str] = members) -> str:
+            return s.why_not(args.backend, capabilities) or s.why_not_on(topology.name, members)
+
+        runnable = [s for s in group if not why_not(s)]
         for s in group:
             if s not in runnable:
-                console.print(
-                    f"[yellow]not run on {args.backend}: {s.name}: {s.why_not(args.backend, capabilities)}[/]"
-                )
+                console.print(f"[yellow]not run on {args.backend} ({topology.name}): {s.name}: {why_not(s)}[/]")
         if not runnable:
             continue
-        session = LabSession(run, load_topology(topology_name), args.backend, console=console, keep=args.keep)
+        session = LabSession(run, topology, args.backend, console=console, keep=args.keep)
         sessions.append(session)
         for s in group:
             if s not in runnable:
-                session.skip(s, s.why_not(args.backend, capabilities))
+                session.skip(s, why_not(s))
         t0 = time.perf_counter()
         with console.status("bringing the lab up…") as status:
             session.up(progress=_progress(status, session.lab.run_id))

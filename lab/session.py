@@ -88,6 +88,7 @@ class LabSession:
         self.console = console or Console(stderr=True)
         self.keep = keep
         self.reused = False
+        self.cleanup_errors: list[str] = []  # what a failed bring-up could not take down
         self.lab: AnyLab = registry.make_lab(topology, backend)
         self.runs: list[ScenarioRun] = []
         self.not_run: dict[str, str] = {}
@@ -122,7 +123,7 @@ class LabSession:
         try:
             self.lab.up(report=progress)
         except BaseException:
-            self.lab.down(keep_logs=self.out / "logs")
+            self.cleanup_errors = self.lab.down(keep_logs=self.out / "logs")
             self._result()
             raise
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,6 +149,38 @@ class ScenarioBase(Strict):
         for step in [*self.steps, *self.cleanup]:
             needed |= step.requires()
         return frozenset(needed)
+
+    def names_used(self) -> frozenset[str]:
+        """The lab members the scenario names: in the variables only a lab member has
+        (`{node.pod_cidr}`, `{node.tor_ip}`, `{node.router_ip}`, `{router.name}`: a container's
+        `{app1.ip}` is not one) and as a step's or check's `node`."""
+        found: set[str] = set()
+
+        def walk(value: Any, key: str = "") -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, str(k))
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v, key)
+            elif isinstance(value, str):
+                found.update(re.findall(r"\{([a-z][a-z0-9-]*)\.(?:tor_ip|router_ip|pod_cidr|name)\}", value))
+                if key == "node":
+                    found.add(value)
+
+        walk(self.model_dump(exclude={"path", "description", "name", "seeds"}))
+        return frozenset(found)
+
+    def why_not_on(self, topology: str, members: frozenset[str]) -> str:
+        """Why it cannot run on a lab of another topology than its own (`members`: that topology's
+        routers and nodes); empty when it can."""
+        missing = sorted(self.names_used() - members)
+        if missing:
+            return (
+                f"names {', '.join(missing)}, which topology {topology} does not have "
+                f"(the scenario is written for {self.topology})"
+            )
+        return ""
 
     def why_not(self, backend: str, capabilities: frozenset[str]) -> str:
         """Why it cannot run on a lab of this backend; empty when it can."""

@@ -115,3 +115,51 @@ def test_one_run_one_index_linking_every_topology(tmp_path: Path) -> None:
     assert [s.get("name") for s in suites] == ["default (fake)", "three-nodes (fake)"]
     assert suites.get("failures") == "1"
     assert json.loads((tmp_path / "r1" / "results.json").read_text())["topologies"][1]["passed"] is False
+
+
+@pytest.mark.parametrize("left", [[], ["`vagrant destroy` exited 1: libvirt cannot be reached"]])
+def test_a_failed_lab_up_says_whether_it_cleaned_up(
+    left: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lab up` failing says "cleaned up" only when its own `lab down` removed everything."""
+
+    class FailingSession:
+        def __init__(self, run: object, topology: object, backend: str, console: object) -> None:
+            self.lab = fake_lab(tmp_path)
+            self.out = tmp_path / "out"
+            self.cleanup_errors: list[str] = []
+
+        def up(self, progress: object) -> None:
+            self.cleanup_errors = list(left)
+            raise cli.LabError("`vagrant up` exited 1")
+
+    monkeypatch.setattr(cli, "LabSession", FailingSession)
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    assert cli.main(["up", "--artifacts", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "lab up failed" in err and "`vagrant up` exited 1" in err
+    if left:
+        assert "cleaned up" not in err and "did not finish" in err and left[0] in err and "lab clean" in err
+    else:
+        assert "cleaned up lab" in err
+
+
+def test_a_scenario_names_only_members_of_its_own_topology_and_another_topology_is_refused_by_name() -> None:
+    """`lab run --topology T` puts every scenario on T: one that names a node T lacks is not run,
+    with the nodes said (it used to fail midway on an unknown variable {node3.pod_cidr})."""
+    from lab.model.topology import load_topology
+    from lab.scenario.model import load_scenario
+
+    def members(name: str) -> frozenset[str]:
+        t = load_topology(name)
+        return frozenset([*(r.name for r in t.routers()), *(n.name for n in t.nodes)])
+
+    for path in sorted(paths.scenarios().glob("*.yaml")):
+        scenario = load_scenario(path.stem, paths.scenarios())
+        assert scenario.names_used(), f"{scenario.name} names no lab member"
+        assert scenario.why_not_on(scenario.topology, members(scenario.topology)) == "", scenario.name
+    bgp = load_scenario("bgp-pod-routes", paths.scenarios())
+    assert bgp.why_not_on("default", members("default")) == (
+        "names node3, which topology default does not have (the scenario is written for three-nodes)"
+    )
+    assert load_scenario("fault-agent-kill", paths.scenarios()).why_not_on("default", members("default")) == ""
