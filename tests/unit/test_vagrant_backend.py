@@ -105,11 +105,15 @@ def test_without_a_control_node_the_tor_holds_the_store() -> None:
     assert "registered_by" not in node_files(topology, "b")
 
 
-def test_ssh_config_logs_in_as_root() -> None:
+def test_ssh_config_logs_in_as_root_through_each_vms_master(tmp_path: Path) -> None:
     vagrant = "Host node1\n  HostName 192.168.121.5\n  User vagrant\n  Port 22\nHost tor\n  User vagrant\n"
-    text = root_ssh_config(vagrant)
+    text = root_ssh_config(vagrant, tmp_path)
     assert "User vagrant" not in text and text.count("User root") == 2
     assert text.count("StreamLocalBindUnlink yes") == 2
+    # %n is the name ssh was given: node1's master socket is the one VagrantNode("node1") opens
+    assert text.count(f"ControlPath {tmp_path}/%n/ssh.ctl") == 2
+    node = VagrantNode("node1", tmp_path / "node1", tmp_path / "ssh_config")
+    assert str(node.control_path) == f"{tmp_path}/%n/ssh.ctl".replace("%n", "node1")
 
 
 def test_commands_run_over_the_master_connection(tmp_path: Path) -> None:

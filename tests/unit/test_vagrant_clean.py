@@ -78,3 +78,37 @@ def test_lab_clean_looks_at_every_remembered_host_and_forgets_those_found_clean(
     assert removed["VM networks"] == [f"pn-abc-mgmt ({FAR})"]
     assert clean.remembered_hosts() == [] and not clean.REMOTE_HOSTS.exists()
     assert libvirt.domains == {LOCAL_URI: {"other-vm"}, FAR: set()}
+
+
+def test_lab_up_starts_this_machines_libvirtd_but_names_another_host_it_cannot_reach(
+    libvirt: FakeLibvirt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[bool] = []
+
+    def start() -> None:
+        started.append(True)
+        libvirt.down.discard(LOCAL_URI)
+
+    monkeypatch.setattr(clean, "_start_libvirtd", start)
+    libvirt.down.add(LOCAL_URI)
+    clean.reach_hosts([LOCAL_URI])
+    assert started == [True]  # as ci/libvirtd: the local daemon is the lab's to start
+    libvirt.down.add(FAR)
+    with pytest.raises(
+        clean.LabError,
+        match=r"libvirt at qemu\+ssh://lab@10\.0\.0\.2/system cannot be reached.*"
+        r"that host's libvirtd",
+    ):
+        clean.reach_hosts([LOCAL_URI, FAR])
+    assert started == [True]  # another host's daemon is not started from here
+
+
+def test_lab_up_says_when_this_machines_libvirtd_will_not_start(
+    libvirt: FakeLibvirt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clean, "_start_libvirtd", lambda: None)
+    libvirt.down.add(LOCAL_URI)
+    with pytest.raises(
+        clean.LabError, match=r"libvirt at qemu:///system cannot be reached: failed to connect.*ci/libvirtd"
+    ):
+        clean.reach_hosts([LOCAL_URI])

@@ -90,6 +90,20 @@ def lab_vms() -> tuple[list[str], list[str]]:
     return _lab_names(domains.stdout), _lab_names(networks.stdout)
 
 
+def reach_hosts(uris: Iterable[str]) -> None:
+    """Before `vagrant up`: every libvirt host the lab places VMs on answers. This machine's
+    libvirtd is started when it is not running (as ci/libvirtd does); another host's is not
+    ours to start. LabError naming the host and what to do, else vagrant says it per VM."""
+    for uri in sorted(set(uris)):
+        probe = _virsh("uri", uri=uri)
+        if probe.returncode != 0 and uri == LOCAL_URI and shutil.which("virsh") is not None:
+            _start_libvirtd()
+            probe = _virsh("uri", uri=uri)
+        if probe.returncode != 0:
+            hint = "start it (ci/libvirtd does)" if uri == LOCAL_URI else "check that host's libvirtd and ssh"
+            raise LabError(f"libvirt at {uri} cannot be reached: {probe.stderr.strip() or 'virsh failed'}; {hint}")
+
+
 def _defined_lab_domains() -> list[str]:
     return sorted(p.stem for p in QEMU_DEFINITIONS.glob("pn-*.xml"))
 
