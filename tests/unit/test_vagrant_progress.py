@@ -90,3 +90,35 @@ def test_the_venv_needs_the_boxs_python(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(VenvError, match=r"is Python 3\.9; the VMs' venv needs Python 3\.11"):
         check_python(fake)
+
+
+def test_the_venv_disk_holds_the_venv_under_its_label(tmp_path: Path) -> None:
+    """The image a VM on this machine mounts at /opt/podnet: ext4 labelled podnetvenv, no journal
+    (mounted read-only), every file of the venv in it with its mode; read back with debugfs."""
+    import subprocess
+
+    from lab.backends.vagrant.venv import DISK_LABEL, disk_for, pack_disk
+
+    venv = tmp_path / "podnet"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "podnet-agent").write_text("#!/opt/podnet/bin/python\n")
+    (venv / "bin" / "podnet-agent").chmod(0o755)
+    (venv / "bin" / "python").symlink_to("/usr/bin/python3")
+    (venv / ".installed").write_text("vm-venv-abc-2.tar.gz\n")
+    packed = tmp_path / "vm-venv-abc-2.tar.gz"
+    assert disk_for(packed) == tmp_path / "vm-venv-abc-2.img"
+    pack_disk(venv, disk_for(packed))
+
+    def debugfs(request: str) -> str:
+        return subprocess.run(
+            ["debugfs", "-R", request, str(disk_for(packed))], capture_output=True, text=True, check=True
+        ).stdout
+
+    header = subprocess.run(["dumpe2fs", "-h", str(disk_for(packed))], capture_output=True, text=True).stdout
+    assert f"Filesystem volume name:   {DISK_LABEL}" in header
+    assert "has_journal" not in header.split("Filesystem features:")[1].splitlines()[0]
+    assert debugfs("cat /.installed") == "vm-venv-abc-2.tar.gz\n"
+    assert debugfs("cat /bin/podnet-agent") == "#!/opt/podnet/bin/python\n"
+    assert "Mode:  0755" in debugfs("stat /bin/podnet-agent")
+    assert "/usr/bin/python3" in debugfs("stat /bin/python")
+    assert disk_for(packed).stat().st_mode & 0o777 == 0o644  # qemu (libvirt-qemu) reads it

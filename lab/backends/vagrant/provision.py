@@ -3,7 +3,9 @@
 `stage()` writes `.vagrant/podnet/<topology>/<vm>/` (and the same as
 `<vm>.tar`, which the Vagrantfile uploads): the guest provisioning
 script and systemd units (lab/backends/vagrant/guest/), podnet's venv for
-/opt/podnet (built on this machine: venv.py; routers need none), the lab
+/opt/podnet (built on this machine: venv.py; routers need none; a disk image
+a VM on this machine mounts, named in `venv-disk`, else the .tar.gz the
+Vagrantfile uploads on its own), the lab
 image, and the VM's configuration, rendered here from the same topology and
 the same model code the netns backend uses:
 
@@ -45,7 +47,7 @@ from pathlib import Path
 from lab import paths
 from lab.backends.vagrant import placement
 from lab.backends.vagrant.node import REMOTE_PLUGIN_SOCK
-from lab.backends.vagrant.venv import VENV, vm_venv
+from lab.backends.vagrant.venv import VENV, disk_for, vm_venv
 from lab.image import build_rootfs_tar
 from lab.model import cluster, underlay
 from lab.model.topology import Topology
@@ -53,7 +55,8 @@ from podnet.kvstore import keys
 
 GUEST = Path(__file__).resolve().parent / "guest"
 ETCD_DATA = "/var/lib/etcd/podnet"
-VENV_TAR = "podnet-venv.tar.gz"  # in a VM's staging directory: unpacked at VENV
+VENV_TAR = "podnet-venv.tar.gz"  # in a VM's staging directory, uploaded on its own: unpacked at VENV
+VENV_DISK = "venv-disk"  # in a VM's staging directory: the venv disk image's path, for the Vagrantfile
 
 
 class StagingError(ValueError):
@@ -222,12 +225,15 @@ def stage(topology: Topology) -> Path:
         for filename, content in node_files(topology, name).items():
             (node_dir / filename).write_text(content)
         if name not in routers:  # podnet runs on the nodes; routers run bird (and a ToR maybe etcd)
+            # The venv as a disk for a VM on this machine (the Vagrantfile attaches it), else as a .tar.gz
+            # uploaded beside <vm>.tar (another libvirt host, VirtualBox): not in <vm>.tar either way.
             _link(venv, node_dir / VENV_TAR)
+            (node_dir / VENV_DISK).write_text(f"{disk_for(venv)}\n")
             (node_dir / "venv").write_text(venv.name + "\n")
         if (node_dir / "runtime").exists() and (node_dir / "runtime").read_text().strip() == "docker":
             _link(image, node_dir / "image.tar")  # a worker with dockerd (its plugin in the agent or not)
         # One file: vagrant's file provisioner uploads a directory file by file, minutes under TCG.
         with tarfile.open(root / f"{name}.tar", "w") as tar:
-            tar.add(node_dir, arcname=".")
+            tar.add(node_dir, arcname=".", filter=lambda info: None if info.name == f"./{VENV_TAR}" else info)
     (root / ".complete").write_text(venv.name + "\n")
     return root

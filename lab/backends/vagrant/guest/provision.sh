@@ -99,14 +99,26 @@ install_podnet() {
   local venv
   venv=$(cat "$stage/venv")
   if [ "$(cat /opt/podnet/.installed 2>/dev/null)" != "$venv" ]; then
-    # Built on the host for this Python, byte-compiled there: unpacking is the whole install.
-    rm -rf /opt/podnet.new
-    mkdir /opt/podnet.new
-    tar -xzf "$stage/podnet-venv.tar.gz" -C /opt/podnet.new
-    echo "$venv" > /opt/podnet.new/.installed
-    rm -rf /opt/podnet
-    mv /opt/podnet.new /opt/podnet
-    say "unpacked $venv at /opt/podnet"
+    if blkid -L podnetvenv >/dev/null 2>&1; then
+      # A VM on the lab's own machine: the venv is a read-only disk the Vagrantfile attached
+      # (lab/backends/vagrant/venv.py made it): mounted, nothing copied or unpacked.
+      if mountpoint -q /opt/podnet; then umount /opt/podnet; fi
+      rm -rf /opt/podnet
+      mkdir /opt/podnet
+      mount -o ro LABEL=podnetvenv /opt/podnet
+      grep -q ' /opt/podnet ' /etc/fstab || echo "LABEL=podnetvenv /opt/podnet ext4 ro,nofail 0 0" >> /etc/fstab
+      say "mounted $venv at /opt/podnet"
+    else
+      # Built on the host for this Python, byte-compiled there: unpacking is the whole install.
+      rm -rf /opt/podnet.new
+      mkdir /opt/podnet.new
+      tar -xzf /tmp/podnet-venv.tar.gz -C /opt/podnet.new
+      echo "$venv" > /opt/podnet.new/.installed
+      rm -rf /opt/podnet
+      mv /opt/podnet.new /opt/podnet
+      say "unpacked $venv at /opt/podnet"
+    fi
+    [ "$(cat /opt/podnet/.installed)" = "$venv" ] || { echo "podnet provision: /opt/podnet is not $venv" >&2; exit 1; }
   fi
   install -m 644 "$stage/profile.sh" /etc/profile.d/podnet.sh
 }
