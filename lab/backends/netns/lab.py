@@ -12,6 +12,7 @@ another process removes it all.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,22 +76,28 @@ class NetnsLab(BaseLab[NetnsNode]):
                 node.create()
             wire_underlay(self.topology, self.routers, self.nodes)
         self.save()
-        for router in self.routers.values():
-            with self.step(f"{router.name}: bird (BGP)", report):
-                start_router_bird(router, self.topology)
-        self.save()
-        if self.control is not None:
-            with self.step(f"{self.control.name}: etcd, node registrations, podnet-operator", report):
-                start_control_plane(self.control, self.topology, self.python)
-            self.save()
         image = build_rootfs_tar(self.root / "busybox.tar")
         # Nodes are independent: bring them up side by side (mostly waiting on process start-up).
+        # A worker's dockerd and image need nothing else, so they start at once, beside the routers'
+        # bird and the control plane; its agent waits until the control node has registered the
+        # workers (the operator serves them in that order), not for the operator's start.
+        control_plane = threading.Event()
         with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
-            for future in [pool.submit(self._node_up, node, image, report) for node in self.workers.values()]:
+            futures = [pool.submit(self._node_up, n, image, control_plane, report) for n in self.workers.values()]
+            try:
+                for router in self.routers.values():
+                    with self.step(f"{router.name}: bird (BGP)", report):
+                        start_router_bird(router, self.topology)
+                if self.control is not None:
+                    with self.step(f"{self.control.name}: etcd, node registrations, podnet-operator", report):
+                        start_control_plane(self.control, self.topology, self.python, registered=control_plane.set)
+            finally:
+                control_plane.set()  # on failure too: the workers' threads end, and the error is this one
+            for future in futures:
                 future.result()
         self.save()
 
-    def _node_up(self, node: NetnsNode, image: Path, report: Progress | None) -> None:
+    def _node_up(self, node: NetnsNode, image: Path, control_plane: threading.Event, report: Progress | None) -> None:
         docker = self.topology.spec(node.name).runtime == "docker"  # runtime cni: the agent and CNI only
         if docker:
             with self.step(f"{node.name}: dockerd", report):
@@ -98,19 +105,27 @@ class NetnsLab(BaseLab[NetnsNode]):
             with self.step(f"{node.name}: image {IMAGE}", report):
                 node.import_image(image, IMAGE)
         in_agent = docker and self.topology.spec(node.name).docker_plugin == "agent"
-        with self.step(f"{node.name}: podnet-agent" + (" (serving the docker plugin)" if in_agent else ""), report):
-            # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
-            settings = cluster.agent_settings(self.topology, node.name, self.store_url)
-            node.start_agent(
-                self.python,
-                *cluster.as_flags(settings),
-                require_pod_cidr=self.control is None,
-                timeout_s=agent_start_timeout(len(self.workers)),
-                docker_plugin=cluster.in_agent_plugin_flags() if in_agent else None,
-            )
-        if docker and not in_agent:
-            with self.step(f"{node.name}: podnet-docker", report):
-                node.start_plugin(self.python, *cluster.plugin_args())
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            plugin = None
+            if docker and not in_agent:  # podnet-docker asks the agent only when dockerd calls: started beside it
+                plugin = beside.submit(self._start_plugin, node, report)
+            control_plane.wait()
+            with self.step(f"{node.name}: podnet-agent" + (" (serving the docker plugin)" if in_agent else ""), report):
+                # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
+                settings = cluster.agent_settings(self.topology, node.name, self.store_url)
+                node.start_agent(
+                    self.python,
+                    *cluster.as_flags(settings),
+                    require_pod_cidr=self.control is None,
+                    timeout_s=agent_start_timeout(len(self.workers)),
+                    docker_plugin=cluster.in_agent_plugin_flags() if in_agent else None,
+                )
+            if plugin is not None:
+                plugin.result()
+
+    def _start_plugin(self, node: NetnsNode, report: Progress | None) -> None:
+        with self.step(f"{node.name}: podnet-docker", report):
+            node.start_plugin(self.python, *cluster.plugin_args())
 
     def pods(self) -> PodRuntime:
         """CNI pods run from this machine: libcni or the plugin exec'd, in the node's namespace."""

@@ -11,6 +11,7 @@ topology order before their agents start (see cluster.registrations).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 
 from lab.backends.base import NodeError
 from lab.backends.netns.node import NetnsNode
@@ -37,8 +38,12 @@ def start_router_bird(tor: NetnsNode, topology: Topology) -> None:
     tor.start_process("bird")
 
 
-def start_control_plane(node: NetnsNode, topology: Topology, python: str) -> str:
-    """etcd, the workers' registrations and podnet-operator on the control node; the store URL."""
+def start_control_plane(
+    node: NetnsNode, topology: Topology, python: str, registered: Callable[[], None] | None = None
+) -> str:
+    """etcd, the workers' registrations and podnet-operator on the control node; the store URL.
+    `registered` is called once the workers are registered, before the operator starts: their agents
+    may start from then on (they wait for the operator's pod CIDRs)."""
     store = cluster.control_store_url(topology)
     assert store is not None, "the topology has no control node"
     binary = shutil.which("etcd")
@@ -53,6 +58,8 @@ def start_control_plane(node: NetnsNode, topology: Topology, python: str) -> str
     registrations = cluster.registrations(topology)  # one command for all: a Python start each costs ~0.3 s
     ips = [arg for _, ip in registrations for arg in ("--node-ip", ip)]
     node.cmd(python, "-m", "podnet.cli", "node", "register", *(w for w, _ in registrations), *ips, "--store", store)
+    if registered is not None:
+        registered()
     node.define(
         "podnet-operator",
         ProcessSpec([python, "-m", "podnet.cmd.operator", *cluster.operator_args(topology, store)], nice=CONTROL_NICE),
