@@ -158,3 +158,38 @@ def test_the_netns_lab_gives_the_agent_the_same_plugin_settings_as_flags() -> No
 
     args = vars(parse_args(in_agent_plugin_flags()))
     assert {key: args[key] for key in in_agent_plugin_settings()} == in_agent_plugin_settings()
+
+
+def test_a_vms_processes_in_one_ssh_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lab status` on a VM: enabled is a link in multi-user.target.wants, the state one `systemctl
+    show` for every unit (as a VM answers it); a not-found or disabled unit is not listed."""
+    import subprocess
+
+    node = VagrantNode("node2", tmp_path / "node2", tmp_path / "ssh_config")
+    answer = (
+        "@@enabled docker.service podnet-agent.service podnet-docker.service podnet-underlay.service \n"
+        "Id=docker.service\nActiveState=active\nSubState=running\nMainPID=612\nExecMainStatus=0\nResult=success\n\n"
+        "Id=podnet-agent.service\nActiveState=activating\nSubState=auto-restart\nMainPID=0\n"
+        "ExecMainStatus=1\nResult=exit-code\n\n"
+        "Id=podnet-docker.service\nActiveState=failed\nSubState=failed\nMainPID=0\nExecMainStatus=2\n"
+        "Result=exit-code\n\n"
+        "Id=podnet-operator.service\nActiveState=inactive\nSubState=dead\nMainPID=0\nExecMainStatus=0\n"
+        "Result=success\n\n"
+        "Id=bird.service\nActiveState=inactive\nSubState=dead\nMainPID=0\nExecMainStatus=0\nResult=success\n\n"
+        "Id=etcd.service\nActiveState=inactive\nSubState=dead\nMainPID=0\nExecMainStatus=0\nResult=success\n"
+        "@@speaker 733 up\n"
+    )
+    calls: list[tuple[str, ...]] = []
+
+    def cmd(*argv: str, **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, answer, "")
+
+    monkeypatch.setattr(node, "cmd", cmd)
+    states = node.processes()
+    assert len(calls) == 1
+    assert sorted(states) == ["bird", "dockerd", "podnet-agent", "podnet-docker"]
+    assert states["dockerd"].running and states["dockerd"].pid == 612 and states["dockerd"].unit == "docker"
+    assert states["podnet-agent"].detail == "restarting after exit-code (exit status 1)"
+    assert not states["podnet-docker"].running and states["podnet-docker"].detail == "failed (exit-code, exit status 2)"
+    assert states["bird"].running and states["bird"].pid == 733 and states["bird"].unit is None  # the agent's speaker
