@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from podnet import timing
 from podnet.agent.config import AgentConfig
@@ -31,6 +34,23 @@ from podnet.ipam.cidr import Address
 from podnet.kvstore import Delete, Put
 
 log = logging.getLogger("podnet.agent")
+
+
+_deferred = threading.local()
+
+
+@contextmanager
+def deferred_deletion_waits() -> Iterator[list[str]]:
+    """Inside, on this thread: a runtime's DEL (`delete(..., release_ip=True)`) does not wait for its
+    veth to go; the endpoint is listed for the caller to wait for elsewhere (`wait_deleted`), so
+    the agent's worker goes on to the next call and the veths of DELs that come together are
+    deleted together (podnet.datapath.reaper)."""
+    waits: list[str] = []
+    _deferred.waits = waits
+    try:
+        yield waits
+    finally:
+        _deferred.waits = None
 
 
 class SandboxTakenError(EndpointExistsError):
@@ -219,6 +239,12 @@ class EndpointManager:
                     f"(docker network disconnect {network[:12]} CONTAINER), or use a network of another driver"
                 )
 
+    def wait_deleted(self, endpoint_ids: Iterable[str]) -> None:
+        """Until these endpoints' veths, handed to the datapath by `delete`, are gone (any thread)."""
+        for endpoint_id in endpoint_ids:
+            if not self.datapath.wait_deleted(endpoint_id):
+                log.warning("endpoint %s: its veth %s is not deleted yet", endpoint_id, host_ifname(endpoint_id))
+
     def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
@@ -259,8 +285,11 @@ class EndpointManager:
         # overlapped the deletion). Docker's DeleteEndpoint comes after the sandbox, and so the
         # pod's end, are gone: it does not wait.
         if release_ip:
-            if not self.datapath.wait_deleted(endpoint_id):
-                log.warning("endpoint %s: its veth %s is not deleted yet", endpoint_id, host_ifname(endpoint_id))
-            timing.mark("datapath: deleted")
+            waits = getattr(_deferred, "waits", None)
+            if waits is not None:
+                waits.append(endpoint_id)  # waited for by the caller, off this thread
+            else:
+                self.wait_deleted([endpoint_id])
+                timing.mark("datapath: deleted")
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from podnet import timing
 from podnet.agent.config import describe_validation_error
+from podnet.agent.endpoint_manager import deferred_deletion_waits
 from podnet.agent.errors import BadRequestError
 from podnet.agent.service import Agent
 from podnet.api import models as m
@@ -100,28 +101,35 @@ async def run_cni_here(
         budget = budget_of(conf)
         deadline = time.monotonic() + budget
 
-        def job() -> tuple[int, dict[str, object] | None]:
+        def job() -> tuple[int, dict[str, object] | None, list[str]]:
             if timed is not None:
                 timed.mark("queue")
             host.busy = (time.monotonic(), f"CNI {command}")
             try:
-                return run_cni(
-                    stdin,
-                    call.env,
-                    lambda *_: LocalAgentCalls(host.agent, inline, no_health, timeout=budget, deadline=deadline),
-                    conf=conf,
-                )
+                with deferred_deletion_waits() as waits:  # DEL: its veth waited for below, off the worker
+                    status, output = run_cni(
+                        stdin,
+                        call.env,
+                        lambda *_: LocalAgentCalls(host.agent, inline, no_health, timeout=budget, deadline=deadline),
+                        conf=conf,
+                    )
+                return status, output, waits
             finally:
                 host.busy = None
 
+        waits: list[str] = []
         try:
-            status, output = await asyncio.wait_for(
+            status, output, waits = await asyncio.wait_for(
                 asyncio.wrap_future(host.worker.submit(timing.carried(job, timed))), budget
             )
         except TimeoutError:  # still queued: cancelled, it never runs
             status, output = 1, _busy(conf.cni_version, budget, ON_WORKER[command])
         if timed is not None:
             timed.mark("handback")  # the worker's answer reaching the event loop
+        if waits:  # a DEL answers once the pod's interface is gone (the runtime may ADD it again at once)
+            await loop.run_in_executor(pool, host.agent.wait_endpoints_deleted, waits)
+            if timed is not None:
+                timed.mark("datapath: deleted")
     text = json.dumps(output) + "\n" if output is not None else ""
     if timed is not None:
         timed.mark("reply")

@@ -229,6 +229,10 @@ class Agent:
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
         return self.endpoint_manager.delete(endpoint_id, release_ip=release_ip)
 
+    def wait_endpoints_deleted(self, endpoint_ids: list[str]) -> None:
+        """Until these deleted endpoints' veths are gone; any thread (see `deferred_deletion_waits`)."""
+        self.endpoint_manager.wait_deleted(endpoint_ids)
+
     def regenerate(self, *, full: bool = False) -> CompiledPolicy:
         return self.policy.regenerate(full=full)
 

@@ -15,6 +15,7 @@ log = logging.getLogger("podnet.datapath")
 
 class Deleter(Protocol):
     def delete_endpoint(self, endpoint_id: str, ip: str | None) -> bool: ...
+    def delete_endpoints(self, endpoints: list[tuple[str, str | None]]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -28,7 +29,12 @@ class Reaper:
     and only for that veth's ifindex, so a new endpoint reusing the IP meanwhile
     keeps its route. A veth the reaper fails to delete is found by the agent's
     leaked-veth collection.
+
+    What is queued when the thread comes round is deleted together (`delete_endpoints`: one grace
+    period for the lot), up to BATCH at a time; a batch the kernel refuses is retried one by one.
     """
+
+    BATCH = 64
 
     def __init__(self, deleter: Callable[[], Deleter]):
         self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
@@ -66,21 +72,48 @@ class Reaper:
         self._queue.put(None)
         self._thread.join(10)
 
+    def _delete(self, datapath: Deleter, batch: list[tuple[str, str | None]]) -> None:
+        try:
+            if len(batch) > 1:
+                datapath.delete_endpoints(batch)
+            else:
+                datapath.delete_endpoint(*batch[0])
+        except DatapathError as err:
+            if len(batch) == 1:
+                log.warning("deleting the veth of endpoint %s: %s", batch[0][0], err)
+            else:
+                log.warning("deleting %d endpoint veths together: %s; one by one instead", len(batch), err)
+                for endpoint_id, ip in batch:
+                    try:
+                        datapath.delete_endpoint(endpoint_id, ip)
+                    except DatapathError as one:
+                        log.warning("deleting the veth of endpoint %s: %s", endpoint_id, one)
+        with self._lock:
+            for endpoint_id, _ip in batch:
+                done = self._done.pop(endpoint_id, None)
+                if done is not None:
+                    done.set()
+                self._pending -= 1
+            if self._pending == 0:
+                self._idle.set()
+
     def _run(self) -> None:
         datapath = self._deleter()  # its own netlink socket, made on this thread
         try:
             while (item := self._queue.get()) is not None:
-                endpoint_id, ip = item
-                try:
-                    datapath.delete_endpoint(endpoint_id, ip)
-                except DatapathError as err:
-                    log.warning("deleting the veth of endpoint %s: %s", endpoint_id, err)
-                with self._lock:
-                    done = self._done.pop(endpoint_id, None)
-                    if done is not None:
-                        done.set()
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self._idle.set()
+                batch = [item]
+                stop = False
+                while len(batch) < self.BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._delete(datapath, batch)
+                if stop:
+                    break
         finally:
             datapath.close()
