@@ -223,10 +223,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sessions: list[LabSession] = []
     for topology_name, group in groups.items():
         topology = load_topology(topology_name)
-        members = frozenset([*(r.name for r in topology.routers()), *(n.name for n in topology.nodes)])
 
-        def why_not(s: ScenarioBase, topology: Topology = topology, members: frozenset[str] = members) -> str:
-            return s.why_not(args.backend, capabilities) or s.why_not_on(topology.name, members)
+        def why_not(s: ScenarioBase, topology: Topology = topology) -> str:
+            return s.why_not(args.backend, capabilities) or s.why_not_on(topology)
 
         runnable = [s for s in group if not why_not(s)]
         for s in group:

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, Field, create_model, model_valid
 
 from lab.backends.base import CAPABILITIES
 from lab.model.files import Strict, load_yaml_model
+from lab.model.topology import Topology
 from lab.scenario.checks import CHECKS
 from lab.scenario.kinds import OneKind
 from lab.scenario.steps import STEPS
@@ -171,13 +172,14 @@ class ScenarioBase(Strict):
         walk(self.model_dump(exclude={"path", "description", "name", "seeds"}))
         return frozenset(found)
 
-    def why_not_on(self, topology: str, members: frozenset[str]) -> str:
-        """Why it cannot run on a lab of another topology than its own (`members`: that topology's
-        routers and nodes); empty when it can."""
+    def why_not_on(self, topology: Topology) -> str:
+        """Why it cannot run on a lab of `topology` when that is not its own: it names routers or nodes
+        the topology does not have. Empty when it can."""
+        members = {r.name for r in topology.routers()} | {n.name for n in topology.nodes}
         missing = sorted(self.names_used() - members)
         if missing:
             return (
-                f"names {', '.join(missing)}, which topology {topology} does not have "
+                f"names {', '.join(missing)}, which topology {topology.name} does not have "
                 f"(the scenario is written for {self.topology})"
             )
         return ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from podnet.agent.endpoint_manager import deferred_deletion_waits
 from podnet.datapath.errors import DatapathError
 from podnet.datapath.reaper import Reaper
 
@@ -67,14 +66,18 @@ def test_a_batch_the_kernel_refuses_is_deleted_one_by_one() -> None:
 
 
 def test_a_runtimes_del_on_the_worker_leaves_the_wait_to_its_caller(tmp_path: Path) -> None:
-    """Inside deferred_deletion_waits (the /v1/cni job on the agent's worker) a DEL lists its endpoint
-    instead of waiting; the handler waits for it off the worker before it answers."""
+    """The /v1/cni job's calls (LocalAgentCalls with `deleted`) list a DEL's endpoint instead of waiting
+    on the agent's worker; the handler waits for it off the worker before it answers."""
+    from podnet.agent.local import LocalAgentCalls, inline, no_health
     from tests.agent_harness import running_agent
 
     with running_agent(tmp_path, pod_cidr="10.99.0.0/28") as env:
         env.client.endpoint_create("cni1", {"addressing": {"ipv4": "10.99.0.2"}})
-        with deferred_deletion_waits() as waits:
-            env.agent.endpoint_delete("cni1", release_ip=True)
-        assert waits == ["cni1"] and env.datapath.waited == []
-        env.agent.wait_endpoints_deleted(waits)
-        assert env.datapath.waited == ["cni1"]
+        env.client.endpoint_create("cni2", {"addressing": {"ipv4": "10.99.0.3"}})
+        deleted: list[str] = []
+        calls = LocalAgentCalls(env.agent, inline, no_health, timeout=5, deleted=deleted)
+        calls.endpoint_delete("cni1", release_ip=True)
+        calls.for_cleanup(5).endpoint_delete("cni2", release_ip=True)  # a stale endpoint's cleanup too
+        assert deleted == ["cni1", "cni2"] and env.datapath.waited == []
+        env.agent.wait_endpoints_deleted(deleted)
+        assert env.datapath.waited == ["cni1", "cni2"]

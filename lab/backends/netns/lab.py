@@ -12,8 +12,7 @@ another process removes it all.
 from __future__ import annotations
 
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -81,23 +80,31 @@ class NetnsLab(BaseLab[NetnsNode]):
         # A worker's dockerd and image need nothing else, so they start at once, beside the routers'
         # bird and the control plane; its agent waits until the control node has registered the
         # workers (the operator serves them in that order), not for the operator's start.
-        control_plane = threading.Event()
+        registered: Future[None] = Future()  # the agents' go; failed with the control plane, they never start
+
+        def go() -> None:
+            if not registered.done():
+                registered.set_result(None)
+
         with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
-            futures = [pool.submit(self._node_up, n, image, control_plane, report) for n in self.workers.values()]
+            futures = [pool.submit(self._node_up, n, image, registered, report) for n in self.workers.values()]
             try:
                 for router in self.routers.values():
                     with self.step(f"{router.name}: bird (BGP)", report):
                         start_router_bird(router, self.topology)
                 if self.control is not None:
                     with self.step(f"{self.control.name}: etcd, node registrations, podnet-operator", report):
-                        start_control_plane(self.control, self.topology, self.python, registered=control_plane.set)
-            finally:
-                control_plane.set()  # on failure too: the workers' threads end, and the error is this one
+                        start_control_plane(self.control, self.topology, self.python, registered=go)
+            except BaseException as err:
+                if not registered.done():
+                    registered.set_exception(err)
+                raise
+            go()
             for future in futures:
                 future.result()
         self.save()
 
-    def _node_up(self, node: NetnsNode, image: Path, control_plane: threading.Event, report: Progress | None) -> None:
+    def _node_up(self, node: NetnsNode, image: Path, registered: Future[None], report: Progress | None) -> None:
         docker = self.topology.spec(node.name).runtime == "docker"  # runtime cni: the agent and CNI only
         if docker:
             with self.step(f"{node.name}: dockerd", report):
@@ -109,7 +116,7 @@ class NetnsLab(BaseLab[NetnsNode]):
             plugin = None
             if docker and not in_agent:  # podnet-docker asks the agent only when dockerd calls: started beside it
                 plugin = beside.submit(self._start_plugin, node, report)
-            control_plane.wait()
+            registered.result()  # raises what failed on the control node: this worker's agent never starts
             with self.step(f"{node.name}: podnet-agent" + (" (serving the docker plugin)" if in_agent else ""), report):
                 # With an operator, an agent may wait (or never get a pod CIDR): ready means serving healthz.
                 settings = cluster.agent_settings(self.topology, node.name, self.store_url)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from podnet import timing
 from podnet.agent.config import AgentConfig
@@ -34,23 +32,6 @@ from podnet.ipam.cidr import Address
 from podnet.kvstore import Delete, Put
 
 log = logging.getLogger("podnet.agent")
-
-
-_deferred = threading.local()
-
-
-@contextmanager
-def deferred_deletion_waits() -> Iterator[list[str]]:
-    """Inside, on this thread: a runtime's DEL (`delete(..., release_ip=True)`) does not wait for its
-    veth to go; the endpoint is listed for the caller to wait for elsewhere (`wait_deleted`), so
-    the agent's worker goes on to the next call and the veths of DELs that come together are
-    deleted together (podnet.datapath.reaper)."""
-    waits: list[str] = []
-    _deferred.waits = waits
-    try:
-        yield waits
-    finally:
-        _deferred.waits = None
 
 
 class SandboxTakenError(EndpointExistsError):
@@ -245,7 +226,7 @@ class EndpointManager:
             if not self.datapath.wait_deleted(endpoint_id):
                 log.warning("endpoint %s: its veth %s is not deleted yet", endpoint_id, host_ifname(endpoint_id))
 
-    def delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
+    def delete(self, endpoint_id: str, *, release_ip: bool = False, wait: bool = True) -> Endpoint:
         endpoint = transition(self.endpoints.get(endpoint_id), EndpointState.disconnecting, "deleting")
         ip = endpoint.networking.addressing[0].ipv4
         # The veth (and its route) go on the datapath's own time, from now on: the store work below
@@ -284,12 +265,11 @@ class EndpointManager:
         # interface again at once: it returns once the pod's interface is gone (the store work above
         # overlapped the deletion). Docker's DeleteEndpoint comes after the sandbox, and so the
         # pod's end, are gone: it does not wait.
-        if release_ip:
-            waits = getattr(_deferred, "waits", None)
-            if waits is not None:
-                waits.append(endpoint_id)  # waited for by the caller, off this thread
-            else:
-                self.wait_deleted([endpoint_id])
-                timing.mark("datapath: deleted")
+        # `wait=False`: the caller waits, off the agent's worker (`wait_deleted`; the /v1/cni handler),
+        # so the worker goes on to the next call and the veths of DELs that come together are deleted
+        # together (podnet.datapath.reaper).
+        if release_ip and wait:
+            self.wait_deleted([endpoint_id])
+            timing.mark("datapath: deleted")
         log.info("endpoint %s deleted (%s on %s)", endpoint_id, ip, host_ifname(endpoint_id))
         return endpoint

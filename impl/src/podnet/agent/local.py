@@ -22,7 +22,6 @@ from pydantic import ValidationError
 
 from podnet import timing
 from podnet.agent.config import describe_validation_error
-from podnet.agent.endpoint_manager import deferred_deletion_waits
 from podnet.agent.errors import BadRequestError
 from podnet.agent.service import Agent
 from podnet.api import models as m
@@ -106,13 +105,15 @@ async def run_cni_here(
                 timed.mark("queue")
             host.busy = (time.monotonic(), f"CNI {command}")
             try:
-                with deferred_deletion_waits() as waits:  # DEL: its veth waited for below, off the worker
-                    status, output = run_cni(
-                        stdin,
-                        call.env,
-                        lambda *_: LocalAgentCalls(host.agent, inline, no_health, timeout=budget, deadline=deadline),
-                        conf=conf,
-                    )
+                waits: list[str] = []  # a DEL's endpoint: its veth waited for below, off the worker
+                status, output = run_cni(
+                    stdin,
+                    call.env,
+                    lambda *_: LocalAgentCalls(
+                        host.agent, inline, no_health, timeout=budget, deadline=deadline, deleted=waits
+                    ),
+                    conf=conf,
+                )
                 return status, output, waits
             finally:
                 host.busy = None
@@ -192,15 +193,19 @@ class LocalAgentCalls:
         *,
         timeout: float,
         deadline: float | None = None,
+        deleted: list[str] | None = None,
     ):
+        """`deleted`: a runtime's DEL (release_ip) does not wait for the endpoint's veth to go; its id is
+        added there, for the caller to wait for off the agent's worker (`Agent.wait_endpoints_deleted`)."""
         self.agent = agent
         self.submit = submit
         self.health = health
         self.timeout = timeout
         self.deadline = deadline
+        self.deleted = deleted
 
     def for_cleanup(self, timeout: float) -> LocalAgentCalls:
-        return LocalAgentCalls(self.agent, self.submit, self.health, timeout=timeout)
+        return LocalAgentCalls(self.agent, self.submit, self.health, timeout=timeout, deleted=self.deleted)
 
     def _left(self) -> float:
         left = self.timeout if self.deadline is None else min(self.timeout, self.deadline - time.monotonic())
@@ -300,10 +305,14 @@ class LocalAgentCalls:
 
     def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Any:
         endpoint_id = self._endpoint_id(endpoint_id)
-        return self._run(
+        defer = release_ip and self.deleted is not None
+        answer = self._run(
             f"DELETE /v1/endpoint/{endpoint_id}",
-            lambda: self.agent.endpoint_delete(endpoint_id, release_ip=release_ip).wire(),
+            lambda: self.agent.endpoint_delete(endpoint_id, release_ip=release_ip, wait=not defer).wire(),
         )
+        if defer and self.deleted is not None:
+            self.deleted.append(endpoint_id)
+        return answer
 
     @staticmethod
     def _network_id(network_id: str) -> str:

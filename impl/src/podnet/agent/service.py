@@ -226,11 +226,11 @@ class Agent:
     def endpoint_patch(self, endpoint_id: str, request: EndpointChangeRequest) -> Endpoint:
         return self.endpoint_manager.patch(endpoint_id, request)
 
-    def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False) -> Endpoint:
-        return self.endpoint_manager.delete(endpoint_id, release_ip=release_ip)
+    def endpoint_delete(self, endpoint_id: str, *, release_ip: bool = False, wait: bool = True) -> Endpoint:
+        return self.endpoint_manager.delete(endpoint_id, release_ip=release_ip, wait=wait)
 
     def wait_endpoints_deleted(self, endpoint_ids: list[str]) -> None:
-        """Until these deleted endpoints' veths are gone; any thread (see `deferred_deletion_waits`)."""
+        """Until these endpoints' veths, deleted with `wait=False`, are gone; any thread."""
         self.endpoint_manager.wait_deleted(endpoint_ids)
 
     def regenerate(self, *, full: bool = False) -> CompiledPolicy:

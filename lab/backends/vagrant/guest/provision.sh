@@ -112,8 +112,7 @@ install_podnet() {
       # Built on the host for this Python, byte-compiled there: unpacking is the whole install.
       rm -rf /opt/podnet.new
       mkdir /opt/podnet.new
-      tar -xzf /tmp/podnet-venv.tar.gz -C /opt/podnet.new
-      echo "$venv" > /opt/podnet.new/.installed
+      tar -xzf /tmp/podnet-venv.tar.gz -C /opt/podnet.new  # with its .installed (venv.py writes it)
       rm -rf /opt/podnet
       mv /opt/podnet.new /opt/podnet
       say "unpacked $venv at /opt/podnet"
