@@ -14,7 +14,7 @@ from podnet.cli import main
 from podnet.ipam import ClusterPool
 from podnet.kvstore import Entry
 from podnet.kvstore.sqlite import SQLiteStore
-from podnet.operator.reconcile import Operator
+from podnet.operator.reconcile import Operator, Outcome
 from podnet.operator.registry import deregister_node, node_status, register_node
 from tests.seed import SEED_CLUSTER_CIDRS, SEED_NODE_CIDRS
 
@@ -64,6 +64,28 @@ def test_restart_restores_before_allocating(tmp_path: Path) -> None:
     assert again == first
     register_node(store, "node1", "192.168.50.2")  # re-registering keeps the node's CIDR
     assert Operator(store, ClusterPool(SEED, 26)).reconcile().allocated["node1"] == "10.20.30.0/26"
+
+
+def test_a_node_registered_while_reconciling_is_seen_next_turn(tmp_path: Path) -> None:
+    """The revision is read before reconciling: a registration landing mid-reconcile is not lost."""
+    store = SQLiteStore(tmp_path / "s.db")
+    register_node(store, "node1", "192.168.50.2")
+
+    class RacingOperator(Operator):
+        calls = 0
+
+        def reconcile(self) -> Outcome:
+            outcome = super().reconcile()
+            RacingOperator.calls += 1
+            if RacingOperator.calls == 1:  # lands after this reconcile read the registrations
+                register_node(store, "node2", "192.168.50.6")
+            return outcome
+
+    turns = iter(range(6))
+    RacingOperator(store, ClusterPool(SEED, 26)).run(lambda: next(turns, None) is None, interval_s=0)
+    node2 = node_status(store, "node2")
+    assert node2 is not None and node2.pod_cidrs == ["10.20.30.64/26"]
+    assert RacingOperator.calls == 3  # node1; node2 (and node1's status write); nothing left to write
 
 
 def test_operator_process_and_node_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

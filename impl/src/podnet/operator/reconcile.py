@@ -97,20 +97,23 @@ class Operator:
         return outcome
 
     def run(self, stop: Callable[[], bool], interval_s: float = 0.5) -> None:
-        """Reconcile whenever the store's revision moves (and once at start); collect identities."""
+        """Reconcile whenever the store's revision moves (and once at start); collect identities.
+
+        The revision is read before reconciling, never after: a node registered while a reconcile
+        runs moves it, so the next turn sees that node. The operator's own writes move it too, and
+        cost one more reconcile, which writes nothing (a status is written only when it changes)."""
         seen = -1
         collect_due = 0.0
         while not stop():
             revision = self.store.revision()
             if revision != seen:
+                seen = revision
                 outcome = self.reconcile()
                 for node, message in outcome.waiting.items():
                     log.warning("node %s has no pod CIDR: %s", node, message)
-                seen = self.store.revision()
             if time.monotonic() >= collect_due:
                 collect_due = time.monotonic() + self.identity_interval_s
                 self.collect_identities()
-                seen = self.store.revision()  # its own removals are nothing to reconcile
             time.sleep(interval_s)
 
     def collect_identities(self) -> Collection:
