@@ -22,6 +22,12 @@ done
 echo $$ > "$pid"; : > "$ctl"
 exec sleep 600
 """
+# birdc -s CTL configure: what it was asked, in a file beside it; answers as bird2 does
+FAKE_BIRDC = """#!/bin/sh
+echo "$@" >> "$(dirname "$0")/birdc.calls"
+echo "Reading configuration from $(dirname "$2")/bird.conf"
+echo "Reconfigured"
+"""
 
 
 @pytest.fixture
@@ -30,6 +36,8 @@ def speaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BirdSpe
     bin_dir.mkdir()
     (bin_dir / "bird").write_text(FAKE_BIRD)
     (bin_dir / "bird").chmod(0o755)
+    (bin_dir / "birdc").write_text(FAKE_BIRDC)
+    (bin_dir / "birdc").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     s = BirdSpeaker(BGPConfig("192.168.50.2", 65001, (Peer("192.168.50.1", 65000),)), "10.20.30.0/26", tmp_path / "bgp")
     s.start()
@@ -56,3 +64,36 @@ def test_a_stopped_speaker_stays_stopped(speaker: BirdSpeaker) -> None:
     assert not speaker.running() and speaker.restarts == 0
     with pytest.raises(BGPError, match="not running"):
         speaker.peers()
+
+
+def test_a_speaker_started_before_the_pod_cidr_announces_it_by_reconfiguring(
+    tmp_path: Path, speaker: BirdSpeaker
+) -> None:
+    early = BirdSpeaker(speaker.config, None, tmp_path / "early")
+    early.start()
+    try:
+        assert early.proc is not None
+        pid = early.proc.pid
+        assert "route " not in early.conf.read_text(), "a speaker without a pod CIDR announces nothing"
+        early.announce("10.20.30.64/26")
+        assert "route 10.20.30.64/26 blackhole;" in early.conf.read_text()
+        calls = (tmp_path / "bin" / "birdc.calls").read_text().splitlines()
+        assert calls == [f"-s {early.ctl} configure"], calls
+        assert early.proc.pid == pid, "bird is reconfigured, not restarted (its sessions stay up)"
+        early.announce("10.20.30.64/26")  # the same again: nothing to do
+        assert len((tmp_path / "bin" / "birdc.calls").read_text().splitlines()) == 1
+        early.start()  # what the agent calls next: a no-op on a running speaker
+        assert early.proc.pid == pid
+    finally:
+        early.stop()
+
+
+def test_a_pod_cidr_announced_while_bird_is_down_is_in_its_next_start(tmp_path: Path, speaker: BirdSpeaker) -> None:
+    down = BirdSpeaker(speaker.config, None, tmp_path / "down")
+    down.announce("10.20.30.128/26")
+    assert not (tmp_path / "bin" / "birdc.calls").exists()
+    down.start()
+    try:
+        assert "route 10.20.30.128/26 blackhole;" in down.conf.read_text()
+    finally:
+        down.stop()

@@ -18,7 +18,6 @@ each call to its part; start-up, GC and shutdown are the only logic here.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podnet.agent.bpfview import BpfViews
@@ -33,6 +32,7 @@ from podnet.agent.monitor import Monitor
 from podnet.agent.networks import DockerNetworks
 from podnet.agent.policy import PolicyEngine
 from podnet.agent.restore import RestoreReport, remove_leaked_veths, restore
+from podnet.agent.speaker import speaker_for
 from podnet.agent.storesource import follow_store_source
 from podnet.api.models import (
     BGPStatus,
@@ -67,7 +67,7 @@ log = logging.getLogger("podnet.agent")
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, store: KVStore, datapath: Datapath):
+    def __init__(self, config: AgentConfig, store: KVStore, datapath: Datapath, speaker: BirdSpeaker | None = None):
         self.config = config
         self.store = store
         self.datapath = datapath
@@ -95,20 +95,8 @@ class Agent:
         bpf = datapath.bpf()
         self.monitor = Monitor(self.bpf_views.describe_event, bpf.set_trace if bpf is not None else None)
         self.last_restore = RestoreReport()
-        self.speaker: BirdSpeaker | None = None
-        if config.bgp_peers() and config.node_ip:
-            from podnet.bgp.bird import BGPConfig, BirdSpeaker, Peer  # only with BGP peers
-
-            bgp = BGPConfig(
-                config.node_ip,
-                config.bgp_asn,
-                tuple(Peer(address, asn) for address, asn in config.bgp_peers()),
-                announce_node_ip=config.bgp_announce_node_ip,
-                bfd_interval_ms=config.bgp_bfd_interval_ms,
-                bfd_multiplier=config.bgp_bfd_multiplier,
-                import_default=config.bgp_import_default,
-            )
-            self.speaker = BirdSpeaker(bgp, str(self.ipam.pod_cidr), Path(config.socket).parent / "bgp")
+        # Given when podnet-agent started it early (announcing nothing until start()); else made here.
+        self.speaker = speaker if speaker is not None else speaker_for(config, self.pod_cidr)
         self.health = Health(
             config, store, datapath, self.status, self.pool, self.ipam, self.endpoints, self.speaker, self.quarantine
         )
@@ -147,7 +135,8 @@ class Agent:
         if bpf is not None:
             bpf.start_events(self.monitor.publish)
         if self.speaker is not None:
-            self.speaker.start()
+            self.speaker.announce(self.pod_cidr)  # a speaker started early: bird reconfigured, sessions kept
+            self.speaker.start()  # a no-op when it was
             if self.store_source is not None:
                 self.store_source.start()
             peers = ", ".join(f"{address} (AS {asn})" for address, asn in self.config.bgp_peers())

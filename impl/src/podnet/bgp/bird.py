@@ -38,8 +38,7 @@ log stderr all;
 protocol device {{ scan time 10; }}
 
 protocol static podnet_pod_cidr {{
-  ipv4;
-  route {pod_cidr} blackhole;
+  ipv4;{pod_cidr_route}
 }}
 """
 
@@ -134,8 +133,10 @@ class BGPConfig:
     def names(self) -> list[str]:
         return ["tor"] if len(self.peers) == 1 else [f"tor{i + 1}" for i in range(len(self.peers))]
 
-    def render(self, pod_cidr: str) -> str:
-        text = HEAD.format(node_ip=self.node_ip, pod_cidr=pod_cidr)
+    def render(self, pod_cidr: str | None) -> str:
+        """bird's configuration; without a pod CIDR (yet), the sessions come up announcing nothing."""
+        route = f"\n  route {pod_cidr} blackhole;" if pod_cidr is not None else ""
+        text = HEAD.format(node_ip=self.node_ip, pod_cidr_route=route)
         export = 'proto = "podnet_pod_cidr"'
         if self.announce_node_ip:
             text += NODE_IP.format(node_ip=self.node_ip)
@@ -170,7 +171,11 @@ class PeerState:
 
 
 class BirdSpeaker:
-    def __init__(self, config: BGPConfig, pod_cidr: str, workdir: Path):
+    """bird as the agent's child, kept running. It may start before the node has a pod CIDR
+    (podnet-agent starts it first thing, so bird's one-second connect delay passes while the agent
+    starts); `announce()` then adds the pod CIDR by reconfiguring bird, which keeps its sessions."""
+
+    def __init__(self, config: BGPConfig, pod_cidr: str | None, workdir: Path):
         self.config = config
         self.pod_cidr = pod_cidr
         self.workdir = workdir
@@ -186,7 +191,10 @@ class BirdSpeaker:
         self._watchdog: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start bird, and a watchdog that starts it again whenever it dies (killed, crashed)."""
+        """Start bird, and a watchdog that starts it again whenever it dies (killed, crashed); a
+        no-op while both run."""
+        if self._watchdog is not None:
+            return
         with self._lock:
             self._start_bird()
         self._stopping.clear()
@@ -207,15 +215,37 @@ class BirdSpeaker:
                 except BGPError as err:
                     log.error("restarting the BGP speaker failed: %s", err)
 
-    def _start_bird(self) -> None:
+    def announce(self, pod_cidr: str) -> None:
+        """Announce `pod_cidr` from now on. A running bird reads its new configuration in place
+        (`birdc configure`): only the static protocol changes, so the sessions stay up and the
+        route goes out at once; a bird not running gets it when it (re)starts."""
+        with self._lock:
+            if pod_cidr == self.pod_cidr:
+                return
+            self.pod_cidr = pod_cidr
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            self._write_conf(self._binary())
+            out = self.birdc("configure")
+            if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
+                raise BGPError(f"bird did not take {self.conf}: {out.strip()}")
+
+    def _binary(self) -> str:
         binary = shutil.which("bird")
         if binary is None:
             raise BGPError("bird not found: install Debian's bird2 to announce the pod CIDR over BGP")
+        return binary
+
+    def _write_conf(self, binary: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self.config.render(self.pod_cidr))
         check = subprocess.run([binary, "-p", "-c", str(self.conf)], capture_output=True, text=True)
         if check.returncode != 0:
             raise BGPError(f"bird rejected {self.conf}: {check.stderr.strip()}")
+
+    def _start_bird(self) -> None:
+        binary = self._binary()
+        self._write_conf(binary)
         self._kill_stale()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(

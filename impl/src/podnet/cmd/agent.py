@@ -31,6 +31,7 @@ from podnet.private import make_dirs
 
 if TYPE_CHECKING:
     from podnet.agent.service import Agent
+    from podnet.bgp.bird import BirdSpeaker
     from podnet.datapath.bpf.loader import BpfObject
     from podnet.datapath.veth import VethDatapath
     from podnet.kvstore import KVStore
@@ -64,6 +65,40 @@ class BpfPreload:
             raise self.error
         assert self.loaded is not None
         return self.loaded
+
+
+class SpeakerPreload:
+    """The BGP speaker, started on a thread of its own as soon as the configuration is read, before
+    the node has a pod CIDR: bird waits a second before its first connect, and that second now
+    passes while the agent starts. It announces nothing until the agent gives it the pod CIDR."""
+
+    def __init__(self, config: AgentConfig):
+        self.speaker: BirdSpeaker | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, args=(config,), name="bgp-start", daemon=True)
+        self.thread.start()
+
+    def _start(self, config: AgentConfig) -> None:
+        try:
+            from podnet.agent.speaker import speaker_for
+
+            self.speaker = speaker_for(config, config.pod_cidr)
+            if self.speaker is not None:
+                self.speaker.start()
+        except BaseException as err:  # raised where the agent would have started it
+            self.error = err
+
+    def get(self) -> BirdSpeaker | None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.speaker
+
+    def stop(self) -> None:
+        """The agent did not get to start: the speaker goes too."""
+        self.thread.join()
+        if self.speaker is not None:
+            self.speaker.stop()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -212,11 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         if phases is not None:
             phases.mark(phase)
 
+    speaker: SpeakerPreload | None = None
+    started = False
     try:
         config = load_config(args.config, overrides)
         mark("config")
         import_aiohttp()  # the API's server; first, while this process has one thread
         mark("import aiohttp")
+        speaker = SpeakerPreload(config) if config.bgp_peers() and config.node_ip else None
         preload = BpfPreload(config) if config.datapath == "bpf" else None
         from podnet.kvstore import open_store
 
@@ -236,13 +274,17 @@ def main(argv: list[str] | None = None) -> int:
         mark("import the agent")
         datapath, note = make_datapath(config, preload)
         mark("datapath")
-        agent = Agent(config, store, datapath)
+        agent = Agent(config, store, datapath, speaker.get() if speaker is not None else None)
         agent.datapath_note = note
         agent.start()
+        started = True
         mark("start: host device, restore, policy")
     except PodnetError as err:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        if speaker is not None and not started:
+            speaker.stop()  # stopped while waiting, or failed: no bird outlives the agent
     try:
         asyncio.run(run(agent, config.socket, phases))
     except PodnetError as err:
