@@ -5,6 +5,8 @@ given by path. (The rules × mutants cross runs on the fake kernel: tests/unit/t
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -128,6 +130,13 @@ def test_lab_conformance_cni_judges_a_plugin_given_by_path(tmp_path: Path) -> No
         text=True,
         timeout=300,
     )
+    # A failing run keeps its work files for the user and says where: this test removes them.
+    kept = re.search(
+        r"work files \(logs, IPAM dataDirs\): (/tmp/podnet-conformance-cni-\S+)", proc.stdout + proc.stderr
+    )
+    if kept:
+        shutil.rmtree(kept.group(1))
+    assert kept, f"a failing run does not say where its work files are: {proc.stderr}"
     assert proc.returncode == 1, proc.stderr  # the mutant's failure is nobody's known deviation
     data = json.loads(proc.stdout)
     rules = {r["id"]: r for r in data["subjects"][0]["rules"]}
