@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,32 +13,54 @@ import pytest
 
 from podnet.bgp.bird import WATCH_INTERVAL_S, BGPConfig, BGPError, BirdSpeaker, Peer
 
-FAKE_BIRD = """#!/bin/sh
-# bird -p -c CONF: check the config; bird -f -c CONF -s CTL -P PID: run in the foreground
-[ "$1" = "-p" ] && exit 0
-while [ $# -gt 0 ]; do
-  case $1 in -s) ctl=$2; shift;; -P) pid=$2; shift;; esac
-  shift
-done
-echo $$ > "$pid"; : > "$ctl"
-exec sleep 600
+# bird -p -c CONF: check the config; bird -f -c CONF -s CTL -P PID: run in the foreground and serve
+# the control socket as bird2 does. Every command it is asked goes to CTL.calls; `show protocols`
+# says the session is in the state written in CTL.state (Active until then).
+FAKE_BIRD = """#!{python}
+import os, socket, sys
+from pathlib import Path
+
+if sys.argv[1] == "-p":
+    sys.exit(0)
+ctl = sys.argv[sys.argv.index("-s") + 1]
+Path(sys.argv[sys.argv.index("-P") + 1]).write_text(str(os.getpid()))
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+Path(ctl).unlink(missing_ok=True)  # a killed bird's socket, as bird2 does
+server.bind(ctl)
+server.listen(8)
+while True:
+    conn, _ = server.accept()
+    stream = conn.makefile("rwb")
+    stream.write(b"0001 BIRD 2.0.12 ready.\\n")
+    stream.flush()
+    command = stream.readline().decode().strip()
+    with open(ctl + ".calls", "a") as calls:
+        calls.write(command + "\\n")
+    if command == "configure":
+        stream.write(b"0002-Reading configuration from x\\n0003 Reconfigured\\n")
+    elif command == "show protocols":
+        state = Path(ctl + ".state").read_text() if Path(ctl + ".state").exists() else "Active"
+        stream.write(b"2002-Name       Proto      Table      State  Since         Info\\n")
+        stream.write(f"1002-tor        BGP        ---        start  12:00:00.000  {{state}}\\n".encode())
+        stream.write(b"0000 \\n")
+    else:
+        stream.write(b"9001 syntax error\\n")
+    stream.flush()
+    conn.close()
 """
-# birdc -s CTL configure: what it was asked, in a file beside it; answers as bird2 does
-FAKE_BIRDC = """#!/bin/sh
-echo "$@" >> "$(dirname "$0")/birdc.calls"
-echo "Reading configuration from $(dirname "$2")/bird.conf"
-echo "Reconfigured"
-"""
+
+
+def calls(speaker: BirdSpeaker) -> list[str]:
+    path = Path(f"{speaker.ctl}.calls")
+    return path.read_text().splitlines() if path.exists() else []
 
 
 @pytest.fixture
 def speaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BirdSpeaker]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "bird").write_text(FAKE_BIRD)
+    (bin_dir / "bird").write_text(FAKE_BIRD.format(python=sys.executable))
     (bin_dir / "bird").chmod(0o755)
-    (bin_dir / "birdc").write_text(FAKE_BIRDC)
-    (bin_dir / "birdc").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     s = BirdSpeaker(BGPConfig("192.168.50.2", 65001, (Peer("192.168.50.1", 65000),)), "10.20.30.0/26", tmp_path / "bgp")
     s.start()
@@ -77,11 +100,10 @@ def test_a_speaker_started_before_the_pod_cidr_announces_it_by_reconfiguring(
         assert "route " not in early.conf.read_text(), "a speaker without a pod CIDR announces nothing"
         early.announce("10.20.30.64/26")
         assert "route 10.20.30.64/26 blackhole;" in early.conf.read_text()
-        calls = (tmp_path / "bin" / "birdc.calls").read_text().splitlines()
-        assert calls == [f"-s {early.ctl} configure"], calls
+        assert calls(early).count("configure") == 1, calls(early)
         assert early.proc.pid == pid, "bird is reconfigured, not restarted (its sessions stay up)"
         early.announce("10.20.30.64/26")  # the same again: nothing to do
-        assert len((tmp_path / "bin" / "birdc.calls").read_text().splitlines()) == 1
+        assert calls(early).count("configure") == 1
         early.start()  # what the agent calls next: a no-op on a running speaker
         assert early.proc.pid == pid
     finally:
@@ -91,9 +113,31 @@ def test_a_speaker_started_before_the_pod_cidr_announces_it_by_reconfiguring(
 def test_a_pod_cidr_announced_while_bird_is_down_is_in_its_next_start(tmp_path: Path, speaker: BirdSpeaker) -> None:
     down = BirdSpeaker(speaker.config, None, tmp_path / "down")
     down.announce("10.20.30.128/26")
-    assert not (tmp_path / "bin" / "birdc.calls").exists()
+    assert "configure" not in calls(down)
     down.start()
     try:
         assert "route 10.20.30.128/26 blackhole;" in down.conf.read_text()
     finally:
         down.stop()
+
+
+def test_bird_is_asked_often_until_its_session_is_up_then_seldom(speaker: BirdSpeaker) -> None:
+    """Asking bird wakes it: an UPDATE it queued when the session came up goes out at once."""
+    time.sleep(1.0)
+    while_down = calls(speaker).count("show protocols")
+    assert while_down >= 5, f"asked {while_down}x in 1 s while the session was down"
+    assert not speaker.established()
+    Path(f"{speaker.ctl}.state").write_text("Established")
+    time.sleep(0.3)
+    assert speaker.established()
+    before = calls(speaker).count("show protocols")
+    time.sleep(1.0)
+    assert calls(speaker).count("show protocols") - before <= 3  # every WATCH_INTERVAL_S once it is up
+
+
+def test_a_control_socket_error_is_a_bgp_error(speaker: BirdSpeaker) -> None:
+    deadline = time.monotonic() + 5
+    while not speaker.ctl.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(BGPError, match="bird: syntax error"):
+        speaker.control("show nonsense")
