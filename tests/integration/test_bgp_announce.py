@@ -42,6 +42,8 @@ try:
         speaker.announce(cidr)
         print(speaker.proc.pid, flush=True)
         sys.stdin.readline()
+        print(speaker.established(), flush=True)  # read from bird's control socket, as the watchdog does
+        sys.stdin.readline()
 finally:
     speaker.stop()
 """
@@ -98,6 +100,9 @@ def test_a_pod_cidr_announced_after_the_session_is_up_keeps_the_session(peer: Ne
             assert speaker.stdout.readline().strip() == bird_pid, "bird was restarted, not reconfigured"
             wait_for(lambda: POD_CIDR in birdc(peer, "show", "route"), 5, "the peer to learn the pod CIDR")
             assert f"up     {since.group(1)}" in session(), f"the session went down and up again: {session()}"
+            speaker.stdin.write("\n")
+            speaker.stdin.flush()
+            assert speaker.stdout.readline().strip() == "True", "the speaker does not see its session Established"
         finally:
             speaker.stdin.close()  # the speaker stops its bird and exits
             speaker.wait(10)

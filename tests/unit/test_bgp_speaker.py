@@ -36,12 +36,15 @@ while True:
     command = stream.readline().decode().strip()
     with open(ctl + ".calls", "a") as calls:
         calls.write(command + "\\n")
-    if command == "configure":
+    if command == "configure" and Path(ctl + ".refuse").exists():
+        stream.write(b"0002-Reading configuration from x\\n8002 x:3:1 syntax error\\n")
+    elif command == "configure":
         stream.write(b"0002-Reading configuration from x\\n0003 Reconfigured\\n")
     elif command == "show protocols":
         state = Path(ctl + ".state").read_text() if Path(ctl + ".state").exists() else "Active"
         stream.write(b"2002-Name       Proto      Table      State  Since         Info\\n")
-        stream.write(f"1002-tor        BGP        ---        start  12:00:00.000  {{state}}\\n".encode())
+        stream.write(b"1002-device1    Device     ---        up     12:00:00.000  \\n")
+        stream.write(f" tor        BGP        ---        start  12:00:00.000  {{state}}\\n".encode())
         stream.write(b"0000 \\n")
     else:
         stream.write(b"9001 syntax error\\n")
@@ -141,3 +144,18 @@ def test_a_control_socket_error_is_a_bgp_error(speaker: BirdSpeaker) -> None:
         time.sleep(0.05)
     with pytest.raises(BGPError, match="bird: syntax error"):
         speaker.control("show nonsense")
+
+
+def test_a_pod_cidr_bird_refuses_is_not_taken_as_announced(tmp_path: Path, speaker: BirdSpeaker) -> None:
+    early = BirdSpeaker(speaker.config, None, tmp_path / "refused")
+    early.start()
+    try:
+        Path(f"{early.ctl}.refuse").touch()
+        with pytest.raises(BGPError, match="syntax error"):
+            early.announce("10.20.30.64/26")
+        assert early.pod_cidr is None  # so the agent's next call tries again
+        Path(f"{early.ctl}.refuse").unlink()
+        early.announce("10.20.30.64/26")
+        assert early.pod_cidr == "10.20.30.64/26" and calls(early).count("configure") == 2
+    finally:
+        early.stop()

@@ -224,7 +224,7 @@ class BirdSpeaker:
                         self._start_bird()
                     except BGPError as err:
                         log.error("restarting the BGP speaker failed: %s", err)
-                    interval = NUDGE_INTERVAL_S
+                    interval = WATCH_INTERVAL_S  # a bird that dies at once is not restarted 10x a second
                     continue
             interval = WATCH_INTERVAL_S if self.established() else NUDGE_INTERVAL_S
 
@@ -237,8 +237,10 @@ class BirdSpeaker:
             return False
         up = set()
         for line in out.splitlines():
-            fields = line[5:].split()  # "1002-tor  BGP  ---  up  12:00:00.000  Established"
-            if fields and "Established" in fields[5:]:
+            # "1002-device1  Device ...", then " tor  BGP  ---  up  12:00:00.000  Established": bird
+            # writes a line of the same code as the one before with a space for its code.
+            fields = (line[5:] if re.match(r"^\d{4}[- ]", line) else line[1:]).split()
+            if len(fields) >= 6 and fields[1] == "BGP" and "Established" in fields[5:]:
                 up.add(fields[0])
         return up >= set(self.config.names())
 
@@ -260,15 +262,18 @@ class BirdSpeaker:
         with self._lock:
             if pod_cidr == self.pod_cidr:
                 return
-            self.pod_cidr = pod_cidr
+            before, self.pod_cidr = self.pod_cidr, pod_cidr
             if self.proc is None or self.proc.poll() is not None:
                 return
-            self._write_conf(self._binary())
             try:
+                self._write_conf(self._binary())
                 out = self.control("configure", timeout_s=5)
-            except OSError as err:
+            except (OSError, BGPError) as err:
+                self.pod_cidr = before  # not announced: a later call tries again
                 raise BGPError(f"asking bird to read {self.conf}: {err}") from err
-            if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
+            # 0003 Reconfigured, 0004 Reconfiguration in progress, 0005 … already in progress, queueing
+            if not re.search(r"^000[345] ", out, re.MULTILINE):
+                self.pod_cidr = before
                 raise BGPError(f"bird did not take {self.conf}: {out.strip()}")
 
     def _binary(self) -> str:
@@ -288,6 +293,7 @@ class BirdSpeaker:
         binary = self._binary()
         self._write_conf(binary)
         self._kill_stale()
+        self.ctl.unlink(missing_ok=True)  # a killed bird's socket: ready is when the new one binds it
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [binary, "-f", "-c", str(self.conf), "-s", str(self.ctl), "-P", str(self.pidfile)],
@@ -320,14 +326,15 @@ class BirdSpeaker:
         if self._watchdog is not None:
             self._watchdog.join(5)
             self._watchdog = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        with self._lock:  # after a restart the watchdog may still be finishing: its bird goes too
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -248,13 +248,15 @@ def main(argv: list[str] | None = None) -> int:
             phases.mark(phase)
 
     speaker: SpeakerPreload | None = None
-    started = False
+    agent: Agent | None = None
     try:
         config = load_config(args.config, overrides)
         mark("config")
         import_aiohttp()  # the API's server; first, while this process has one thread
         mark("import aiohttp")
-        speaker = SpeakerPreload(config) if config.bgp_peers() and config.node_ip else None
+        if config.bgp_peers() and config.node_ip:
+            _sigterm_exits()  # from now on a SIGTERM runs the finally below, which stops bird
+            speaker = SpeakerPreload(config)
         preload = BpfPreload(config) if config.datapath == "bpf" else None
         from podnet.kvstore import open_store
 
@@ -266,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             cidr = asyncio.run(_wait(config, store))
             if cidr is None:
                 return 0  # stopped while waiting
+            if speaker is not None:
+                _sigterm_exits()  # asyncio.run gave SIGTERM its default action back
             config = config.model_copy(update={"pod_cidr": cidr})
             mark("wait for the pod CIDR")
         # Only now the rest (the agent's parts, then the server), beside the eBPF object's load.
@@ -277,20 +281,29 @@ def main(argv: list[str] | None = None) -> int:
         agent = Agent(config, store, datapath, speaker.get() if speaker is not None else None)
         agent.datapath_note = note
         agent.start()
-        started = True
         mark("start: host device, restore, policy")
-    except PodnetError as err:
-        print(f"podnet-agent: error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        if speaker is not None and not started:
-            speaker.stop()  # stopped while waiting, or failed: no bird outlives the agent
-    try:
         asyncio.run(run(agent, config.socket, phases))
     except PodnetError as err:
         print(f"podnet-agent: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        # No bird outlives the agent: stopped while waiting, failed, or serving failed (run() stops the
+        # agent when it ends well; twice is harmless).
+        if agent is not None:
+            agent.stop()
+        elif speaker is not None:
+            speaker.stop()
     return 0
+
+
+def _sigterm_exits() -> None:
+    """SIGTERM raises SystemExit (status 143) instead of ending the process at once: main()'s
+    `finally` then stops the BGP speaker it started early."""
+
+    def exit_(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_)
 
 
 def make_datapath(config: AgentConfig, preload: BpfPreload | None = None) -> tuple[VethDatapath, str | None]:
