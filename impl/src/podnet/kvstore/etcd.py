@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import select
 import threading
 import weakref
 from collections.abc import Sequence
@@ -31,18 +30,6 @@ from podnet.kvstore.base import (
     as_bytes,
     check_operations,
 )
-
-
-def _dropped(conn: HTTPConnection) -> bool:
-    """Whether a kept, idle connection is unusable: readable means etcd closed it (or sent what
-    nobody asked for). Checked before a call, so a write is not sent on a closed connection."""
-    if conn.sock is None:
-        return False  # not connected: http.client connects on the next request
-    try:
-        readable, _, _ = select.select([conn.sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
 
 
 def _b64(data: bytes | str) -> str:
@@ -82,7 +69,7 @@ class EtcdStore(KVStore):
     def _connection(self) -> tuple[HTTPConnection, bool]:
         """The thread's connection, and whether it was used before (it may have gone stale)."""
         local = self._local
-        if local.conn is not None and (local.generation != self._generation or _dropped(local.conn)):
+        if local.conn is not None and local.generation != self._generation:
             local.conn.close()
             local.conn = None
         if local.conn is not None:
@@ -110,17 +97,12 @@ class EtcdStore(KVStore):
                 data = response.read()
             except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
                 self._drop()
-                # A kept connection etcd closed just now (one found closed is not used: _dropped):
-                # a read is asked again; a write may have been applied, so it is never sent twice.
-                if reused and path == "/kv/range":
+                if reused:  # an idle keep-alive connection etcd closed: the request never reached it
                     continue
                 raise KVStoreError(f"kvstore {self.url} is unreachable ({path}): {err}") from err
             except (OSError, HTTPException) as err:  # refused, timed out, no route, a garbled reply
                 self._drop()
                 raise KVStoreError(f"kvstore {self.url} is unreachable ({path}): {err or type(err).__name__}") from err
-            except BaseException:  # whatever else: the connection is in an unknown state
-                self._drop()
-                raise
             finally:
                 with self._opened_lock:
                     self._busy.discard(conn)
@@ -134,12 +116,6 @@ class EtcdStore(KVStore):
             text = detail or data[:200].decode(errors="replace") or response.reason
             raise KVStoreError(f"kvstore {self.url} refused {path}: HTTP {response.status}: {text}")
         return result
-
-    def _revision(self, result: dict[str, Any], path: str) -> int:
-        try:
-            return int(result["header"]["revision"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise KVStoreError(f"kvstore {self.url} answered {path} without a revision: {result!r:.200}") from err
 
     @staticmethod
     def _entry(kv: dict[str, Any]) -> Entry:
@@ -157,7 +133,7 @@ class EtcdStore(KVStore):
 
     def put(self, key: str, value: bytes | str) -> int:
         result = self._post("/kv/put", {"key": _b64(key), "value": _b64(value)})
-        return self._revision(result, "/kv/put")
+        return int(result["header"]["revision"])
 
     def create(self, key: str, value: bytes | str) -> int:
         return self.compare_and_swap(key, value, mod_revision=0)
@@ -170,7 +146,7 @@ class EtcdStore(KVStore):
             "failure": [],
         }
         result = self._post("/kv/txn", txn)
-        return self._revision(result, "/kv/txn") if result.get("succeeded", False) else 0
+        return int(result["header"]["revision"]) if result.get("succeeded", False) else 0
 
     def compare_and_swap(self, key: str, value: bytes | str, *, mod_revision: int) -> int:
         return self._txn(key, mod_revision, {"request_put": {"key": _b64(key), "value": _b64(value)}})
@@ -207,7 +183,7 @@ class EtcdStore(KVStore):
         ]
         txn = {"compare": [self._compare(c) for c in conditions], "success": success, "failure": []}
         result = self._post("/kv/txn", txn)
-        return self._revision(result, "/kv/txn") if result.get("succeeded", False) else 0
+        return int(result["header"]["revision"]) if result.get("succeeded", False) else 0
 
     def list_prefix(self, prefix: str) -> list[Entry]:
         result = self._post(
@@ -217,11 +193,14 @@ class EtcdStore(KVStore):
 
     def revision(self) -> int:
         result = self._post("/kv/range", {"key": _b64("\0"), "count_only": True})
-        return self._revision(result, "/kv/range")
+        return int(result["header"]["revision"])
 
     def close(self) -> None:
-        """Close the connections; one a call is using closes at its thread's next call."""
-        self._close_idle()
+        self._generation += 1
+        with self._opened_lock:
+            opened, self._opened = list(self._opened), weakref.WeakSet()
+        for conn in opened:
+            conn.close()
 
     @property
     def peer(self) -> tuple[str, int] | None:
@@ -229,10 +208,7 @@ class EtcdStore(KVStore):
 
     def reconnect(self) -> None:
         """New connections from every thread's next call (they follow the routes' new source): the
-        idle ones are closed now, one a call is using at its thread's next call."""
-        self._close_idle()
-
-    def _close_idle(self) -> None:
+        idle ones are closed now, those in use when their call ends."""
         with self._opened_lock:
             self._generation += 1
             for conn in [c for c in self._opened if c not in self._busy]:
