@@ -6,8 +6,8 @@ their imports): nothing they do not use on the way to serving.
 - an agent without BGP peers: not the BGP speaker; nobody asked for the OpenAPI document yet: not
   the schema generator;
 - an agent waiting for the operator's pod CIDR serves its healthz before it imports the agent
-  proper (service, datapath, policy, BGP); the etcd store speaks HTTP with the standard library's
-  http.client (aiohttp imports it anyway), so no etcd library and no requests;
+  proper (service, datapath, policy, BGP) or the etcd client (etcd3gw and requests, imported by
+  its first store call, after the socket serves);
 - podnet-docker: not the docker SDK nor requests (used to ask dockerd for a container's labels
   after a Join, and by the periodic reconcile; imported then).
 """
@@ -80,7 +80,7 @@ def test_the_lazily_imported_parts_are_there_when_used() -> None:
     lines = out.splitlines()
     assert lines[0].startswith("store error: kvstore etcd://127.0.0.1:1 is unreachable"), out
     assert lines[1].startswith("dockerd error: "), out
-    assert lines[2].split() == ["requests", "docker"]  # requests by the docker SDK; no etcd library
+    assert lines[2].split() == ["etcd3gw", "requests", "docker"]
 
 
 def test_aiohttp_is_imported_without_parsing_the_ca_bundle_and_the_environment_is_restored() -> None:

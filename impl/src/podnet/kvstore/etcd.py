@@ -1,23 +1,19 @@
-"""etcd v3 backend (etcd's grpc-gateway JSON API, over the standard library's http.client).
+"""etcd v3 backend (through etcd's grpc-gateway JSON API, with etcd3gw).
 
 Used when several nodes share one store (the multi-node lab runs Debian's
 `etcd-server` on the control node). Conditional writes are etcd transactions
 comparing a key's mod revision, so they are atomic cluster-wide.
 
-Every call is one JSON POST to `/v3/kv/…`, on a keep-alive connection of the
-calling thread's own. No client library: etcd3gw (with futurist and requests
-below it) cost 0.26 s of imports here, ~8 s in a TCG VM, for that one POST.
+etcd3gw (and requests below it, ~0.15 s) is imported by the first call, not by
+opening the store: an agent waiting for its pod CIDR serves its healthz first.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import threading
-import weakref
-from collections.abc import Sequence
-from http.client import HTTPConnection, HTTPException, RemoteDisconnected
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from podnet.kvstore.base import (
     Condition,
@@ -30,6 +26,11 @@ from podnet.kvstore.base import (
     as_bytes,
     check_operations,
 )
+
+if TYPE_CHECKING:
+    from etcd3gw.client import Etcd3Client
+
+T = TypeVar("T")
 
 
 def _b64(data: bytes | str) -> str:
@@ -46,13 +47,6 @@ def _prefix_end(prefix: str) -> str:
     return _b64(bytes(raw))
 
 
-class _Connection(threading.local):
-    """The calling thread's connection, and the store generation it was opened in."""
-
-    conn: HTTPConnection | None = None
-    generation = 0
-
-
 class EtcdStore(KVStore):
     def __init__(self, endpoints: list[tuple[str, int]], *, timeout_s: float = 10.0):
         if not endpoints:
@@ -60,61 +54,33 @@ class EtcdStore(KVStore):
         self.url = "etcd://" + ",".join(f"{h}:{p}" for h, p in endpoints)
         self._endpoints = endpoints
         self._timeout_s = timeout_s
-        self._local = _Connection()
-        self._generation = 0  # reconnect() moves it: every thread opens a new connection
-        self._opened: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()  # every thread's
-        self._busy: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()  # those a call is using
-        self._opened_lock = threading.Lock()
+        self._client: Etcd3Client | None = None
+        self._client_lock = threading.Lock()
 
-    def _connection(self) -> tuple[HTTPConnection, bool]:
-        """The thread's connection, and whether it was used before (it may have gone stale)."""
-        local = self._local
-        if local.conn is not None and local.generation != self._generation:
-            local.conn.close()
-            local.conn = None
-        if local.conn is not None:
-            return local.conn, True
-        host, port = self._endpoints[0]
-        local.conn = HTTPConnection(host, port, timeout=self._timeout_s)
-        local.generation = self._generation
-        self._opened.add(local.conn)
-        return local.conn, False
+    @property
+    def client(self) -> Etcd3Client:
+        """etcd3gw's client, made (and etcd3gw imported) on first use."""
+        with self._client_lock:
+            if self._client is None:
+                from etcd3gw.client import Etcd3Client
 
-    def _drop(self) -> None:
-        if self._local.conn is not None:
-            self._local.conn.close()
-            self._local.conn = None
+                host, port = self._endpoints[0]
+                self._client = Etcd3Client(host=host, port=port, timeout=self._timeout_s, api_path="/v3/")
+            return self._client
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from etcd3gw import exceptions as etcd_exceptions  # imported by the client already
+
+        try:
+            return fn()
+        except (etcd_exceptions.ConnectionFailedError, etcd_exceptions.ConnectionTimeoutError) as err:
+            raise KVStoreError(f"kvstore {self.url} is unreachable ({what}): {err}") from err
+        except etcd_exceptions.Etcd3Exception as err:
+            raise KVStoreError(f"kvstore {self.url} refused {what}: {err.detail_text or err}") from err
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps(payload).encode()
-        while True:
-            with self._opened_lock:  # reconnect() closes only connections no call is using
-                conn, reused = self._connection()
-                self._busy.add(conn)
-            try:
-                conn.request("POST", f"/v3{path}", body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                data = response.read()
-            except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
-                self._drop()
-                if reused:  # an idle keep-alive connection etcd closed: the request never reached it
-                    continue
-                raise KVStoreError(f"kvstore {self.url} is unreachable ({path}): {err}") from err
-            except (OSError, HTTPException) as err:  # refused, timed out, no route, a garbled reply
-                self._drop()
-                raise KVStoreError(f"kvstore {self.url} is unreachable ({path}): {err or type(err).__name__}") from err
-            finally:
-                with self._opened_lock:
-                    self._busy.discard(conn)
-            break
-        try:
-            result = json.loads(data) if data else {}
-        except ValueError:
-            result = None
-        if response.status != 200 or not isinstance(result, dict):
-            detail = result.get("message") or result.get("error") if isinstance(result, dict) else None
-            text = detail or data[:200].decode(errors="replace") or response.reason
-            raise KVStoreError(f"kvstore {self.url} refused {path}: HTTP {response.status}: {text}")
+        client = self.client
+        result: dict[str, Any] = self._call(path, lambda: client.post(client.get_url(path), json=payload))
         return result
 
     @staticmethod
@@ -196,20 +162,14 @@ class EtcdStore(KVStore):
         return int(result["header"]["revision"])
 
     def close(self) -> None:
-        self._generation += 1
-        with self._opened_lock:
-            opened, self._opened = list(self._opened), weakref.WeakSet()
-        for conn in opened:
-            conn.close()
+        if self._client is not None:
+            self._client.session.close()
 
     @property
     def peer(self) -> tuple[str, int] | None:
         return self._endpoints[0]
 
     def reconnect(self) -> None:
-        """New connections from every thread's next call (they follow the routes' new source): the
-        idle ones are closed now, those in use when their call ends."""
-        with self._opened_lock:
-            self._generation += 1
-            for conn in [c for c in self._opened if c not in self._busy]:
-                conn.close()
+        # requests' Session stays usable: closing empties its pools, the next call fills them again.
+        if self._client is not None:  # none yet: the first call opens its connections anew
+            self._client.session.close()
