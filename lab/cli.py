@@ -36,6 +36,7 @@ SINGULAR = {
     "bpf pins": "bpf pin directory",
     "cgroups": "cgroup",
     "directories": "directory",
+    "files": "file",
     "VMs": "VM",
     "VM networks": "VM network",
 }

@@ -477,13 +477,19 @@ def test_connections_open_flows_stopped_at_the_end(lab: FakeLab, tmp_path: Path)
     node.on_cmd.append(
         lambda argv: (started.append(argv), (0, f"{900 + len(started)}\n", ""))[1] if argv[:1] == ["sh"] else None
     )
-    kills = recorder(node, "kill")
     flow = {"from": {"node": "node1", "container": "app2"}, "to": {"node": "node1", "container": "app1"}}
     run = Runner(lab).run(scenario([{"name": "open", "connections": {"stream": flow}}]), tmp_path / "out")
     assert run.passed, run.failure
     assert "--net=/proc/4242/ns/net" in started[0][2] and "receive tcp 9000" in started[0][2]
     assert "send tcp 10.20.30.9 9000 0.01" in started[1][2]
-    assert sorted(k[1] for k in kills) == ["901", "902"]
+    # at the end each probe is stopped and its stats file removed (nothing left in /tmp)
+    stops = sorted(argv[2] for argv in started[2:])
+    assert len(stops) == 2 and all(stop.startswith("kill 90") and "kill -9 90" in stop for stop in stops), stops
+    run_id = lab.run_id
+    assert (
+        f"rm -f /tmp/pn-probe-{run_id}-stream-receiver.json /tmp/pn-probe-{run_id}-stream-receiver.json.tmp" in stops[0]
+    )
+    assert f"rm -f /tmp/pn-probe-{run_id}-stream-sender.json" in stops[1]
 
 
 def test_check_connection_passes_and_fails(lab: FakeLab, tmp_path: Path) -> None:
@@ -671,7 +677,7 @@ def test_connections_between_cni_pods(tmp_path: Path) -> None:
     assert made.needs() == {"host-cni-runtime"}
     run = Runner(lab).run(made, tmp_path / "out")
     assert run.passed, run.failure
-    (where_r, receiver), (where_s, sender) = started
+    (where_r, receiver), (where_s, sender) = started[:2]  # then the two stops
     assert where_r == "node5" and "--net=/run/netns/fake-node5-b1" in receiver[2] and "receive udp 9001" in receiver[2]
     assert where_s == "node1" and "--net=/run/netns/fake-node1-a1" in sender[2]
     assert f"send udp {run.variables['b1.ip']} 9001" in sender[2]

@@ -2,7 +2,8 @@
 
 Lab objects are recognisable by name: namespaces `pn-*`, cgroups `pn-*` in
 every mounted hierarchy, BPF pins `/sys/fs/bpf/podnet/pn-*`, directories
-under /var/tmp/podnet-lab and /tmp/podnet-*-<run>, and processes whose
+under /var/tmp/podnet-lab and /tmp/podnet-*-<run>, connection probes' files
+/tmp/pn-probe-<run>-*, and processes whose
 network namespace is a lab namespace, whose cgroup is a lab cgroup, or
 which run from a lab's files.
 """
@@ -59,7 +60,7 @@ def lab_processes() -> dict[int, str]:
 
 
 def clean(removed: dict[str, list[str]]) -> None:
-    for kind in ("processes", "namespaces", "bpf pins", "cgroups", "directories"):
+    for kind in ("processes", "namespaces", "bpf pins", "cgroups", "directories", "files"):
         removed.setdefault(kind, [])
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid, why in lab_processes().items():
@@ -93,3 +94,6 @@ def clean(removed: dict[str, list[str]]) -> None:
         if d.is_dir():
             remove_tree(d)
             removed["directories"].append(str(d))
+    for f in Path("/tmp").glob("pn-probe-??????-*.json*"):  # connection probes' stats (lab.scenario.probe)
+        f.unlink(missing_ok=True)
+        removed["files"].append(str(f))

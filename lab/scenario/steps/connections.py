@@ -67,6 +67,15 @@ def _start(node: LabNode, netns: str, args: list[str]) -> str:
     return node.cmd("sh", "-c", script, env={"PN_PROBE": PROBE}).stdout.strip()
 
 
+def _stop(node: LabNode, pid: str, out: str) -> None:
+    """The probe stopped (waited for, up to 2 s, then killed), and its stats file removed."""
+    script = (
+        f"kill {pid} 2>/dev/null; i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; "
+        f"kill -9 {pid} 2>/dev/null; rm -f {shlex.quote(out)} {shlex.quote(out + '.tmp')}"
+    )
+    node.cmd("sh", "-c", script, check=False)
+
+
 def _netns(ctx: Context, node: LabNode, end: End) -> str:
     if end.pod is not None:
         return ctx.lab.pods().pod_netns(node, end.pod)
@@ -99,8 +108,8 @@ def run(ctx: Context, spec: Connections) -> Outcome:
             _netns(ctx, src, flow.source),
             ["send", flow.proto, ip, str(flow.port), str(flow.interval_ms / 1000), stats_file(ctx, name, "sender")],
         )
-        for node, pid in ((dst, receiver), (src, sender)):
-            ctx.cleanups.append(partial(node.cmd, "kill", pid, check=False))
+        for node, pid, role in ((dst, receiver, "receiver"), (src, sender, "sender")):
+            ctx.cleanups.append(partial(_stop, node, pid, stats_file(ctx, name, role)))
         ctx.variables[f"{name}.ip"] = ip
         lines.append(
             f"{name}: {flow.proto} {flow.source.label}@{src.name} -> {flow.to.label}@{dst.name} {ip}:{flow.port}"
