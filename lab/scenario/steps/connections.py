@@ -68,9 +68,13 @@ def _start(node: LabNode, netns: str, args: list[str]) -> str:
 
 
 def _stop(node: LabNode, pid: str, out: str) -> None:
-    """The probe stopped (waited for, up to 2 s, then killed), and its stats file removed."""
+    """The probe stopped (waited for until it is gone or a zombie, up to 2 s, then killed), and its
+    stats file removed. A zombie writes nothing more; waiting for it to be reaped is waiting for
+    the machine's init (1.5 s here), not for the probe."""
     script = (
-        f"kill {pid} 2>/dev/null; i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; "
+        f"kill {pid} 2>/dev/null; i=0; while [ $i -lt 40 ]; do "
+        f"case \"$(ps -o stat= -p {pid} 2>/dev/null | tr -d ' ')\" in ''|Z*) break;; esac; "
+        "sleep 0.05; i=$((i+1)); done; "
         f"kill -9 {pid} 2>/dev/null; rm -f {shlex.quote(out)} {shlex.quote(out + '.tmp')}"
     )
     node.cmd("sh", "-c", script, check=False)
