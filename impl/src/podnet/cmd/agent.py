@@ -19,8 +19,10 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from podnet import timing
@@ -37,68 +39,57 @@ if TYPE_CHECKING:
     from podnet.kvstore import KVStore
 
 log = logging.getLogger("podnet.agent")
+T = TypeVar("T")
 
 
-class BpfPreload:
-    """The eBPF object, loaded on a thread of its own while the rest of the agent is imported: the
-    verifier runs in the kernel, outside the GIL (~0.2 s of the start, now beside the imports)."""
+class Preload(Generic[T]):
+    """`make()` on a thread of its own, from now on, beside the rest of the agent's start;
+    `get()` waits for it and returns what it made, or raises what it raised."""
 
-    def __init__(self, config: AgentConfig):
-        self.loaded: BpfObject | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._load, args=(config,), name="bpf-load", daemon=True)
-        self.thread.start()
+    def __init__(self, name: str, make: Callable[[], T]):
+        self._made: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
+        self._thread.start()
 
-    def _load(self, config: AgentConfig) -> None:
+    def _run(self, make: Callable[[], T]) -> None:
         try:
-            from podnet.datapath.bpf import object_file
-            from podnet.datapath.bpf.loader import BpfObject
+            self._made = make()
+        except BaseException as err:  # raised by get(), where the caller would have made it
+            self._error = err
 
-            path = Path(config.bpf_object) if config.bpf_object else object_file()
-            self.loaded = BpfObject(path, Path(config.pin_dir), config.bpf_map_entries)
-        except BaseException as err:  # handed to make_datapath, which falls back to routes
-            self.error = err
+    def get(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._made)
 
-    def get(self) -> BpfObject:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        assert self.loaded is not None
-        return self.loaded
+    def made(self) -> T | None:
+        """What it made, or None (not made: it failed); never raises."""
+        self._thread.join()
+        return self._made
 
 
-class SpeakerPreload:
-    """The BGP speaker, started on a thread of its own as soon as the configuration is read, before
-    the node has a pod CIDR: bird waits a second before its first connect, and that second now
-    passes while the agent starts. It announces nothing until the agent gives it the pod CIDR."""
+def load_bpf(config: AgentConfig) -> BpfObject:
+    """The eBPF object, loaded (the verifier runs in the kernel, outside the GIL: ~0.2 s of the
+    start, beside the imports when preloaded)."""
+    from podnet.datapath.bpf import object_file
+    from podnet.datapath.bpf.loader import BpfObject
 
-    def __init__(self, config: AgentConfig):
-        self.speaker: BirdSpeaker | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._start, args=(config,), name="bgp-start", daemon=True)
-        self.thread.start()
+    path = Path(config.bpf_object) if config.bpf_object else object_file()
+    return BpfObject(path, Path(config.pin_dir), config.bpf_map_entries)
 
-    def _start(self, config: AgentConfig) -> None:
-        try:
-            from podnet.agent.speaker import speaker_for
 
-            self.speaker = speaker_for(config, config.pod_cidr)
-            if self.speaker is not None:
-                self.speaker.start()
-        except BaseException as err:  # raised where the agent would have started it
-            self.error = err
+def start_speaker(config: AgentConfig) -> BirdSpeaker | None:
+    """The BGP speaker, started before the node has a pod CIDR: bird waits a second before its
+    first connect, and that second passes while the agent starts. It announces no pod CIDR until
+    the agent gives it one."""
+    from podnet.agent.speaker import speaker_for
 
-    def get(self) -> BirdSpeaker | None:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.speaker
-
-    def stop(self) -> None:
-        """The agent did not get to start: the speaker goes too."""
-        self.thread.join()
-        if self.speaker is not None:
-            self.speaker.stop()
+    speaker = speaker_for(config, config.pod_cidr)
+    if speaker is not None:
+        speaker.start()
+    return speaker
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -247,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if phases is not None:
             phases.mark(phase)
 
-    speaker: SpeakerPreload | None = None
+    speaker: Preload[BirdSpeaker | None] | None = None
     agent: Agent | None = None
     try:
         config = load_config(args.config, overrides)
@@ -256,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         mark("import aiohttp")
         if config.bgp_peers() and config.node_ip:
             _sigterm_exits()  # from now on a SIGTERM runs the finally below, which stops bird
-            speaker = SpeakerPreload(config)
-        preload = BpfPreload(config) if config.datapath == "bpf" else None
+            speaker = Preload("bgp-start", partial(start_speaker, config))
+        preload = Preload("bpf-load", partial(load_bpf, config)) if config.datapath == "bpf" else None
         from podnet.kvstore import open_store
 
         _ensure_store_dir(config.store)
@@ -291,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         # agent when it ends well; twice is harmless).
         if agent is not None:
             agent.stop()
-        elif speaker is not None:
-            speaker.stop()
+        elif speaker is not None and (early := speaker.made()) is not None:
+            early.stop()
     return 0
 
 
@@ -306,7 +297,7 @@ def _sigterm_exits() -> None:
     signal.signal(signal.SIGTERM, exit_)
 
 
-def make_datapath(config: AgentConfig, preload: BpfPreload | None = None) -> tuple[VethDatapath, str | None]:
+def make_datapath(config: AgentConfig, preload: Preload[BpfObject] | None = None) -> tuple[VethDatapath, str | None]:
     """The configured datapath; the routes one, with the reason, when eBPF cannot load."""
     from podnet.datapath.ebpf import BpfDatapath
     from podnet.datapath.veth import VethDatapath
